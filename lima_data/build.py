@@ -1,0 +1,238 @@
+"""`lima-data build`: dumps -> candidates -> filter chain -> selection -> manifest + report (DESIGN.md section 2).
+
+Every per-shard step (read one site's dump, run the chain) depends only on the shard and the recipe; selection
+runs on the small set of kept candidates. The manifest folder is written atomically (see
+:class:`~lima_data.manifest.StagedManifest`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from . import __version__
+from .candidate import Candidate, to_example
+from .errors import InputError, ShortfallError
+from .filters import build_filter
+from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
+from .pipeline import Chain, RejectSink
+from .recipe import PACKAGE, Recipe
+from .selection import GroupSelection, select
+from .sources import ReaderStats
+from .sources.stackexchange import StackExchangeReader, discover
+
+#: Candidate meta keys kept in rejects but left out of manifest rows (large, and the prompt when chosen).
+MANIFEST_META_EXCLUDE = ("question_body", "question_images")
+SELECTION_STAGE = "selection"
+
+
+@dataclass
+class BuildResult:
+    """What a build produced: the manifest folder, its manifest.json and report stats, and the warnings
+    (shortfalls, malformed rows, skipped inputs) that were also printed."""
+
+    path: Path
+    manifest: dict[str, Any]
+    stats: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _display_path(path: Path) -> str:
+    """Bundled files are recorded relative to the package, so manifests of the sample match across machines."""
+    try:
+        return "package:" + path.resolve().relative_to(PACKAGE.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _progress(console: Console, quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
+
+
+def build(
+    recipe: Recipe,
+    *,
+    inputs: Sequence[str | Path] | None = None,
+    sources: Sequence[str] | None = None,
+    out_dir: str | Path = "manifests",
+    name: str | None = None,
+    strict: bool = False,
+    quiet: bool = False,
+    console: Console | None = None,
+) -> BuildResult:
+    """Build a manifest from ``inputs`` (or the recipe's default inputs) with ``recipe``.
+
+    Args:
+        inputs: archives, files or folders; ``None`` uses the recipe's ``inputs``.
+        sources: run only these of the recipe's sources (default: all).
+        out_dir: where ``<name>/`` is written.
+        name: manifest folder name (default: the recipe's name).
+        strict: malformed rows, truncated files and quota shortfalls become errors.
+        quiet: no progress bars and no warnings on the console.
+
+    Raises:
+        InputError: an input is missing or unreadable (the message names the file and line).
+        ShortfallError: ``strict`` and a quota could not be filled.
+        RecipeError: ``sources`` names a source the recipe does not have.
+    """
+    console = console or Console(stderr=True)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        if not quiet:
+            console.print(f"[yellow]warning:[/] {message}")
+
+    from .errors import RecipeError
+
+    wanted = list(sources) if sources else list(recipe.sources)
+    for source in wanted:
+        if source not in recipe.sources:
+            raise RecipeError(f"source {source!r} is not in recipe {recipe.name!r} (it has: {', '.join(recipe.sources)})")
+    name = name or recipe.name
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    with StagedManifest(Path(out_dir), name) as stage:
+        sink = RejectSink(stage.path / "report")
+        try:
+            kept: dict[str, list[Candidate]] = {}
+            chains: dict[str, Chain] = {}
+            reader_stats: list[ReaderStats] = []
+            input_files: list[dict[str, Any]] = []
+            for source in wanted:
+                spec = recipe.sources[source]
+                paths = [Path(p) for p in inputs] if inputs else recipe.source_inputs(source)
+                if not paths:
+                    raise InputError(source, "no inputs: pass --input PATH (an archive, a Posts.xml, or a folder of them)")
+                filters = [build_filter(n, spec.get("filters", {}).get(n, {}), recipe.seed) for n in spec["chain"]]
+                chain = chains[source] = Chain(source, filters)
+                min_score = next((f.min_score for f in filters if f.name == "answer_score"), None)
+                reader = StackExchangeReader(min_answer_score=min_score, strict=strict)
+                dumps_ = discover(paths, warn)
+                kept[source] = []
+                with _progress(console, quiet) as progress:
+                    for dump in dumps_:
+                        t0 = time.perf_counter()
+                        stats = ReaderStats(_display_path(dump.path) + (f"!{dump.member}" if dump.member else ""))
+                        task = progress.add_task(f"{dump.site} (2 passes)", total=2 * reader.stream_size(dump))
+                        advance = lambda n, task=task: progress.advance(task, n)  # noqa: E731
+                        kept[source].extend(chain.run(reader.read(dump, stats, advance), sink))
+                        progress.update(task, completed=progress.tasks[task].total)
+                        reader_stats.append(stats)
+                        input_files.append({
+                            "source": source,
+                            "site": dump.site,
+                            "path": _display_path(dump.path),
+                            "size": dump.path.stat().st_size,
+                            "sha256": sha256_file(dump.path),
+                        })
+                        timings[f"read+filter {dump.site}"] = round(time.perf_counter() - t0, 3)
+                        if stats.malformed or stats.truncated:
+                            where = ", ".join(f"line {e['line']}: {e['error']}" for e in stats.errors[:3])
+                            warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
+                                 f"{' and the file is truncated' if stats.truncated else ''} ({where})")
+
+            t0 = time.perf_counter()
+            selections: dict[str, list[GroupSelection]] = {}
+            splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLIT_FILES}
+            for source in wanted:
+                spec = recipe.sources[source]
+                groups = selections[source] = select(source, kept[source], spec["selection"], recipe.seed)
+                chosen = {c.id for g in groups for c in g.selected}
+                for candidate in kept[source]:
+                    if candidate.id not in chosen:
+                        sink.reject(SELECTION_STAGE, candidate, "over_quota")
+                split = spec["selection"].get("split", "train")
+                for group in groups:
+                    if group.shortfall:
+                        warn(f"{source} {group.group}: quota {group.wanted}, only {len(group.selected)} candidates "
+                             f"passed the filters (short by {group.shortfall}); writing what there is")
+                    for candidate in group.selected:
+                        row = to_example(candidate, prompt_only=False)
+                        for key in MANIFEST_META_EXCLUDE:
+                            row["meta"].pop(key, None)
+                        splits[split].append(row)
+            timings["selection"] = round(time.perf_counter() - t0, 3)
+        finally:
+            sink.close()
+
+        shortfalls = [g.to_dict() for gs in selections.values() for g in gs if g.shortfall]
+        if strict and shortfalls:
+            raise ShortfallError(
+                "strict: quotas not filled: "
+                + "; ".join(f"{s['source']} {s['group']} {s['selected']}/{s['wanted']}" for s in shortfalls)
+            )
+
+        t0 = time.perf_counter()
+        files: dict[str, Any] = {}
+        counts: dict[str, Any] = {}
+        for split, rows in splits.items():
+            rows.sort(key=lambda r: r["id"])
+            path = stage.path / SPLIT_FILES[split]
+            write_jsonl(path, rows)
+            files[SPLIT_FILES[split]] = {"rows": len(rows), "sha256": sha256_file(path)}
+            counts[split] = {
+                "total": len(rows),
+                "by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
+                "by_domain": dict(sorted(Counter(r["domain"] for r in rows).items())),
+            }
+        funnel = {}
+        for source in wanted:
+            chain = chains[source]
+            stages = [{k: v for k, v in f.items() if k not in ("values", "seconds")} for f in chain.funnel()]
+            after_filters = len(kept[source])
+            selected = sum(len(g.selected) for g in selections[source])
+            stages.append({"filter": SELECTION_STAGE, "in": after_filters, "kept": selected,
+                           "dropped": {"over_quota": after_filters - selected} if after_filters - selected else {}})
+            funnel[source] = {"candidates": chain.candidates, "stages": stages}
+        timings["write"] = round(time.perf_counter() - t0, 3)
+        timings["total"] = round(time.perf_counter() - started, 3)
+
+        report_stats = {
+            "funnel": {s: {"candidates": chains[s].candidates, "filters": chains[s].funnel()} for s in wanted},
+            "selection": {s: [g.to_dict() for g in gs] for s, gs in selections.items()},
+            "readers": [r.to_dict() for r in reader_stats],
+            "rejects": sink.files(),
+            "timings": timings,
+        }
+        write_json(stage.path / "report" / "stats.json", report_stats)
+        manifest = {
+            "name": name,
+            "lima_data_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "recipe": recipe.data,
+            "recipe_sha256": recipe.sha256(),
+            "seed": recipe.seed,
+            "sources": wanted,
+            "inputs": input_files,
+            "files": files,
+            "counts": counts,
+            "funnel": funnel,
+            "selection": report_stats["selection"],
+            "shortfalls": shortfalls,
+            "readers": [
+                {k: r.to_dict()[k] for k in ("shard", "rows", "counts", "malformed", "truncated")} for r in reader_stats
+            ],
+            "warnings": warnings,
+        }
+        write_json(stage.path / MANIFEST_FILE, manifest)
+        path = stage.commit()
+    return BuildResult(path=path, manifest=manifest, stats=report_stats, warnings=warnings)

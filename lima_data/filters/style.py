@@ -1,0 +1,172 @@
+"""LIMA's style rules for Stack Exchange: self-contained prompts, no first person, no references to the site.
+
+Every phrase list here is recipe data (``recipes/stackexchange_style.toml``); the classes hold only the logic.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..candidate import Candidate
+from ..text import stable_unit, strip_code, strip_quotes, word_pattern
+from .base import REQUIRED, Filter
+
+
+class SelfContained(Filter):
+    """The question's title must stand alone as a prompt.
+
+    LIMA section 2.1 takes "questions that are self-contained in the title (i.e., no body)". The paper gives no
+    rule, so lima-data uses this heuristic on the title:
+
+    1. it reads as a question: it ends with ``?`` or its first word is one of ``question_words`` (how, what,
+       why, is, can, ...). Off with ``require_question = false``.
+    2. it does not point at the body or at something only the body shows: none of ``body_cues`` occurs as whole
+       words ("this code", "the following", "as shown", "code below", "this image", "my code", ...), and it does not
+       end on a bare "this" / "these" / "that" ("Why does this happen?" is kept only if ``this`` is followed by a
+       noun; "What is this?" is dropped).
+
+    Value: ``"ok"``, ``"not_question"``, or the body cue that matched (e.g. ``"this code"``).
+    Reasons: ``title_not_question``, ``title_refers_to_body``.
+    """
+
+    name = "self_contained"
+    reasons = ("title_not_question", "title_refers_to_body")
+    defaults = {"require_question": True, "question_words": REQUIRED, "body_cues": REQUIRED}
+
+    _BARE_DEMONSTRATIVE = re.compile(r"\b(this|these|that|those)\s*[?.!]*\s*$", re.I)
+
+    def __init__(self, seed: int = 0, **settings):
+        super().__init__(seed, **settings)
+        self._question_words = {w.lower() for w in self.question_words}
+        self._cues = word_pattern(self.body_cues)
+
+    def measure(self, candidate: Candidate) -> str:
+        title = candidate.meta.get("title", candidate.prompt).strip()
+        match = self._cues.search(title)
+        if match:
+            return match.group(0).lower()
+        bare = self._BARE_DEMONSTRATIVE.search(title)
+        if bare:
+            return bare.group(1).lower()
+        first = re.split(r"[\s,]+", title, maxsplit=1)[0].lower().strip("\"'")
+        if not title.endswith("?") and first not in self._question_words:
+            return "not_question"
+        return "ok"
+
+    def decide(self, value: str) -> str | None:
+        if value == "ok":
+            return None
+        if value == "not_question":
+            return "title_not_question" if self.require_question else None
+        return "title_refers_to_body"
+
+
+class PromptChoice(Filter):
+    """Choose the prompt: the question's title or its body, by a seeded coin per question.
+
+    LIMA section 2.1: "we use the title as the prompt for some examples and the body for others". The coin is
+    ``stable_unit(seed, candidate.id) < body_probability``, so it does not depend on read order or sharding. A
+    body can only be the prompt if it stands alone without the title; otherwise the title is used
+    (``"title_fallback"``). A body stands alone when it
+
+    - holds no image (``meta["question_images"]``; images are removed by cleaning, so the prompt would lose them),
+    - does not refer to the title (any of ``title_cues``: "the title", "as titled", "see title", ...),
+    - asks something: has a ``?`` outside code or one of ``request_cues`` ("how do", "wondering", ...),
+    - is between ``min_body_chars`` and ``max_body_chars`` characters (cleaned Markdown).
+
+    Transforms: sets ``candidate.prompt`` and ``meta["prompt_field"]``.
+    Value: ``"title"``, ``"body"`` or ``"title_fallback"``. Never drops (no reasons).
+    """
+
+    name = "prompt_choice"
+    reasons = ()
+    defaults = {
+        "body_probability": 0.5,
+        "min_body_chars": 40,
+        "max_body_chars": 4096,
+        "title_cues": REQUIRED,
+        "request_cues": REQUIRED,
+    }
+
+    def __init__(self, seed: int = 0, **settings):
+        super().__init__(seed, **settings)
+        self._title_cues = word_pattern(self.title_cues)
+        self._request_cues = word_pattern(self.request_cues)
+
+    def body_stands_alone(self, body: str, images: int) -> bool:
+        """True when ``body`` (cleaned Markdown) can be a prompt without the title; see the class docstring."""
+        if images or not (self.min_body_chars <= len(body) <= self.max_body_chars):
+            return False
+        prose = strip_code(body)
+        if self._title_cues.search(prose):
+            return False
+        return "?" in prose or bool(self._request_cues.search(prose))
+
+    def measure(self, candidate: Candidate) -> str:
+        title = candidate.meta.get("title", candidate.prompt)
+        choice = "title"
+        if stable_unit(self.seed, "prompt_choice", candidate.id) < self.body_probability:
+            body = candidate.meta.get("question_body") or ""
+            if self.body_stands_alone(body, candidate.meta.get("question_images", 0)):
+                choice = "body"
+            else:
+                choice = "title_fallback"
+        candidate.prompt = body if choice == "body" else title
+        candidate.meta["prompt_field"] = "body" if choice == "body" else "title"
+        return choice
+
+    def decide(self, value: str) -> str | None:
+        return None
+
+
+class FirstPerson(Filter):
+    """No first-person writing in the response, outside code.
+
+    LIMA section 2.1 drops "answers written in the first person ('I', 'my')". Counts whole-word occurrences of
+    ``words`` in the response with fenced and inline code, blockquotes and double-quoted spans removed (quoting
+    someone's "I don't know" is not writing in the first person). The pronoun "I" and its contractions match only
+    capitalised (so ``i`` as a loop variable in prose does not count); the other words ignore case. Kept when the
+    count is ``<= max_count`` (default 0).
+
+    Value: the count (int). Reason: ``first_person``.
+    """
+
+    name = "first_person"
+    reasons = ("first_person",)
+    defaults = {"words": REQUIRED, "max_count": 0}
+
+    def __init__(self, seed: int = 0, **settings):
+        super().__init__(seed, **settings)
+        capitalised = [w for w in self.words if w == "I" or w.startswith(("I'", "I\u2019"))]
+        self._pattern = word_pattern(self.words, case_sensitive=capitalised)
+
+    def measure(self, candidate: Candidate) -> int:
+        return len(self._pattern.findall(strip_quotes(strip_code(candidate.response))))
+
+    def decide(self, value: int) -> str | None:
+        return "first_person" if value > self.max_count else None
+
+
+class SiteReference(Filter):
+    """No references to other answers, to the question as a post, or to the site.
+
+    LIMA section 2.1 drops answers that refer to other answers ("as mentioned", "stack exchange", ...). Looks for
+    the recipe's ``phrases`` as whole words, ignoring case, in the response with code removed.
+
+    Value: the sorted list of distinct phrases found (lower-cased). Reason: ``site_reference``.
+    """
+
+    name = "site_reference"
+    reasons = ("site_reference",)
+    defaults = {"phrases": REQUIRED}
+
+    def __init__(self, seed: int = 0, **settings):
+        super().__init__(seed, **settings)
+        self._pattern = word_pattern(self.phrases)
+
+    def measure(self, candidate: Candidate) -> list[str]:
+        found = {" ".join(m.lower().split()).replace("\u2019", "'") for m in self._pattern.findall(strip_code(candidate.response))}
+        return sorted(found)
+
+    def decide(self, value: list[str]) -> str | None:
+        return "site_reference" if value else None

@@ -1,0 +1,213 @@
+"""The filter chain: runs a source's filters over a candidate stream, counts, and writes every reject.
+
+For each filter the pipeline records: candidates in, kept, dropped by reason (``in == kept + sum(dropped)``),
+and a summary of the measured values of every candidate it saw (kept or not), so thresholds can be re-tuned from
+the report. Every dropped candidate is written with its filter, reason and measured values to
+``report/rejects/<filter>.jsonl.zst``; every candidate's measured values go to
+``report/measurements.jsonl.zst``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from .candidate import Candidate
+from .filters import Filter
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+_MAX_CATEGORIES = 1000
+
+
+def dumps(row: Any) -> str:
+    """The one JSON encoding lima-data writes: compact, UTF-8 kept, keys in insertion order."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+class ValueSummary:
+    """Summary of a filter's measured values: numbers (count, min, max, mean, quantiles, the values sorted in a
+    compact array), categories (counts per string; per element for lists), and per-key sums for dicts."""
+
+    def __init__(self):
+        self.numbers = array("d")
+        self.categories: Counter[str] = Counter()
+        self.sums: Counter[str] = Counter()
+        self.missing = 0
+
+    def add(self, value: Any) -> None:
+        if value is None:
+            self.missing += 1
+        elif isinstance(value, bool):
+            self.categories[str(value).lower()] += 1
+        elif isinstance(value, (int, float)):
+            self.numbers.append(float(value))
+        elif isinstance(value, str):
+            self._category(value)
+        elif isinstance(value, list):
+            if not value:
+                self._category("(none)")
+            for item in value:
+                self._category(str(item))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, (int, float)):
+                    self.sums[key] += item
+
+    def _category(self, key: str) -> None:
+        if key in self.categories or len(self.categories) < _MAX_CATEGORIES:
+            self.categories[key] += 1
+        else:
+            self.categories["(other)"] += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.numbers:
+            values = sorted(self.numbers)
+            n = len(values)
+            out["numeric"] = {
+                "count": n,
+                "min": values[0],
+                "max": values[-1],
+                "mean": round(sum(values) / n, 3),
+                "quantiles": {f"p{int(q * 100)}": values[min(n - 1, int(q * n))] for q in QUANTILES},
+            }
+        if self.categories:
+            out["categories"] = dict(sorted(self.categories.items(), key=lambda kv: (-kv[1], kv[0])))
+        if self.sums:
+            out["sums"] = dict(sorted(self.sums.items()))
+        if self.missing:
+            out["missing"] = self.missing
+        return out
+
+
+class FilterStats:
+    """Counts and value summary of one filter of one source's chain."""
+
+    def __init__(self, name: str, settings: dict[str, Any]):
+        self.name = name
+        self.settings = settings
+        self.entered = 0
+        self.kept = 0
+        self.dropped: Counter[str] = Counter()
+        self.values = ValueSummary()
+        self.seconds = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filter": self.name,
+            "in": self.entered,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "seconds": round(self.seconds, 3),
+            "values": self.values.to_dict(),
+        }
+
+
+class ZstdJsonlWriter:
+    """Append JSON lines to a zstd-compressed file (opened lazily, so a filter with no reject writes no file)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+        self._writer = None
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "wb")
+            self._writer = zstandard.ZstdCompressor(level=10).stream_writer(self._fh)
+        self._writer.write((dumps(row) + "\n").encode())
+        self.rows += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()  # also closes the file
+            self._writer = self._fh = None
+
+
+def read_zstd_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Read the rows of a ``.jsonl.zst`` file written by :class:`ZstdJsonlWriter`."""
+    import io
+
+    with open(path, "rb") as fh:
+        reader = zstandard.ZstdDecompressor().stream_reader(fh)
+        for line in io.TextIOWrapper(reader, encoding="utf-8"):
+            if line.strip():
+                yield json.loads(line)
+
+
+class RejectSink:
+    """Writes rejected candidates per filter, and every candidate's measured values, under ``report_dir``."""
+
+    def __init__(self, report_dir: Path):
+        self.report_dir = report_dir
+        self._rejects: dict[str, ZstdJsonlWriter] = {}
+        self.measurements = ZstdJsonlWriter(report_dir / "measurements.jsonl.zst")
+
+    def reject(self, stage: str, candidate: Candidate, reason: str) -> None:
+        writer = self._rejects.get(stage)
+        if writer is None:
+            writer = self._rejects[stage] = ZstdJsonlWriter(self.report_dir / "rejects" / f"{stage}.jsonl.zst")
+        writer.write({"filter": stage, "reason": reason, **candidate.to_dict()})
+
+    def measured(self, candidate: Candidate, dropped_by: str | None, reason: str | None) -> None:
+        self.measurements.write(
+            {"id": candidate.id, "values": candidate.values, "dropped_by": dropped_by, "reason": reason}
+        )
+
+    def close(self) -> None:
+        for writer in self._rejects.values():
+            writer.close()
+        self.measurements.close()
+
+    def files(self) -> dict[str, int]:
+        """Rows written per rejects file name."""
+        return {w.path.name: w.rows for w in self._rejects.values()}
+
+
+class Chain:
+    """One source's filter chain with its per-filter stats.
+
+    Args:
+        filters: the filters in order (cheap ones first: a candidate stops at the first filter that drops it).
+    """
+
+    def __init__(self, source: str, filters: list[Filter]):
+        self.source = source
+        self.filters = filters
+        self.stats = [FilterStats(f.name, f.settings) for f in filters]
+        self.candidates = 0
+
+    def run(self, candidates: Iterable[Candidate], sink: RejectSink) -> Iterator[Candidate]:
+        """Yield the candidates every filter keeps; write the others to ``sink`` with their reason."""
+        clock = time.perf_counter
+        for candidate in candidates:
+            self.candidates += 1
+            dropped_by = reason = None
+            for flt, stats in zip(self.filters, self.stats):
+                stats.entered += 1
+                start = clock()
+                value, reason = flt(candidate)
+                stats.seconds += clock() - start
+                candidate.values[flt.name] = value
+                stats.values.add(value)
+                if reason is not None:
+                    stats.dropped[reason] += 1
+                    dropped_by = flt.name
+                    sink.reject(flt.name, candidate, reason)
+                    break
+                stats.kept += 1
+            sink.measured(candidate, dropped_by, reason)
+            if dropped_by is None:
+                yield candidate
+
+    def funnel(self) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in self.stats]

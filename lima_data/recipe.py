@@ -1,0 +1,206 @@
+"""Recipe loading and validation (TOML).
+
+A recipe says which sources to read, the filter chain of each source with its settings, and how to select
+(quotas, tau, split). Recipes may ``include`` other TOML files (the bundled site lists and phrase lists are
+such files); an included file is merged under the including one, which wins on conflicts. Names are resolved
+relative to the including file first, then the bundled ``lima_data/recipes/`` folder.
+
+Layout::
+
+    name = "lima"
+    seed = 0
+    include = ["stackexchange_sites.toml", "stackexchange_style.toml"]
+
+    [sources.stackexchange]
+    inputs = []                       # default inputs; "package:samples/..." names bundled data
+    chain = ["site_group", "answer_score", ...]
+
+    [sources.stackexchange.filters.length]
+    min_chars = 1200
+
+    [sources.stackexchange.selection]
+    split = "train"
+    tau = 3.0
+    quotas = { stem = 200, other = 200 }
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import RecipeError
+
+BUNDLED = Path(str(resources.files("lima_data") / "recipes"))
+PACKAGE = Path(str(resources.files("lima_data")))
+PACKAGE_PREFIX = "package:"
+
+#: Sources this version can read, and the selection groups each one fills.
+SOURCE_GROUPS = {"stackexchange": ("stem", "other")}
+SPLITS = ("train", "dev", "test")
+_TOP_KEYS = {"name", "description", "seed", "include", "sources"}
+_SOURCE_KEYS = {"inputs", "chain", "filters", "selection"}
+_SELECTION_KEYS = {"split", "tau", "quotas"}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _find(name: str, relative_to: Path | None) -> Path:
+    candidates = []
+    if relative_to is not None:
+        candidates.append(relative_to / name)
+    candidates += [Path(name), BUNDLED / name, BUNDLED / f"{name}.toml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    known = sorted(p.stem for p in BUNDLED.glob("*.toml"))
+    raise RecipeError(f"recipe {name!r} not found (not a file, nor a bundled recipe: {', '.join(known)})")
+
+
+def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path.resolve() in seen:
+        raise RecipeError(f"{path}: include cycle")
+    data = _read_toml(path)
+    merged: dict[str, Any] = {}
+    includes = data.pop("include", [])
+    if not isinstance(includes, list):
+        raise RecipeError(f"{path}: include must be a list of file names")
+    for name in includes:
+        merged = _merge(merged, _load(_find(name, path.parent), seen + (path.resolve(),)))
+    return _merge(merged, data)
+
+
+@dataclass
+class Recipe:
+    """A loaded, merged and validated recipe.
+
+    Attributes:
+        path: the recipe file.
+        data: the resolved recipe (includes merged, overrides applied): what manifest.json records.
+    """
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def seed(self) -> int:
+        return self.data["seed"]
+
+    @property
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return self.data["sources"]
+
+    def sha256(self) -> str:
+        """sha256 of the resolved recipe as canonical JSON (sorted keys): equal recipes, equal hashes."""
+        text = json.dumps(self.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def source_inputs(self, source: str) -> list[Path]:
+        """The recipe's default inputs of a source, with ``package:`` names resolved to the bundled files."""
+        out = []
+        for item in self.sources[source].get("inputs", []):
+            out.append(PACKAGE / item[len(PACKAGE_PREFIX):] if item.startswith(PACKAGE_PREFIX) else Path(item))
+        return out
+
+
+def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
+    """Load a recipe by bundled name (``"sample"``, ``"lima"``) or path, merge its includes and validate it.
+
+    Args:
+        seed: overrides the recipe's seed (recorded in the resolved recipe and so in its hash).
+
+    Raises:
+        RecipeError: the file is missing or not TOML, or a key or value is invalid (the message names the file
+            and the key).
+    """
+    path = _find(str(name_or_path), None)
+    data = _load(path, ())
+    data.setdefault("name", path.stem)
+    data.setdefault("seed", 0)
+    if seed is not None:
+        data["seed"] = seed
+    validate(data, path)
+    return Recipe(path=path, data=data)
+
+
+def validate(data: dict[str, Any], path: Path) -> None:
+    """Check a merged recipe; raise :class:`RecipeError` naming ``path`` and the key on the first problem."""
+    from .filters import build_filter
+
+    def fail(key: str, message: str):
+        raise RecipeError(f"{path}: {key}: {message}")
+
+    for key in set(data) - _TOP_KEYS:
+        fail(key, f"unknown key (known: {sorted(_TOP_KEYS)})")
+    if not isinstance(data["seed"], int):
+        fail("seed", "must be an integer")
+    sources = data.get("sources")
+    if not isinstance(sources, dict) or not sources:
+        fail("sources", "the recipe names no source")
+    for source, spec in sources.items():
+        where = f"sources.{source}"
+        if source not in SOURCE_GROUPS:
+            fail(where, f"unknown source (known: {sorted(SOURCE_GROUPS)})")
+        for key in set(spec) - _SOURCE_KEYS:
+            fail(f"{where}.{key}", f"unknown key (known: {sorted(_SOURCE_KEYS)})")
+        chain = spec.get("chain")
+        if not isinstance(chain, list) or not chain:
+            fail(f"{where}.chain", "must be a non-empty list of filter names")
+        filters = spec.get("filters", {})
+        for name in filters:
+            if name not in chain:
+                fail(f"{where}.filters.{name}", "settings for a filter that is not in the chain")
+        for name in chain:
+            try:
+                build_filter(name, filters.get(name, {}), data["seed"])
+            except RecipeError as exc:
+                fail(f"{where}.filters.{name}", str(exc))
+        selection = spec.get("selection")
+        if not isinstance(selection, dict):
+            fail(f"{where}.selection", "missing")
+        for key in set(selection) - _SELECTION_KEYS:
+            fail(f"{where}.selection.{key}", f"unknown key (known: {sorted(_SELECTION_KEYS)})")
+        if selection.get("split", "train") not in SPLITS:
+            fail(f"{where}.selection.split", f"must be one of {SPLITS}")
+        tau = selection.get("tau", 1.0)
+        if not isinstance(tau, (int, float)) or tau <= 0:
+            fail(f"{where}.selection.tau", "must be a positive number")
+        quotas = selection.get("quotas")
+        if not isinstance(quotas, dict) or not quotas:
+            fail(f"{where}.selection.quotas", "must be a table of group = count")
+        for group, count in quotas.items():
+            if group not in SOURCE_GROUPS[source]:
+                fail(f"{where}.selection.quotas.{group}", f"unknown group (known: {SOURCE_GROUPS[source]})")
+            if not isinstance(count, int) or count < 0:
+                fail(f"{where}.selection.quotas.{group}", "must be a non-negative integer")
+        inputs = spec.get("inputs", [])
+        if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+            fail(f"{where}.inputs", "must be a list of paths")

@@ -1,0 +1,539 @@
+"""Stack Exchange data-dump reader (DESIGN.md section 2; LIMA section 2.1).
+
+Reads a site's ``Posts.xml`` from a ``.7z`` archive of the official dump (streamed, never extracted to disk), a
+folder holding ``Posts.xml``, a ``Posts.xml`` path, or a directory of many sites, and yields one
+:class:`~lima_data.candidate.Candidate` per question, joined to its top answer.
+
+Format notes:
+
+- The dump writes one ``<row .../>`` per line (also after 2024). Each row line is parsed on its own with lxml,
+  with entity resolution, DTD loading and network access off, so a ``<!DOCTYPE ...>`` line is never fetched or
+  expanded and one bad row is counted (with its line number) instead of ending the read.
+- ``PostTypeId`` 1 is a question, 2 an answer; other post types (tag wikis, ...) are counted and skipped.
+- ``Tags`` is ``<a><b>`` before 2024 and ``|a|b|`` from 2024 on; both are read.
+- ``ContentLicense`` (2024+ and some earlier dumps) gives the licence; without it the licence follows Stack
+  Exchange's dates: CC BY-SA 2.5 before 2011-04-08, 3.0 before 2018-05-02, 4.0 after.
+
+Joining answers to questions takes two streaming passes over ``Posts.xml``: the first reads only answer rows and
+keeps, per question, the top answer's ``(score, id)`` (ints only; ~100 bytes per answered question); the second
+emits each question with its top answer's body. Only questions whose top answer can pass ``min_answer_score``
+are held in memory until their answer row arrives; the others are emitted at once without the answer body, so
+the ``answer_score`` filter records and drops them cheaply. The top answer is the highest-scored one; a tie goes
+to the earlier answer (lower id).
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from ..candidate import Candidate
+from ..errors import InputError
+from . import ReaderStats
+
+SOURCE = "stackexchange"
+
+#: Post types in PostTypeId.
+QUESTION, ANSWER = 1, 2
+
+_TOP_LEVEL = {"stackoverflow": "com", "serverfault": "com", "superuser": "com", "askubuntu": "com",
+              "stackapps": "com", "mathoverflow": "net"}
+_DATE_SUFFIX = re.compile(r"[_-]\d{4}(?:-\d{2}(?:-\d{2})?)?$")
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_CHUNK = 1 << 20
+
+
+def site_domain(name: str) -> str:
+    """The site's domain from an archive, folder or file name.
+
+    ``beer.stackexchange.com.7z`` -> ``beer.stackexchange.com``; ``stackoverflow.com-Posts.7z`` ->
+    ``stackoverflow.com``; a bare folder name ``coffee`` -> ``coffee.stackexchange.com``; ``bicycles_meta`` or
+    ``meta.bicycles`` -> ``bicycles.meta.stackexchange.com``; a trailing date (``_2020``) is ignored.
+    """
+    n = name.strip().lower()
+    n = re.sub(r"\.7z$", "", n)
+    n = re.sub(r"-posts$", "", n)
+    n = _DATE_SUFFIX.sub("", n)
+    if "." in n and n.rsplit(".", 1)[-1] in ("com", "net", "org"):
+        return n
+    meta = False
+    m = re.fullmatch(r"(.+?)[_.-]meta", n) or re.fullmatch(r"meta[_.-](.+)", n)
+    if m:
+        n, meta = m.group(1), True
+    if n in _TOP_LEVEL:
+        return f"{'meta.' if meta else ''}{n}.{_TOP_LEVEL[n]}"
+    return f"{n}.meta.stackexchange.com" if meta else f"{n}.stackexchange.com"
+
+
+def licence_for(created: str | None, content_license: str | None) -> str:
+    """The CC BY-SA version of a post: its ``ContentLicense`` if the dump has one, else by creation date."""
+    if content_license:
+        return content_license
+    if not created:
+        return "CC BY-SA"
+    if created < "2011-04-08":
+        return "CC BY-SA 2.5"
+    if created < "2018-05-02":
+        return "CC BY-SA 3.0"
+    return "CC BY-SA 4.0"
+
+
+def parse_tags(value: str | None) -> list[str]:
+    """Tags in either dump format: ``<a><b>`` (before 2024) or ``|a|b|`` (2024 on)."""
+    if not value:
+        return []
+    if value.startswith("<"):
+        return re.findall(r"<([^<>]+)>", value)
+    return [t for t in value.split("|") if t]
+
+
+@dataclass(frozen=True)
+class SiteDump:
+    """One site's Posts.xml, the unit of work (shard) for the reader.
+
+    Attributes:
+        site: the site's domain (see :func:`site_domain`).
+        path: the ``.7z`` archive or the ``Posts.xml`` file.
+        member: for an archive, the name of the Posts.xml member inside it.
+    """
+
+    site: str
+    path: Path
+    member: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+
+def _posts_member(archive_path: Path) -> tuple[str, int]:
+    """Name and uncompressed size of the Posts.xml member of a .7z archive.
+
+    Raises:
+        InputError: the archive cannot be opened (truncated, not 7z, encrypted) or has no Posts.xml.
+    """
+    import py7zr
+
+    try:
+        with py7zr.SevenZipFile(archive_path, mode="r") as archive:
+            if archive.needs_password():
+                raise InputError(archive_path, "the archive is encrypted")
+            for info in archive.list():
+                if not info.is_directory and Path(info.filename).name.lower() == "posts.xml":
+                    return info.filename, int(info.uncompressed or 0)
+    except InputError:
+        raise
+    except Exception as exc:  # py7zr raises several types for a damaged archive
+        raise InputError(archive_path, f"cannot open as a 7z archive ({type(exc).__name__}: {exc})") from None
+    raise InputError(archive_path, "no Posts.xml in this archive")
+
+
+def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m: None) -> list[SiteDump]:
+    """Find the sites in the given paths: ``.7z`` archives, ``Posts.xml`` files, a site folder holding
+    ``Posts.xml``, or a directory of many sites (searched recursively).
+
+    Returns the dumps sorted by site. A site given twice is read once (the first path in sorted order) and
+    ``warn`` is told.
+
+    Raises:
+        InputError: a path does not exist, or holds no Stack Exchange dump.
+    """
+    found: list[SiteDump] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(path, "no such file or directory")
+        before = len(found)
+        _discover(path, found)
+        if len(found) == before:
+            raise InputError(path, "no Stack Exchange dump here (expected a .7z archive, a Posts.xml, or a folder of them)")
+    by_site: dict[str, SiteDump] = {}
+    for dump in sorted(found, key=lambda d: (d.site, str(d.path))):
+        if dump.site in by_site:
+            warn(f"site {dump.site} given twice: reading {by_site[dump.site].path}, skipping {dump.path}")
+            continue
+        by_site[dump.site] = dump
+    return list(by_site.values())
+
+
+def _discover(path: Path, found: list[SiteDump]) -> None:
+    if path.is_file():
+        if path.suffix.lower() == ".7z":
+            found.append(SiteDump(site_domain(path.name), path, None))
+        elif path.name.lower() == "posts.xml":
+            found.append(SiteDump(site_domain(path.resolve().parent.name), path))
+        elif path.suffix.lower() == ".xml":
+            found.append(SiteDump(site_domain(path.resolve().parent.name), path))
+        return
+    children = sorted(path.iterdir())
+    posts = [c for c in children if c.is_file() and c.name.lower() == "posts.xml"]
+    if posts:
+        found.append(SiteDump(site_domain(path.resolve().name), posts[0]))
+        return
+    for child in children:
+        if child.is_dir() or child.suffix.lower() == ".7z":
+            _discover(child, found)
+
+
+class _QueueWriter:
+    """py7zr writer (``Py7zIO``) that hands decompressed chunks to a bounded queue, so the archive member is
+    streamed to the parser instead of written to disk or held whole in memory."""
+
+    def __init__(self, chunks: "queue.Queue[bytes | BaseException | None]", limit: int, cancelled: threading.Event):
+        self.chunks, self.limit, self.cancelled, self._size = chunks, limit, cancelled, 0
+
+    def write(self, data) -> int:
+        if self.cancelled.is_set():
+            raise _Cancelled()
+        self._size += len(data)
+        if self._size > self.limit:
+            raise InputError("", f"decompressed size exceeds the bound of {self.limit} bytes")
+        while True:
+            try:
+                self.chunks.put(bytes(data), timeout=0.2)
+                return len(data)
+            except queue.Full:
+                if self.cancelled.is_set():
+                    raise _Cancelled() from None
+
+    def read(self, size=None) -> bytes:
+        return b""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        pass
+
+    def size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        pass
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _ArchiveStream(io.RawIOBase):
+    """A read-only byte stream of one member of a .7z archive, decompressed by py7zr in a background thread
+    into a queue of at most 16 chunks (bounded memory)."""
+
+    def __init__(self, archive_path: Path, member: str, limit: int):
+        import py7zr
+        from py7zr.io import WriterFactory
+
+        super().__init__()
+        self._chunks: queue.Queue = queue.Queue(maxsize=16)
+        self._cancelled = threading.Event()
+        self._buffer = b""
+        self._done = False
+        writer = _QueueWriter(self._chunks, limit, self._cancelled)
+
+        class _Factory(WriterFactory):
+            def create(self, filename: str):
+                return writer
+
+        def produce():
+            try:
+                with py7zr.SevenZipFile(archive_path, mode="r") as archive:
+                    archive.extract(targets=[member], factory=_Factory())
+                self._put(None)
+            except _Cancelled:
+                pass
+            except BaseException as exc:  # surfaced in the reading thread
+                self._put(exc)
+
+        self._thread = threading.Thread(target=produce, name=f"7z:{archive_path.name}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> None:
+        while not self._cancelled.is_set():
+            try:
+                self._chunks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._buffer and not self._done:
+            item = self._chunks.get()
+            if item is None:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                raise item
+            else:
+                self._buffer = item
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+    def close(self) -> None:
+        self._cancelled.set()
+        super().close()
+
+
+class StackExchangeReader:
+    """Turns one :class:`SiteDump` into Candidates (see the module docstring for the two passes).
+
+    Args:
+        min_answer_score: questions whose top answer scores below this are emitted without the answer body
+            (the ``answer_score`` filter drops them); ``None`` reads every top answer.
+        strict: raise :class:`~lima_data.errors.InputError` on the first malformed row or truncated file
+            instead of counting it.
+        max_decompressed_bytes: bound on the bytes decompressed from an archive member; by default the size the
+            archive declares for it plus 1 MiB.
+    """
+
+    def __init__(self, *, min_answer_score: int | None = None, strict: bool = False,
+                 max_decompressed_bytes: int | None = None):
+        self.min_answer_score = min_answer_score
+        self.strict = strict
+        self.max_decompressed_bytes = max_decompressed_bytes
+
+    # -- byte streams -----------------------------------------------------------------------------------------
+
+    def stream_size(self, dump: SiteDump) -> int:
+        """Bytes of Posts.xml one pass reads (for progress bars)."""
+        if dump.member:
+            return _posts_member(dump.path)[1]
+        return dump.path.stat().st_size
+
+    def _open(self, dump: SiteDump):
+        if dump.path.suffix.lower() == ".7z":
+            member, size = _posts_member(dump.path)
+            limit = self.max_decompressed_bytes or (size + (1 << 20))
+            return io.BufferedReader(_ArchiveStream(dump.path, member, limit), buffer_size=_CHUNK)
+        try:
+            return open(dump.path, "rb", buffering=_CHUNK)
+        except OSError as exc:
+            raise InputError(dump.path, f"cannot open: {exc.strerror}") from None
+
+    def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
+              only: bytes | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+        """Yield ``(line_number, attributes)`` for every well-formed ``<row>`` of Posts.xml.
+
+        ``only``: skip row lines that do not contain these bytes, without parsing them (the answer pass).
+        Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict).
+        """
+        label = dump.label
+        try:
+            stream = self._open(dump)
+        except InputError as exc:
+            if not exc.path:
+                raise InputError(label, str(exc)) from None
+            raise
+        closed = opened = False
+        line_no = 0
+        try:
+            with stream:
+                for line_no, line in enumerate(stream, 1):
+                    if progress is not None:
+                        progress(len(line))
+                    text = line.strip()
+                    if line_no == 1:
+                        text = text.removeprefix(b"\xef\xbb\xbf")
+                        if not text.startswith(b"<"):
+                            raise InputError(label, "not an XML file (expected a Stack Exchange Posts.xml)", line_no)
+                    if not text:
+                        continue
+                    if text.startswith(b"<row"):
+                        if not opened:
+                            raise InputError(label, "a <row> before the <posts> root element", line_no)
+                        if only is not None and only not in text:
+                            continue
+                        attributes = self._parse_row(text, line_no, label, stats)
+                        if attributes is not None:
+                            yield line_no, attributes
+                    elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
+                        continue
+                    elif text.startswith(b"<posts"):
+                        opened = True
+                    elif text.startswith(b"</posts>"):
+                        closed = True
+                    elif not opened:
+                        root = re.match(rb"<\s*([\w:.-]+)", text)
+                        name = root.group(1).decode(errors="replace") if root else text[:20].decode(errors="replace")
+                        raise InputError(label, f"not a Posts.xml: the root element is <{name}>, not <posts>", line_no)
+                    elif stats is not None:
+                        self._malformed(stats, label, line_no, "not a <row> element")
+        except InputError:
+            raise
+        except (OSError, EOFError, ValueError) as exc:
+            raise InputError(label, f"read failed after line {line_no}: {exc}") from None
+        if line_no == 0:
+            raise InputError(label, "the file is empty")
+        if not opened:
+            raise InputError(label, "not a Posts.xml: no <posts> root element")
+        if not closed and stats is not None:
+            stats.truncated = True
+            message = f"the file ends at line {line_no} without </posts> (truncated?)"
+            if self.strict:
+                raise InputError(label, message, line_no)
+            stats.error(line_no, message, row=False)
+
+    def _malformed(self, stats: ReaderStats, label: str, line_no: int, message: str) -> None:
+        if self.strict:
+            raise InputError(label, message, line_no)
+        stats.error(line_no, message)
+
+    def _parse_row(self, text: bytes, line_no: int, label: str, stats: ReaderStats | None) -> dict[str, str] | None:
+        if stats is not None:
+            stats.rows += 1
+        if not text.endswith(b"/>"):
+            if stats is not None:
+                self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
+            return None
+        try:
+            element = etree.fromstring(text, _PARSER)
+        except etree.XMLSyntaxError as exc:
+            if stats is not None:
+                self._malformed(stats, label, line_no, f"bad XML: {exc.msg}")
+            return None
+        return dict(element.attrib)
+
+    # -- the two passes ---------------------------------------------------------------------------------------
+
+    def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
+        """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
+        top: dict[int, tuple[int, int]] = {}
+        for _, row in self._rows(dump, None, progress, only=b'PostTypeId="2"'):
+            try:
+                if int(row["PostTypeId"]) != ANSWER or "Body" not in row:
+                    continue
+                parent, answer_id, score = int(row["ParentId"]), int(row["Id"]), int(row.get("Score", 0))
+            except (KeyError, ValueError):
+                continue  # counted as malformed in pass 2
+            best = top.get(parent)
+            if best is None or score > best[0] or (score == best[0] and answer_id < best[1]):
+                top[parent] = (score, answer_id)
+        return top
+
+    def read(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None = None) -> Iterator[Candidate]:
+        """Yield one Candidate per well-formed question of ``dump``; fill ``stats`` as rows are read.
+
+        Raises:
+            InputError: the file or archive cannot be read at all (not XML, not 7z, truncated archive), or any
+                malformed row when ``strict``.
+        """
+        top = self.top_answers(dump, progress)
+        top_ids = {answer_id for _, answer_id in top.values()}
+        hold = self.min_answer_score
+        pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
+        early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
+        label = dump.label
+        for line_no, row in self._rows(dump, stats, progress):
+            try:
+                post_type, post_id = int(row["PostTypeId"]), int(row["Id"])
+                if post_type == QUESTION:
+                    question = _question(row, dump.site)
+                elif post_type == ANSWER:
+                    int(row["ParentId"]), int(row.get("Score", 0))
+                    if "Body" not in row:
+                        raise KeyError("Body")
+            except KeyError as exc:
+                self._malformed(stats, label, line_no, f"row without required attribute {exc.args[0]}")
+                continue
+            except ValueError as exc:
+                self._malformed(stats, label, line_no, f"bad number in row: {exc}")
+                continue
+            if post_type == QUESTION:
+                stats.count("questions")
+                best = top.get(post_id)
+                if best is None:
+                    yield _candidate(question, None, None)
+                elif hold is not None and best[0] < hold:
+                    yield _candidate(question, best, None)
+                elif best[1] in early:
+                    yield _candidate(question, best, early.pop(best[1]))
+                else:
+                    pending[best[1]] = {"question": question, "best": best}
+            elif post_type == ANSWER:
+                stats.count("answers")
+                if post_id in pending:
+                    waiting = pending.pop(post_id)
+                    yield _candidate(waiting["question"], waiting["best"], row)
+                elif post_id in top_ids:
+                    early[post_id] = row
+            else:
+                stats.count("other")
+        for waiting in pending.values():  # the top answer row never came (cut file): nothing to answer with
+            yield _candidate(waiting["question"], waiting["best"], None)
+
+
+def _question(row: dict[str, str], site: str) -> dict[str, Any]:
+    """The fields of a question row that a Candidate needs. Raises KeyError / ValueError on a bad row."""
+    question_id = int(row["Id"])
+    return {
+        "id": question_id,
+        "site": site,
+        "title": row["Title"],
+        "body": row["Body"],
+        "score": int(row.get("Score", 0)),
+        "tags": parse_tags(row.get("Tags")),
+        "created": row.get("CreationDate"),
+        "accepted_answer_id": int(row["AcceptedAnswerId"]) if row.get("AcceptedAnswerId") else None,
+        "answer_count": int(row.get("AnswerCount", 0) or 0),
+        "owner_user_id": row.get("OwnerUserId"),
+        "owner_display_name": row.get("OwnerDisplayName"),
+        "licence": licence_for(row.get("CreationDate"), row.get("ContentLicense")),
+    }
+
+
+def _author(site: str, user_id: str | None, display_name: str | None) -> tuple[str | None, str | None]:
+    url = f"https://{site}/users/{user_id}" if user_id and user_id != "-1" else None
+    name = display_name or (f"user {user_id}" if user_id else None)
+    return name, url
+
+
+def _candidate(question: dict[str, Any], best: tuple[int, int] | None, answer: dict[str, str] | None) -> Candidate:
+    """A Candidate from a question and its top answer; ``answer`` is None when its body was not read."""
+    site, question_id = question["site"], question["id"]
+    author, author_url = _author(site, question["owner_user_id"], question["owner_display_name"])
+    meta: dict[str, Any] = {
+        "question_id": question_id,
+        "question_score": question["score"],
+        "title": question["title"],
+        "question_body": question["body"],
+        "tags": question["tags"],
+        "created": question["created"],
+        "answer_count": question["answer_count"],
+        "url": f"https://{site}/questions/{question_id}",
+        "question_author": author,
+        "question_author_url": author_url,
+        "question_licence": question["licence"],
+    }
+    if best is not None:
+        answer_id = best[1]
+        meta["answer_id"] = answer_id
+        meta["answer_url"] = f"https://{site}/a/{answer_id}"
+        meta["accepted"] = answer_id == question["accepted_answer_id"]
+    if answer is not None:
+        author, author_url = _author(site, answer.get("OwnerUserId"), answer.get("OwnerDisplayName"))
+        meta["author"] = author
+        meta["author_url"] = author_url
+        meta["answer_created"] = answer.get("CreationDate")
+        meta["licence"] = licence_for(answer.get("CreationDate"), answer.get("ContentLicense"))
+    return Candidate(
+        id=f"{SOURCE}/{site}/{question_id}",
+        source=SOURCE,
+        domain=site,
+        prompt=question["title"],
+        response=answer["Body"] if answer is not None else "",
+        score=best[0] if best is not None else None,
+        meta=meta,
+    )
