@@ -98,7 +98,7 @@ def build(
     def warn(message: str) -> None:
         warnings.append(message)
         if not quiet:
-            console.print(f"[yellow]warning:[/] {message}")
+            console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)
 
     from .errors import RecipeError
 

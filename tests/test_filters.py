@@ -1,0 +1,175 @@
+"""Each LIMA Stack Exchange rule, asserted by its reason string on real rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from lima_data.candidate import Candidate
+from lima_data.filters import REGISTRY, build_filter
+from lima_data.recipe import load_recipe
+from lima_data.sources import ReaderStats
+from lima_data.sources.stackexchange import StackExchangeReader, discover
+
+from .conftest import BEER_7Z
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_recipe("lima").sources["stackexchange"]["filters"]
+
+
+def make(name, settings, seed=0):
+    return build_filter(name, settings.get(name, {}), seed)
+
+
+@pytest.fixture(scope="module")
+def real(se_dir):
+    """Every question of the real dumps, with its top answer read, by id."""
+    out = {}
+    for dump in discover([se_dir]):
+        for c in StackExchangeReader().read(dump, ReaderStats(dump.label)):
+            out[c.id] = c
+    return out
+
+
+def get(real, site, question_id) -> Candidate:
+    c = real[f"stackexchange/{site}.stackexchange.com/{question_id}"]
+    return Candidate.from_dict(c.to_dict())  # a copy: transforming filters change candidates in place
+
+
+def cleaned(real, settings, site, question_id) -> Candidate:
+    c = get(real, site, question_id)
+    make("clean", settings)(c)
+    return c
+
+
+def test_every_filter_declares_its_reasons():
+    for name, cls in REGISTRY.items():
+        assert cls.name == name
+        assert all(isinstance(r, str) and r for r in cls.reasons)
+
+
+def test_answer_score(real, settings):
+    f = make("answer_score", settings)
+    assert f(get(real, "beer", 7)) == (4, "answer_score_too_low")
+    assert f(get(real, "beer", 29)) == (None, "no_answer")
+    value, reason = f(get(real, "beer", 50))
+    assert value >= 10 and reason is None
+
+
+def test_self_contained(real, settings):
+    f = make("self_contained", settings)
+    assert f(get(real, "matheducators", 1)) == ("not_question", "title_not_question")  # "Encouraging class participation"
+    assert f(get(real, "matheducators", 298)) == ("the following", "title_refers_to_body")
+    assert f(real["stackexchange/history.meta.stackexchange.com/70"]) == ("this", "title_refers_to_body")
+    assert f(get(real, "coffee", 1)) == ("ok", None)  # "How should I store whole bean coffee?"
+    relaxed = build_filter("self_contained", {**settings["self_contained"], "require_question": False}, 0)
+    assert relaxed(get(real, "matheducators", 1)) == ("not_question", None)
+
+
+def test_clean_keeps_code_blocks_and_lists_drops_links_and_images(real, settings):
+    html_answers = [c for c in real.values() if "<pre" in c.response and "<a " in c.response and "<li>" in c.response]
+    assert html_answers, "the real dumps have answers with code, links and lists"
+    f = make("clean", settings)
+    for original in html_answers[:20]:
+        c = Candidate.from_dict(original.to_dict())
+        value, reason = f(c)
+        assert reason is None
+        assert value["code_blocks"] >= 1 and value["links"] >= 1 and value["lists"] >= 1
+        assert "```" in c.response
+        assert "\n- " in c.response or "\n1. " in c.response or c.response.startswith(("- ", "1. "))
+        assert "<a " not in c.response and "href=" not in c.response and "<p>" not in c.response
+        assert "&amp;" not in c.response and "&lt;" not in c.response.replace("`&lt;`", "")
+    with_image = next(c for c in real.values() if "<img" in c.response)
+    c = Candidate.from_dict(with_image.to_dict())
+    value, _ = f(c)
+    assert value["images"] >= 1 and "<img" not in c.response and "![" not in c.response
+
+
+def test_clean_drops_an_empty_response(real, settings):
+    c = get(real, "beer", 29)  # no answer: empty response
+    assert make("clean", settings)(c) == (
+        {"links": 0, "images": 0, "code_blocks": 0, "lists": 0, "chars": 0}, "empty_response")
+
+
+def test_length(real, settings):
+    f = make("length", settings)
+    assert f(cleaned(real, settings, "beer", 1)) == (304, "too_short")
+    assert f(cleaned(real, settings, "beer", 835)) == (5516, "too_long")
+    value, reason = f(cleaned(real, settings, "beer", 181))
+    assert 1200 <= value <= 4096 and reason is None
+
+
+def test_first_person(real, settings):
+    f = make("first_person", settings)
+    value, reason = f(cleaned(real, settings, "beer", 590))  # "In my opinion it's a novelty, but I guess ..."
+    assert value >= 2 and reason == "first_person"
+    assert f(cleaned(real, settings, "beer", 181)) == (0, None)
+
+
+def test_first_person_ignores_code_quotes_and_variables(settings):
+    f = make("first_person", settings)
+    text = ('Use `for i in range(3): print("I")`.\n\n```\nmy_var = 1  # my code\n```\n\n'
+            '> I think so.\n\nThe manual says "I do not know". The I/O layer uses an I-beam; i is an index.')
+    assert f(Candidate("x", "s", "d", "p", text)) == (0, None)
+    assert f(Candidate("x", "s", "d", "p", "My advice: I’d wait."))[0] == 2
+
+
+def test_site_reference(real, settings):
+    f = make("site_reference", settings)
+    assert f(cleaned(real, settings, "beer", 607)) == (["other answers"], "site_reference")
+    assert f(cleaned(real, settings, "beer", 7043)) == (["as mentioned"], "site_reference")
+    assert f(cleaned(real, settings, "matheducators", 875)) == (["the op"], "site_reference")
+    assert f(cleaned(real, settings, "beer", 181)) == ([], None)
+
+
+def test_site_group(real, settings):
+    f = make("site_group", settings)
+    assert f(get(real, "beer", 7)) == ("other", None)
+    assert f(get(real, "genai", 1)) == ("stem", None)
+    assert f(real["stackexchange/bicycles.meta.stackexchange.com/1"]) == ("meta", "meta_site")
+    unknown = Candidate("x", "stackexchange", "unheardof.stackexchange.com", "p", "r")
+    assert f(unknown) == ("other", None) and unknown.meta["group_assumed"]
+    strict = build_filter("site_group", {**settings["site_group"], "unlisted": "drop"}, 0)
+    assert strict(Candidate("x", "stackexchange", "unheardof.stackexchange.com", "p", "r")) == ("unlisted", "site_unlisted")
+    codegolf = Candidate("x", "stackexchange", "codegolf.stackexchange.com", "p", "r")
+    assert f(codegolf) == ("excluded", "site_excluded")
+
+
+def test_prompt_choice_is_a_seeded_coin_per_question(real, settings):
+    kept = [cleaned(real, settings, "beer", qid) for qid in (181, 40, 50, 1, 7043, 590, 607, 835)]
+    first = [make("prompt_choice", settings, seed=0).measure(Candidate.from_dict(c.to_dict())) for c in kept]
+    again = [make("prompt_choice", settings, seed=0).measure(Candidate.from_dict(c.to_dict())) for c in kept[::-1]]
+    assert first == again[::-1]  # order does not matter
+    other_seeds = {tuple(make("prompt_choice", settings, seed=s).measure(Candidate.from_dict(c.to_dict()))
+                         for c in kept) for s in range(1, 6)}
+    assert len(other_seeds) > 1
+    for seed in range(6):
+        for c in kept:
+            c2 = Candidate.from_dict(c.to_dict())
+            choice, reason = make("prompt_choice", settings, seed=seed)(c2)
+            assert reason is None
+            if choice == "body":
+                assert c2.prompt == c.meta["question_body"] and c2.meta["prompt_field"] == "body"
+            else:
+                assert c2.prompt == c.meta["title"] and c2.meta["prompt_field"] == "title"
+
+
+def test_prompt_choice_falls_back_to_the_title(real, settings):
+    always_body = build_filter("prompt_choice", {**settings["prompt_choice"], "body_probability": 1.0}, 0)
+    with_image = next(c for c in real.values() if "<img" in c.meta["question_body"] and c.score)
+    c = Candidate.from_dict(with_image.to_dict())
+    make("clean", settings)(c)
+    assert always_body(c) == ("title_fallback", None) and c.prompt == c.meta["title"]
+    c = cleaned(real, settings, "coffee", 1)
+    c.meta["question_body"] = "As the title says, " + c.meta["question_body"]
+    assert always_body(c) == ("title_fallback", None)
+
+
+def test_unknown_settings_are_rejected():
+    from lima_data.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=r"\[filters.length\]: unknown setting"):
+        build_filter("length", {"min_char": 5}, 0)
+    with pytest.raises(RecipeError, match="missing required setting"):
+        build_filter("first_person", {}, 0)
