@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from . import __version__
 from .candidate import Candidate, to_example
-from .errors import InputError, ShortfallError
+from .errors import InputError, RecipeError, ShortfallError
 from .filters import build_filter
 from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
 from .pipeline import Chain, RejectSink
@@ -30,7 +30,7 @@ from .sources import ReaderStats
 from .sources.stackexchange import StackExchangeReader, discover
 
 #: Candidate meta keys kept in rejects but left out of manifest rows (large, and the prompt when chosen).
-MANIFEST_META_EXCLUDE = ("question_body", "question_images")
+MANIFEST_META_EXCLUDE = ("question_body",)
 SELECTION_STAGE = "selection"
 
 
@@ -99,8 +99,6 @@ def build(
         warnings.append(message)
         if not quiet:
             console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)
-
-    from .errors import RecipeError
 
     wanted = list(sources) if sources else list(recipe.sources)
     for source in wanted:

@@ -123,7 +123,7 @@ class ZstdJsonlWriter:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "wb")
-            self._writer = zstandard.ZstdCompressor(level=10).stream_writer(self._fh)
+            self._writer = zstandard.ZstdCompressor(level=3).stream_writer(self._fh)
         self._writer.write((dumps(row) + "\n").encode())
         self.rows += 1
 

@@ -6,6 +6,7 @@ import pytest
 
 from lima_data.candidate import Candidate
 from lima_data.filters import REGISTRY, build_filter
+from lima_data.filters.clean import html_to_markdown
 from lima_data.recipe import load_recipe
 from lima_data.sources import ReaderStats
 from lima_data.sources.stackexchange import StackExchangeReader, discover
@@ -144,22 +145,25 @@ def test_prompt_choice_is_a_seeded_coin_per_question(real, settings):
     other_seeds = {tuple(make("prompt_choice", settings, seed=s).measure(Candidate.from_dict(c.to_dict()))
                          for c in kept) for s in range(1, 6)}
     assert len(other_seeds) > 1
+    choices = set()
     for seed in range(6):
         for c in kept:
             c2 = Candidate.from_dict(c.to_dict())
             choice, reason = make("prompt_choice", settings, seed=seed)(c2)
+            choices.add(choice)
             assert reason is None
             if choice == "body":
-                assert c2.prompt == c.meta["question_body"] and c2.meta["prompt_field"] == "body"
+                assert c2.prompt == html_to_markdown(c.meta["question_body"])[0] == c2.meta["question_body"]
+                assert c2.meta["prompt_field"] == "body" and "<p>" not in c2.prompt
             else:
                 assert c2.prompt == c.meta["title"] and c2.meta["prompt_field"] == "title"
+    assert {"title", "body"} <= choices
 
 
 def test_prompt_choice_falls_back_to_the_title(real, settings):
     always_body = build_filter("prompt_choice", {**settings["prompt_choice"], "body_probability": 1.0}, 0)
     with_image = next(c for c in real.values() if "<img" in c.meta["question_body"] and c.score)
     c = Candidate.from_dict(with_image.to_dict())
-    make("clean", settings)(c)
     assert always_body(c) == ("title_fallback", None) and c.prompt == c.meta["title"]
     c = cleaned(real, settings, "coffee", 1)
     c.meta["question_body"] = "As the title says, " + c.meta["question_body"]

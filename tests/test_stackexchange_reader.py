@@ -263,7 +263,7 @@ def test_truncated_7z_names_the_file(tmp_path):
 
 
 def test_7z_decompressed_size_is_bounded():
-    with pytest.raises(InputError, match=r"decompressed size exceeds the bound of 100000 bytes"):
+    with pytest.raises(InputError, match=r"beer.stackexchange.com.7z!Posts.xml: decompressed size exceeds the bound of 100000 bytes"):
         read_all(one_site(BEER_7Z), max_decompressed_bytes=100_000)
 
 

@@ -67,11 +67,11 @@ def html_to_markdown(html: str) -> tuple[str, dict[str, int]]:
 
 
 class Clean(Filter):
-    """HTML -> Markdown for the response and the question body (LIMA section 2.1: "remove links, images and
-    other HTML tags, retaining only code blocks and lists").
+    """HTML -> Markdown for the response (LIMA section 2.1: "remove links, images and other HTML tags, retaining
+    only code blocks and lists"). The question body is cleaned the same way by ``prompt_choice``, only when the
+    coin picks it.
 
-    Transforms ``candidate.response`` and ``candidate.meta["question_body"]`` in place; the number of images in
-    the question body is kept as ``meta["question_images"]`` (a body with images cannot stand alone as a prompt).
+    Transforms ``candidate.response`` in place.
 
     Value: what the cleaning changed in the response, ``{"links", "images", "code_blocks", "lists"}`` (counts),
     and ``chars``, the cleaned response's length in characters.
@@ -84,10 +84,6 @@ class Clean(Filter):
 
     def measure(self, candidate: Candidate) -> dict[str, int]:
         candidate.response, changes = html_to_markdown(candidate.response)
-        body = candidate.meta.get("question_body")
-        if body is not None:
-            candidate.meta["question_body"], body_changes = html_to_markdown(body)
-            candidate.meta["question_images"] = body_changes["images"]
         return {**changes, "chars": len(candidate.response)}
 
     def decide(self, value: dict[str, int]) -> str | None:

@@ -10,6 +10,7 @@ import re
 from ..candidate import Candidate
 from ..text import stable_unit, strip_code, strip_quotes, word_pattern
 from .base import REQUIRED, Filter
+from .clean import html_to_markdown
 
 
 class SelfContained(Filter):
@@ -69,12 +70,13 @@ class PromptChoice(Filter):
     body can only be the prompt if it stands alone without the title; otherwise the title is used
     (``"title_fallback"``). A body stands alone when it
 
-    - holds no image (``meta["question_images"]``; images are removed by cleaning, so the prompt would lose them),
+    - holds no image (images are removed by cleaning, so the prompt would lose them),
     - does not refer to the title (any of ``title_cues``: "the title", "as titled", "see title", ...),
     - asks something: has a ``?`` outside code or one of ``request_cues`` ("how do", "wondering", ...),
     - is between ``min_body_chars`` and ``max_body_chars`` characters (cleaned Markdown).
 
-    Transforms: sets ``candidate.prompt`` and ``meta["prompt_field"]``.
+    Transforms: sets ``candidate.prompt`` and ``meta["prompt_field"]``; when the coin picks the body, cleans
+    ``meta["question_body"]`` from HTML to Markdown as ``clean`` does the response.
     Value: ``"title"``, ``"body"`` or ``"title_fallback"``. Never drops (no reasons).
     """
 
@@ -106,8 +108,9 @@ class PromptChoice(Filter):
         title = candidate.meta.get("title", candidate.prompt)
         choice = "title"
         if stable_unit(self.seed, "prompt_choice", candidate.id) < self.body_probability:
-            body = candidate.meta.get("question_body") or ""
-            if self.body_stands_alone(body, candidate.meta.get("question_images", 0)):
+            body, changes = html_to_markdown(candidate.meta.get("question_body") or "")
+            candidate.meta["question_body"] = body
+            if self.body_stands_alone(body, changes["images"]):
                 choice = "body"
             else:
                 choice = "title_fallback"

@@ -167,10 +167,8 @@ def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m
 def _discover(path: Path, found: list[SiteDump]) -> None:
     if path.is_file():
         if path.suffix.lower() == ".7z":
-            found.append(SiteDump(site_domain(path.name), path, None))
-        elif path.name.lower() == "posts.xml":
-            found.append(SiteDump(site_domain(path.resolve().parent.name), path))
-        elif path.suffix.lower() == ".xml":
+            found.append(SiteDump(site_domain(path.name), path, _posts_member(path)[0]))
+        elif path.suffix.lower() == ".xml":  # Posts.xml, or a Posts.xml under another name: named by its folder
             found.append(SiteDump(site_domain(path.resolve().parent.name), path))
         return
     children = sorted(path.iterdir())
@@ -187,15 +185,16 @@ class _QueueWriter:
     """py7zr writer (``Py7zIO``) that hands decompressed chunks to a bounded queue, so the archive member is
     streamed to the parser instead of written to disk or held whole in memory."""
 
-    def __init__(self, chunks: "queue.Queue[bytes | BaseException | None]", limit: int, cancelled: threading.Event):
-        self.chunks, self.limit, self.cancelled, self._size = chunks, limit, cancelled, 0
+    def __init__(self, chunks: "queue.Queue[bytes | BaseException | None]", limit: int, cancelled: threading.Event,
+                 label: str):
+        self.chunks, self.limit, self.cancelled, self.label, self._size = chunks, limit, cancelled, label, 0
 
     def write(self, data) -> int:
         if self.cancelled.is_set():
             raise _Cancelled()
         self._size += len(data)
         if self._size > self.limit:
-            raise InputError("", f"decompressed size exceeds the bound of {self.limit} bytes")
+            raise InputError(self.label, f"decompressed size exceeds the bound of {self.limit} bytes")
         while True:
             try:
                 self.chunks.put(bytes(data), timeout=0.2)
@@ -237,7 +236,7 @@ class _ArchiveStream(io.RawIOBase):
         self._cancelled = threading.Event()
         self._buffer = b""
         self._done = False
-        writer = _QueueWriter(self._chunks, limit, self._cancelled)
+        writer = _QueueWriter(self._chunks, limit, self._cancelled, f"{archive_path}!{member}")
 
         class _Factory(WriterFactory):
             def create(self, filename: str):
@@ -314,10 +313,9 @@ class StackExchangeReader:
         return dump.path.stat().st_size
 
     def _open(self, dump: SiteDump):
-        if dump.path.suffix.lower() == ".7z":
-            member, size = _posts_member(dump.path)
-            limit = self.max_decompressed_bytes or (size + (1 << 20))
-            return io.BufferedReader(_ArchiveStream(dump.path, member, limit), buffer_size=_CHUNK)
+        if dump.member:
+            limit = self.max_decompressed_bytes or (self.stream_size(dump) + (1 << 20))
+            return io.BufferedReader(_ArchiveStream(dump.path, dump.member, limit), buffer_size=_CHUNK)
         try:
             return open(dump.path, "rb", buffering=_CHUNK)
         except OSError as exc:
@@ -331,12 +329,7 @@ class StackExchangeReader:
         Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict).
         """
         label = dump.label
-        try:
-            stream = self._open(dump)
-        except InputError as exc:
-            if not exc.path:
-                raise InputError(label, str(exc)) from None
-            raise
+        stream = self._open(dump)
         closed = opened = False
         line_no = 0
         try:
