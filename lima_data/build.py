@@ -125,6 +125,11 @@ def build(
                 min_score = next((f.min_score for f in filters if f.name == "answer_score"), None)
                 reader = StackExchangeReader(min_answer_score=min_score, strict=strict)
                 dumps_ = discover(paths, warn)
+                site_group = next((f for f in filters if f.name == "site_group"), None)
+                for dump in dumps_:
+                    if site_group is not None and not site_group.listed(dump.site):
+                        warn(f"site {dump.site} is in no site list of the recipe: "
+                             + ("dropped" if site_group.unlisted == "drop" else f"counted as {site_group.unlisted}"))
                 kept[source] = []
                 with _progress(console, quiet) as progress:
                     for dump in dumps_:

@@ -132,6 +132,15 @@ def test_failed_build_keeps_the_previous_manifest(tmp_path, se_dir):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "src"]  # no staging folder left behind
 
 
+def test_unlisted_site_is_counted_as_other_with_a_warning(tmp_path, se_dir):
+    site = tmp_path / "src" / "unheardof"
+    site.mkdir(parents=True)
+    (site / "Posts.xml").write_bytes((se_dir / "coffee" / "Posts.xml").read_bytes())
+    result = build(load_recipe("lima"), inputs=[site], out_dir=tmp_path, quiet=True)
+    assert "site unheardof.stackexchange.com is in no site list of the recipe: counted as other" in result.warnings
+    assert result.manifest["counts"]["train"]["by_domain"] == {"unheardof.stackexchange.com": 3}
+
+
 def test_malformed_rows_are_counted_and_reported(tmp_path, se_dir):
     site = tmp_path / "src" / "coffee"
     site.mkdir(parents=True)

@@ -38,6 +38,11 @@ class SiteGroup(Filter):
         self._groups.update({d.lower(): "other" for d in self.other})
         self._groups.update({d.lower(): "excluded" for d in self.excluded})
 
+    def listed(self, domain: str) -> bool:
+        """True when ``domain`` is in one of the lists (or is a meta site that ``exclude_meta`` drops)."""
+        domain = domain.lower()
+        return domain in self._groups or (self.exclude_meta and is_meta_site(domain))
+
     def measure(self, candidate: Candidate) -> str:
         domain = candidate.domain.lower()
         group = self._groups.get(domain)
