@@ -262,6 +262,16 @@ def test_truncated_7z_names_the_file(tmp_path):
         read_all(one_site(broken))
 
 
+def test_damaged_7z_data_names_the_file(tmp_path):
+    data = bytearray(BEER_7Z.read_bytes())
+    for i in range(1_500_000, 1_500_064):  # inside the packed stream, before the header at the end
+        data[i] ^= 0xFF
+    damaged = tmp_path / "beer.stackexchange.com.7z"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"beer.stackexchange.com.7z!Posts.xml: archive data is damaged"):
+        read_all(one_site(damaged))
+
+
 def test_7z_decompressed_size_is_bounded():
     with pytest.raises(InputError, match=r"beer.stackexchange.com.7z!Posts.xml: decompressed size exceeds the bound of 100000 bytes"):
         read_all(one_site(BEER_7Z), max_decompressed_bytes=100_000)

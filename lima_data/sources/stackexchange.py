@@ -236,7 +236,8 @@ class _ArchiveStream(io.RawIOBase):
         self._cancelled = threading.Event()
         self._buffer = b""
         self._done = False
-        writer = _QueueWriter(self._chunks, limit, self._cancelled, f"{archive_path}!{member}")
+        label = f"{archive_path}!{member}"
+        writer = _QueueWriter(self._chunks, limit, self._cancelled, label)
 
         class _Factory(WriterFactory):
             def create(self, filename: str):
@@ -249,8 +250,10 @@ class _ArchiveStream(io.RawIOBase):
                 self._put(None)
             except _Cancelled:
                 pass
-            except BaseException as exc:  # surfaced in the reading thread
+            except InputError as exc:
                 self._put(exc)
+            except BaseException as exc:  # py7zr / lzma errors on damaged data, surfaced in the reading thread
+                self._put(InputError(label, f"archive data is damaged ({type(exc).__name__}: {exc})"))
 
         self._thread = threading.Thread(target=produce, name=f"7z:{archive_path.name}", daemon=True)
         self._thread.start()
