@@ -356,6 +356,7 @@ class StackExchangeReader:
                         if attributes is not None:
                             yield line_no, attributes
                     elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
+                        opened = opened or b"<posts" in text  # a root on the declaration's line
                         continue
                     elif text.startswith(b"<posts"):
                         opened = True
@@ -427,8 +428,8 @@ class StackExchangeReader:
                 malformed row when ``strict``.
         """
         top = self.top_answers(dump, progress)
-        top_ids = {answer_id for _, answer_id in top.values()}
         hold = self.min_answer_score
+        top_ids = {answer_id for score, answer_id in top.values() if hold is None or score >= hold}
         pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
         label = dump.label
