@@ -135,7 +135,7 @@ def build(
                     for dump in dumps_:
                         t0 = time.perf_counter()
                         stats = ReaderStats(_display_path(dump.path) + (f"!{dump.member}" if dump.member else ""))
-                        task = progress.add_task(f"{dump.site} (2 passes)", total=2 * reader.stream_size(dump))
+                        task = progress.add_task(f"{dump.site} (2 passes)", total=2 * dump.size)
                         advance = lambda n, task=task: progress.advance(task, n)  # noqa: E731
                         kept[source].extend(chain.run(reader.read(dump, stats, advance), sink))
                         progress.update(task, completed=progress.tasks[task].total)

@@ -103,11 +103,13 @@ class SiteDump:
         site: the site's domain (see :func:`site_domain`).
         path: the ``.7z`` archive or the ``Posts.xml`` file.
         member: for an archive, the name of the Posts.xml member inside it.
+        size: bytes of Posts.xml (for an archive, the member's uncompressed size as the archive declares it).
     """
 
     site: str
     path: Path
     member: str | None = None
+    size: int = 0
 
     @property
     def label(self) -> str:
@@ -167,14 +169,15 @@ def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m
 def _discover(path: Path, found: list[SiteDump]) -> None:
     if path.is_file():
         if path.suffix.lower() == ".7z":
-            found.append(SiteDump(site_domain(path.name), path, _posts_member(path)[0]))
+            member, size = _posts_member(path)
+            found.append(SiteDump(site_domain(path.name), path, member, size))
         elif path.suffix.lower() == ".xml":  # Posts.xml, or a Posts.xml under another name: named by its folder
-            found.append(SiteDump(site_domain(path.resolve().parent.name), path))
+            found.append(SiteDump(site_domain(path.resolve().parent.name), path, None, path.stat().st_size))
         return
     children = sorted(path.iterdir())
     posts = [c for c in children if c.is_file() and c.name.lower() == "posts.xml"]
     if posts:
-        found.append(SiteDump(site_domain(path.resolve().name), posts[0]))
+        found.append(SiteDump(site_domain(path.resolve().name), posts[0], None, posts[0].stat().st_size))
         return
     for child in children:
         if child.is_dir() or child.suffix.lower() == ".7z":
@@ -309,15 +312,9 @@ class StackExchangeReader:
 
     # -- byte streams -----------------------------------------------------------------------------------------
 
-    def stream_size(self, dump: SiteDump) -> int:
-        """Bytes of Posts.xml one pass reads (for progress bars)."""
-        if dump.member:
-            return _posts_member(dump.path)[1]
-        return dump.path.stat().st_size
-
     def _open(self, dump: SiteDump):
         if dump.member:
-            limit = self.max_decompressed_bytes or (self.stream_size(dump) + (1 << 20))
+            limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
             return io.BufferedReader(_ArchiveStream(dump.path, dump.member, limit), buffer_size=_CHUNK)
         try:
             return open(dump.path, "rb", buffering=_CHUNK)
