@@ -27,11 +27,12 @@ from .pipeline import Chain, RejectSink
 from .recipe import PACKAGE, Recipe
 from .selection import GroupSelection, select
 from .sources import ReaderStats
-from .sources.stackexchange import StackExchangeReader, discover
+from .sources.base import Shard, Source, discover, source_class
 
 #: Candidate meta keys kept in rejects but left out of manifest rows (large, and the prompt when chosen).
 MANIFEST_META_EXCLUDE = ("question_body",)
 SELECTION_STAGE = "selection"
+SE = "stackexchange"
 
 
 @dataclass
@@ -108,71 +109,100 @@ def build(
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
+    readers: dict[str, Source] = {}
+    chains: dict[str, Chain] = {}
+    for source in wanted:
+        spec = recipe.sources[source]
+        filters = [build_filter(n, spec.get("filters", {}).get(n, {}), recipe.seed) for n in spec["chain"]]
+        chains[source] = Chain(source, filters)
+        readers[source] = source_class(source)(spec.get("reader"), strict=strict, seed=recipe.seed)
+        readers[source].configure(filters)
+
+    if inputs:
+        shards, skipped = discover(inputs, list(readers.values()), warn)
+        if skipped:
+            warn(f"{skipped} file(s) under the inputs belong to no source being built and were skipped")
+    else:
+        shards = {}
+        for source, reader in readers.items():
+            found, _ = discover(recipe.source_inputs(source), [reader], warn)
+            shards[source] = found[source]
+    missing = [source for source in wanted if not shards[source]]
+    for source in missing:
+        message = f"{source}: no input found for this source; its quotas stay empty"
+        if strict:
+            raise ShortfallError(f"strict: {message}")
+        warn(message)
+    site_group = next((f for f in chains.get(SE, Chain(SE, [])).filters if f.name == "site_group"), None)
+    for shard in shards.get(SE, []):
+        if site_group is not None and not site_group.listed(shard.domain):
+            warn(f"site {shard.domain} is in no site list of the recipe: "
+                 + ("dropped" if site_group.unlisted == "drop" else f"counted as {site_group.unlisted}"))
+
     with StagedManifest(Path(out_dir), name) as stage:
         sink = RejectSink(stage.path / "report")
         try:
             kept: dict[str, list[Candidate]] = {}
-            chains: dict[str, Chain] = {}
-            reader_stats: list[ReaderStats] = []
+            reader_stats: dict[Shard, ReaderStats] = {}
             input_files: list[dict[str, Any]] = []
             for source in wanted:
-                spec = recipe.sources[source]
-                paths = [Path(p) for p in inputs] if inputs else recipe.source_inputs(source)
-                if not paths:
-                    raise InputError(source, "no inputs: pass --input PATH (an archive, a Posts.xml, or a folder of them)")
-                filters = [build_filter(n, spec.get("filters", {}).get(n, {}), recipe.seed) for n in spec["chain"]]
-                chain = chains[source] = Chain(source, filters)
-                min_score = next((f.min_score for f in filters if f.name == "answer_score"), None)
-                reader = StackExchangeReader(min_answer_score=min_score, strict=strict)
-                dumps_ = discover(paths, warn)
-                site_group = next((f for f in filters if f.name == "site_group"), None)
-                for dump in dumps_:
-                    if site_group is not None and not site_group.listed(dump.site):
-                        warn(f"site {dump.site} is in no site list of the recipe: "
-                             + ("dropped" if site_group.unlisted == "drop" else f"counted as {site_group.unlisted}"))
-                kept[source] = []
                 with _progress(console, quiet) as progress:
-                    for dump in dumps_:
-                        t0 = time.perf_counter()
-                        stats = ReaderStats(_display_path(dump.path) + (f"!{dump.member}" if dump.member else ""))
-                        task = progress.add_task(f"{dump.site} (2 passes)", total=2 * dump.size)
-                        advance = lambda n, task=task: progress.advance(task, n)  # noqa: E731
-                        kept[source].extend(chain.run(reader.read(dump, stats, advance), sink))
+                    tasks: dict[Shard, Any] = {}
+
+                    def stats_for(shard: Shard) -> ReaderStats:
+                        if shard not in reader_stats:
+                            reader_stats[shard] = ReaderStats(_display_path(shard.path)
+                                                              + (f"!{shard.member}" if shard.member else ""))
+                        return reader_stats[shard]
+
+                    def progress_for(shard: Shard):
+                        if shard not in tasks:
+                            passes = f" ({shard.passes} passes)" if shard.passes > 1 else ""
+                            tasks[shard] = progress.add_task(f"{shard.domain or shard.path.name}{passes}",
+                                                             total=shard.passes * shard.size or None)
+                        task = tasks[shard]
+                        return lambda n: progress.advance(task, n)
+
+                    t0 = time.perf_counter()
+                    kept[source] = list(chains[source].run(readers[source].read(shards[source], stats_for,
+                                                                                progress_for), sink))
+                    for task in tasks.values():
                         progress.update(task, completed=progress.tasks[task].total)
-                        reader_stats.append(stats)
-                        input_files.append({
-                            "source": source,
-                            "site": dump.site,
-                            "path": _display_path(dump.path),
-                            "size": dump.path.stat().st_size,
-                            "sha256": sha256_file(dump.path),
-                        })
-                        timings[f"read+filter {dump.site}"] = round(time.perf_counter() - t0, 3)
-                        if stats.malformed or stats.truncated:
-                            where = ", ".join(f"line {e['line']}: {e['error']}" for e in stats.errors[:3])
-                            warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
-                                 f"{' and the file is truncated' if stats.truncated else ''} ({where})")
+                    timings[f"read+filter {source}"] = round(time.perf_counter() - t0, 3)
+                for shard in shards[source]:
+                    stats = stats_for(shard)
+                    input_files.append({
+                        "source": source,
+                        **({"domain": shard.domain} if shard.domain else {}),
+                        "path": _display_path(shard.path),
+                        "size": shard.path.stat().st_size,
+                        "sha256": sha256_file(shard.path),
+                    })
+                    if stats.malformed or stats.truncated:
+                        where = ", ".join(f"line {e['line']}: {e['error']}" for e in stats.errors[:3])
+                        warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
+                             f"{' and the file is truncated' if stats.truncated else ''} ({where})")
 
             t0 = time.perf_counter()
             selections: dict[str, list[GroupSelection]] = {}
             splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLIT_FILES}
             for source in wanted:
                 spec = recipe.sources[source]
-                groups = selections[source] = select(source, kept[source], spec["selection"], recipe.seed)
+                groups = selections[source] = select(source, kept[source], spec["selection"], recipe.seed,
+                                                     readers[source].rank_key)
                 chosen = {c.id for g in groups for c in g.selected}
                 for candidate in kept[source]:
                     if candidate.id not in chosen:
                         sink.reject(SELECTION_STAGE, candidate, "over_quota")
-                split = spec["selection"].get("split", "train")
                 for group in groups:
-                    if group.shortfall:
+                    if group.shortfall and source not in missing:
                         warn(f"{source} {group.group}: quota {group.wanted}, only {len(group.selected)} candidates "
                              f"passed the filters (short by {group.shortfall}); writing what there is")
                     for candidate in group.selected:
-                        row = to_example(candidate, prompt_only=False)
+                        row = to_example(candidate, prompt_only=group.prompt_only)
                         for key in MANIFEST_META_EXCLUDE:
                             row["meta"].pop(key, None)
-                        splits[split].append(row)
+                        splits[group.split].append(row)
             timings["selection"] = round(time.perf_counter() - t0, 3)
         finally:
             sink.close()
@@ -212,7 +242,7 @@ def build(
         report_stats = {
             "funnel": {s: {"candidates": chains[s].candidates, "filters": chains[s].funnel()} for s in wanted},
             "selection": {s: [g.to_dict() for g in gs] for s, gs in selections.items()},
-            "readers": [r.to_dict() for r in reader_stats],
+            "readers": [r.to_dict() for r in reader_stats.values()],
             "rejects": sink.files(),
             "timings": timings,
         }
@@ -232,7 +262,8 @@ def build(
             "selection": report_stats["selection"],
             "shortfalls": shortfalls,
             "readers": [
-                {k: r.to_dict()[k] for k in ("shard", "rows", "counts", "malformed", "truncated")} for r in reader_stats
+                {k: r.to_dict()[k] for k in ("shard", "rows", "counts", "malformed", "truncated")}
+                for r in reader_stats.values()
             ],
             "warnings": warnings,
         }

@@ -41,12 +41,10 @@ BUNDLED = Path(str(resources.files("lima_data") / "recipes"))
 PACKAGE = Path(str(resources.files("lima_data")))
 PACKAGE_PREFIX = "package:"
 
-#: Sources this version can read, and the selection groups each one fills.
-SOURCE_GROUPS = {"stackexchange": ("stem", "other")}
 SPLITS = ("train", "dev", "test")
 _TOP_KEYS = {"name", "description", "seed", "include", "sources"}
-_SOURCE_KEYS = {"inputs", "chain", "filters", "selection"}
-_SELECTION_KEYS = {"split", "tau", "quotas"}
+_SOURCE_KEYS = {"inputs", "reader", "chain", "filters", "selection"}
+_SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -154,6 +152,7 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
 def validate(data: dict[str, Any], path: Path) -> None:
     """Check a merged recipe; raise :class:`RecipeError` naming ``path`` and the key on the first problem."""
     from .filters import build_filter
+    from .sources.base import source_class
 
     def fail(key: str, message: str):
         raise RecipeError(f"{path}: {key}: {message}")
@@ -167,13 +166,19 @@ def validate(data: dict[str, Any], path: Path) -> None:
         fail("sources", "the recipe names no source")
     for source, spec in sources.items():
         where = f"sources.{source}"
-        if source not in SOURCE_GROUPS:
-            fail(where, f"unknown source (known: {sorted(SOURCE_GROUPS)})")
+        try:
+            cls = source_class(source)
+        except RecipeError as exc:
+            fail(where, str(exc))
         for key in set(spec) - _SOURCE_KEYS:
             fail(f"{where}.{key}", f"unknown key (known: {sorted(_SOURCE_KEYS)})")
+        try:
+            cls(spec.get("reader"))
+        except RecipeError as exc:
+            fail(f"{where}.reader", str(exc))
         chain = spec.get("chain")
-        if not isinstance(chain, list) or not chain:
-            fail(f"{where}.chain", "must be a non-empty list of filter names")
+        if not isinstance(chain, list):
+            fail(f"{where}.chain", "must be a list of filter names")
         filters = spec.get("filters", {})
         for name in filters:
             if name not in chain:
@@ -188,19 +193,29 @@ def validate(data: dict[str, Any], path: Path) -> None:
             fail(f"{where}.selection", "missing")
         for key in set(selection) - _SELECTION_KEYS:
             fail(f"{where}.selection.{key}", f"unknown key (known: {sorted(_SELECTION_KEYS)})")
-        if selection.get("split", "train") not in SPLITS:
-            fail(f"{where}.selection.split", f"must be one of {SPLITS}")
+        method = selection.get("method", cls.methods[0])
+        if method not in cls.methods:
+            fail(f"{where}.selection.method", f"{method!r} is not a method of this source (known: {cls.methods})")
+        selection["method"] = method
         tau = selection.get("tau", 1.0)
         if not isinstance(tau, (int, float)) or tau <= 0:
             fail(f"{where}.selection.tau", "must be a positive number")
         quotas = selection.get("quotas")
         if not isinstance(quotas, dict) or not quotas:
             fail(f"{where}.selection.quotas", "must be a table of group = count")
+        groups = SPLITS if method == "split" else cls.groups
         for group, count in quotas.items():
-            if group not in SOURCE_GROUPS[source]:
-                fail(f"{where}.selection.quotas.{group}", f"unknown group (known: {SOURCE_GROUPS[source]})")
+            if groups is not None and group not in groups:
+                fail(f"{where}.selection.quotas.{group}", f"unknown group (known: {groups})")
             if not isinstance(count, int) or count < 0:
                 fail(f"{where}.selection.quotas.{group}", "must be a non-negative integer")
+        splits = {selection.get("split", "train"), *selection.get("splits", {}).values()}
+        for split in splits:
+            if split not in SPLITS:
+                fail(f"{where}.selection.split", f"{split!r} is not one of {SPLITS}")
+        for group in list(selection.get("splits", {})) + list(selection.get("prompt_only", [])):
+            if group not in quotas:
+                fail(f"{where}.selection", f"group {group!r} named in splits / prompt_only has no quota")
         inputs = spec.get("inputs", [])
         if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
             fail(f"{where}.inputs", "must be a list of paths")

@@ -1,42 +1,54 @@
 """Selection: fill the recipe's quotas from the kept candidates (LIMA section 2.1), seeded.
 
-Stack Exchange: candidates are grouped by ``meta["group"]`` (``stem`` / ``other``). Within a group, each pick
-first draws a site with probability proportional to ``n_site ** (1 / tau)`` (``n_site`` = the site's kept
-candidates; LIMA: tau = 3, which flattens the pull of the big sites), then takes that site's highest-ranked
-question not yet taken. A site that runs out leaves the draw and the others are renormalised. When a group has
-fewer candidates than its quota, all are taken and the shortfall is reported.
+Each source's candidates carry a quota group in ``meta["group"]`` (Stack Exchange: ``stem`` / ``other``; Reddit:
+the subreddit; wikiHow: ``wikihow``; ...). The recipe's ``[sources.<name>.selection]`` gives ``quotas`` per group
+and a ``method``:
 
-Rank within a site: question score, then top answer score, both descending, then question id ascending
-(LIMA: "the questions with the highest score").
+- ``tau`` (Stack Exchange): each pick first draws a site with probability proportional to ``n_site ** (1 / tau)``
+  (``n_site`` = the site's kept candidates; LIMA: tau = 3), then takes that site's best candidate not yet taken.
+  A site that runs out leaves the draw.
+- ``category`` (wikiHow): each pick first draws a category uniformly among those with articles left, then an
+  article uniformly within it (LIMA: "we first sample a category and then an article from it").
+- ``top`` (Reddit): the best candidates of the group (LIMA picked among the most upvoted posts).
+- ``random`` (Natural Instructions): a seeded uniform sample.
+- ``split`` (authored): quotas are splits; rows that name their split go there first, the rest fill what is
+  left, shuffled by the seed, in the quotas' order.
+
+"Best" is the source's rank (:meth:`Source.rank_key`). When a group has fewer candidates than its quota, all are
+taken and the shortfall is reported. The same candidates (in any order) and seed give the same selection.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .candidate import Candidate
 
+METHODS = ("tau", "category", "top", "random", "split")
 
-def rank_key(candidate: Candidate) -> tuple:
-    """Sort key, best first: question score desc, answer score desc, then id (numeric part) asc."""
-    question_id = candidate.meta.get("question_id", 0)
-    return (-(candidate.meta.get("question_score") or 0), -(candidate.score or 0), question_id, candidate.id)
+
+def default_rank_key(candidate: Candidate) -> tuple:
+    """Best first: the response's score descending, then id."""
+    return (-(candidate.score or 0), candidate.id)
 
 
 @dataclass
 class GroupSelection:
-    """What one quota got: ``wanted``, ``available`` (kept candidates), the ``selected`` candidates in pick
-    order, and per site: candidates available, sampling probability and picks."""
+    """What one quota got: ``wanted``, ``available`` (kept candidates of the group), the ``selected``
+    candidates in pick order, and per domain: candidates available, sampling probability (tau) and picks."""
 
     source: str
     group: str
     wanted: int
+    split: str = "train"
+    prompt_only: bool = False
     available: int = 0
     selected: list[Candidate] = field(default_factory=list)
-    sites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    domains: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def shortfall(self) -> int:
@@ -46,11 +58,12 @@ class GroupSelection:
         return {
             "source": self.source,
             "group": self.group,
+            "split": self.split,
             "wanted": self.wanted,
             "available": self.available,
             "selected": len(self.selected),
             "shortfall": self.shortfall,
-            "sites": self.sites,
+            "domains": self.domains,
         }
 
 
@@ -74,33 +87,87 @@ def tau_sample(pools: dict[str, list[Candidate]], quota: int, tau: float, rng: r
     return picked
 
 
-def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: int) -> list[GroupSelection]:
+def category_sample(pools: dict[str, list[Candidate]], quota: int, rng: random.Random) -> list[Candidate]:
+    """Draw ``quota`` candidates: a category uniformly among those with candidates left, then a candidate
+    uniformly within it (``pools``: category -> candidates in a fixed order)."""
+    remaining = {cat: list(pool) for cat, pool in sorted(pools.items()) if pool}
+    picked: list[Candidate] = []
+    while len(picked) < quota and remaining:
+        category = rng.choice(sorted(remaining))
+        pool = remaining[category]
+        picked.append(pool.pop(rng.randrange(len(pool))))
+        if not pool:
+            del remaining[category]
+    return picked
+
+
+def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: int,
+           rank_key: Callable[[Candidate], tuple] = default_rank_key) -> list[GroupSelection]:
     """Fill each quota of ``selection`` (a recipe's ``[sources.<source>.selection]``) from ``kept``.
 
-    Returns one :class:`GroupSelection` per quota, in the recipe's order. Candidates without a quota group are
-    not selected. Deterministic: same candidates (in any order) and seed give the same selection.
+    Returns one :class:`GroupSelection` per quota, in the recipe's order. Candidates whose group has no quota
+    are not selected.
     """
+    method = selection.get("method", "top")
     tau = float(selection.get("tau", 1.0))
-    by_group: dict[str, dict[str, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+    default_split = selection.get("split", "train")
+    prompt_only = set(selection.get("prompt_only", []))
+    by_group: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in kept:
-        by_group[candidate.meta.get("group", "")][candidate.domain].append(candidate)
+        by_group[candidate.meta.get("group", "")].append(candidate)
+
     results = []
+    if method == "split":
+        return _split_select(source, kept, selection, seed, prompt_only)
     for group, wanted in selection["quotas"].items():
-        pools = {site: sorted(pool, key=rank_key) for site, pool in by_group.get(group, {}).items()}
+        split = selection.get("splits", {}).get(group, default_split)
+        result = GroupSelection(source, group, wanted, split, group in prompt_only)
+        members = sorted(by_group.get(group, []), key=rank_key)
+        result.available = len(members)
         rng = random.Random(f"{seed}:{source}:{group}")
-        result = GroupSelection(source, group, wanted, available=sum(map(len, pools.values())))
-        result.selected = tau_sample(pools, wanted, tau, rng)
-        norm = sum(len(p) ** (1.0 / tau) for p in pools.values()) or 1.0
+        pools: dict[str, list[Candidate]] = defaultdict(list)
+        key = "category" if method == "category" else None
+        for candidate in members:
+            pools[candidate.meta.get(key, "") if key else candidate.domain].append(candidate)
+        if method == "tau":
+            result.selected = tau_sample(pools, wanted, tau, rng)
+        elif method == "category":
+            result.selected = category_sample(pools, wanted, rng)
+        elif method == "random":
+            result.selected = rng.sample(members, min(wanted, len(members)))
+        else:  # top
+            result.selected = members[:wanted]
         picks: dict[str, int] = defaultdict(int)
         for candidate in result.selected:
-            picks[candidate.domain] += 1
-        result.sites = {
-            site: {
-                "available": len(pool),
-                "probability": round(len(pool) ** (1.0 / tau) / norm, 6),
-                "selected": picks.get(site, 0),
-            }
-            for site, pool in sorted(pools.items())
-        }
+            picks[candidate.meta.get(key, "") if key else candidate.domain] += 1
+        norm = sum(len(p) ** (1.0 / tau) for p in pools.values()) or 1.0
+        for name, pool in sorted(pools.items()):
+            result.domains[name] = {"available": len(pool), "selected": picks.get(name, 0)}
+            if method == "tau":
+                result.domains[name]["probability"] = round(len(pool) ** (1.0 / tau) / norm, 6)
         results.append(result)
     return results
+
+
+def _split_select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: int,
+                  prompt_only: set[str]) -> list[GroupSelection]:
+    quotas = selection["quotas"]
+    results = {split: GroupSelection(source, split, wanted, split, split in prompt_only)
+               for split, wanted in quotas.items()}
+    undeclared = []
+    for candidate in sorted(kept, key=lambda c: c.id):
+        declared = candidate.meta.get("split")
+        if declared in results:
+            results[declared].available += 1
+            if len(results[declared].selected) < results[declared].wanted:
+                results[declared].selected.append(candidate)
+        else:
+            undeclared.append(candidate)
+    random.Random(f"{seed}:{source}:split").shuffle(undeclared)
+    for result in results.values():
+        result.available += len(undeclared)
+        while undeclared and len(result.selected) < result.wanted:
+            result.selected.append(undeclared.pop(0))
+    for result in results.values():
+        result.domains = {"(all)": {"available": result.available, "selected": len(result.selected)}}
+    return list(results.values())

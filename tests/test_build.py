@@ -80,7 +80,7 @@ def test_manifest_rows_follow_the_rules(full):
 def test_manifest_json_records_inputs_files_and_recipe(full, se_dir):
     m = full.manifest
     assert m["recipe"]["name"] == "lima" and len(m["recipe_sha256"]) == 64 and m["seed"] == 0
-    by_site = {i["site"]: i for i in m["inputs"]}
+    by_site = {i["domain"]: i for i in m["inputs"]}
     coffee = by_site["coffee.stackexchange.com"]
     assert coffee["size"] == (se_dir / "coffee" / "Posts.xml").stat().st_size
     assert coffee["sha256"] == sha256_file(se_dir / "coffee" / "Posts.xml")

@@ -35,7 +35,7 @@ def one_site(path: Path) -> SiteDump:
 def test_beer_archive_yields_every_question_and_answer(se_dir):
     for archive in (BEER_7Z, se_dir / "beer.stackexchange.com_2020" / "beer.stackexchange.com.7z"):
         dump = one_site(archive)
-        assert dump.site == "beer.stackexchange.com"
+        assert dump.domain == "beer.stackexchange.com"
         candidates, stats = read_all(dump)
         assert stats.counts["questions"] == 1029
         assert stats.counts["answers"] == 2277
@@ -88,7 +88,7 @@ def test_candidate_fields_and_attribution(se_dir):
 
 
 def test_discover_a_directory_of_many_sites(se_dir):
-    sites = [d.site for d in discover([se_dir])]
+    sites = [d.domain for d in discover([se_dir])]
     assert sites == [
         "3dprinting.meta.stackexchange.com",
         "beer.stackexchange.com",

@@ -38,6 +38,8 @@ from lxml import etree
 from ..candidate import Candidate
 from ..errors import InputError
 from . import ReaderStats
+from .base import Shard, Source
+from .base import discover as discover_shards
 
 SOURCE = "stackexchange"
 
@@ -95,25 +97,8 @@ def parse_tags(value: str | None) -> list[str]:
     return [t for t in value.split("|") if t]
 
 
-@dataclass(frozen=True)
-class SiteDump:
-    """One site's Posts.xml, the unit of work (shard) for the reader.
-
-    Attributes:
-        site: the site's domain (see :func:`site_domain`).
-        path: the ``.7z`` archive or the ``Posts.xml`` file.
-        member: for an archive, the name of the Posts.xml member inside it.
-        size: bytes of Posts.xml (for an archive, the member's uncompressed size as the archive declares it).
-    """
-
-    site: str
-    path: Path
-    member: str | None = None
-    size: int = 0
-
-    @property
-    def label(self) -> str:
-        return f"{self.path}!{self.member}" if self.member else str(self.path)
+#: A site's Posts.xml (a file or an archive member): the Stack Exchange kind of :class:`Shard`.
+SiteDump = Shard
 
 
 def _posts_member(archive_path: Path) -> tuple[str, int]:
@@ -138,50 +123,71 @@ def _posts_member(archive_path: Path) -> tuple[str, int]:
     raise InputError(archive_path, "no Posts.xml in this archive")
 
 
-def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m: None) -> list[SiteDump]:
+def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m: None) -> list[Shard]:
     """Find the sites in the given paths: ``.7z`` archives, ``Posts.xml`` files, a site folder holding
     ``Posts.xml``, or a directory of many sites (searched recursively).
 
-    Returns the dumps sorted by site. A site given twice is read once (the first path in sorted order) and
+    Returns the shards sorted by site. A site given twice is read once (the first path in sorted order) and
     ``warn`` is told.
 
     Raises:
         InputError: a path does not exist, or holds no Stack Exchange dump.
     """
-    found: list[SiteDump] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError(path, "no such file or directory")
-        before = len(found)
-        _discover(path, found)
-        if len(found) == before:
-            raise InputError(path, "no Stack Exchange dump here (expected a .7z archive, a Posts.xml, or a folder of them)")
-    by_site: dict[str, SiteDump] = {}
-    for dump in sorted(found, key=lambda d: (d.site, str(d.path))):
-        if dump.site in by_site:
-            warn(f"site {dump.site} given twice: reading {by_site[dump.site].path}, skipping {dump.path}")
-            continue
-        by_site[dump.site] = dump
-    return list(by_site.values())
+    paths = list(paths)
+    found, _ = discover_shards(paths, [StackExchangeSource()], warn)
+    if not found[SOURCE]:
+        raise InputError(", ".join(map(str, paths)),
+                         "no Stack Exchange dump here (expected a .7z archive, a Posts.xml, or a folder of them)")
+    return found[SOURCE]
 
 
-def _discover(path: Path, found: list[SiteDump]) -> None:
-    if path.is_file():
+class StackExchangeSource(Source):
+    """Stack Exchange data dump: claims ``*.7z`` archives holding a Posts.xml, files named ``Posts.xml`` (the
+    site named by their folder) and, when named explicitly, any ``.xml`` file; reads them with
+    :class:`StackExchangeReader`. Quota groups: ``stem``, ``other`` (set by the ``site_group`` filter).
+
+    Reader settings: ``min_answer_score`` (default: the ``answer_score`` filter's ``min_score``).
+    """
+
+    name = SOURCE
+    groups = ("stem", "other")
+    methods = ("tau",)
+    defaults = {"min_answer_score": None}
+
+    def configure(self, filters) -> None:
+        """Take the reader's cheap-skip bound from the chain's ``answer_score`` filter unless set."""
+        if self.settings["min_answer_score"] is None:
+            self.settings["min_answer_score"] = next((f.min_score for f in filters if f.name == "answer_score"), None)
+
+    @staticmethod
+    def rank_key(candidate: Candidate) -> tuple:
+        """LIMA: "the questions with the highest score": question score, then top answer score, both
+        descending, then question id."""
+        return (-(candidate.meta.get("question_score") or 0), -(candidate.score or 0),
+                candidate.meta.get("question_id", 0), candidate.id)
+
+    def claim(self, path: Path, explicit: bool) -> Shard | None:
         if path.suffix.lower() == ".7z":
             member, size = _posts_member(path)
-            found.append(SiteDump(site_domain(path.name), path, member, size))
-        elif path.suffix.lower() == ".xml":  # Posts.xml, or a Posts.xml under another name: named by its folder
-            found.append(SiteDump(site_domain(path.resolve().parent.name), path, None, path.stat().st_size))
-        return
-    children = sorted(path.iterdir())
-    posts = [c for c in children if c.is_file() and c.name.lower() == "posts.xml"]
-    if posts:
-        found.append(SiteDump(site_domain(path.resolve().name), posts[0], None, posts[0].stat().st_size))
-        return
-    for child in children:
-        if child.is_dir() or child.suffix.lower() == ".7z":
-            _discover(child, found)
+            return Shard(SOURCE, path, "7z", size, 2, member, site_domain(path.name))
+        if path.name.lower() == "posts.xml" or (explicit and path.suffix.lower() == ".xml"):
+            return Shard(SOURCE, path, "posts_xml", path.stat().st_size, 2, None,
+                         site_domain(path.resolve().parent.name))
+        return None
+
+    def finalize(self, shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
+        by_site: dict[str, Shard] = {}
+        for shard in sorted(shards, key=lambda d: (d.domain, str(d.path))):
+            if shard.domain in by_site:
+                warn(f"site {shard.domain} given twice: reading {by_site[shard.domain].path}, skipping {shard.path}")
+                continue
+            by_site[shard.domain] = shard
+        return list(by_site.values())
+
+    def read(self, shards, stats, progress) -> Iterator[Candidate]:
+        reader = StackExchangeReader(min_answer_score=self.settings["min_answer_score"], strict=self.strict)
+        for shard in shards:
+            yield from reader.read(shard, stats(shard), progress(shard))
 
 
 class _QueueWriter:
@@ -434,7 +440,7 @@ class StackExchangeReader:
             try:
                 post_type, post_id = int(row["PostTypeId"]), int(row["Id"])
                 if post_type == QUESTION:
-                    question = _question(row, dump.site)
+                    question = _question(row, dump.domain)
                 elif post_type == ANSWER:
                     int(row["ParentId"]), int(row.get("Score", 0))
                     if "Body" not in row:

@@ -1,0 +1,208 @@
+"""What every source has in common: shards, the source interface, and finding dumps in the user's paths.
+
+``lima-data build --input DUMPS_DIR`` hands the same paths to every source of the recipe; each file is offered to
+the sources in turn and the first that recognises it (by name, then by a peek at its content) claims it as a
+:class:`Shard`. A file named explicitly that no source claims is an error; unclaimed files inside a folder are
+skipped (and counted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..candidate import Candidate
+from ..errors import InputError, RecipeError
+from . import ReaderStats
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of reading: a file (or an archive member) of one source.
+
+    Attributes:
+        source: the source that claimed it.
+        path: the file.
+        kind: its format, e.g. ``"posts_xml"``, ``"7z"``, ``"wikihow_html"``, ``"pushshift_zst"``.
+        size: bytes one pass reads (for progress bars; for an archive, the member's declared size).
+        passes: how many times the reader reads it.
+        member: for an archive, the member read.
+        domain: for Stack Exchange, the site's domain.
+    """
+
+    source: str
+    path: Path
+    kind: str
+    size: int = 0
+    passes: int = 1
+    member: str | None = None
+    domain: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+
+class Source:
+    """A source: claims files, reads shards into Candidates.
+
+    Subclasses set ``name``, ``groups`` (the quota groups its candidates fall in, or ``None`` for any name, e.g.
+    subreddits), ``methods`` (selection methods it supports) and ``defaults`` (reader settings; the recipe's
+    ``[sources.<name>.reader]`` overrides them).
+    """
+
+    name: ClassVar[str]
+    groups: ClassVar[tuple[str, ...] | None] = None
+    methods: ClassVar[tuple[str, ...]] = ("top",)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, settings: dict[str, Any] | None = None, *, strict: bool = False, seed: int = 0):
+        settings = dict(settings or {})
+        unknown = set(settings) - set(self.defaults)
+        if unknown:
+            raise RecipeError(f"[sources.{self.name}.reader]: unknown setting(s) {sorted(unknown)}; "
+                              f"known: {sorted(self.defaults)}")
+        self.settings = {**self.defaults, **settings}
+        self.strict = strict
+        self.seed = seed
+
+    def configure(self, filters: list) -> None:
+        """Let the reader see the source's filter chain (e.g. to skip work a filter would drop anyway)."""
+
+    @staticmethod
+    def rank_key(candidate: Candidate) -> tuple:
+        """Selection order within a group, best first; default: response score descending, then id."""
+        from ..selection import default_rank_key
+
+        return default_rank_key(candidate)
+
+    def claim(self, path: Path, explicit: bool) -> Shard | None:
+        """Return a Shard if ``path`` is a dump of this source, else ``None``. ``explicit``: the user named
+        this very file (not found by walking a folder)."""
+        raise NotImplementedError
+
+    def finalize(self, shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
+        """Order (and de-duplicate) the claimed shards; default: sorted by path."""
+        return sorted(shards, key=lambda s: (str(s.path), s.member or ""))
+
+    def read(self, shards: list[Shard], stats: Callable[[Shard], ReaderStats],
+             progress: Callable[[Shard], Progress | None]) -> Iterator[Candidate]:
+        """Yield the candidates of all ``shards``; ``stats(shard)`` gives the shard's ReaderStats to fill and
+        ``progress(shard)`` its byte-count callback."""
+        raise NotImplementedError
+
+    def malformed(self, stats: ReaderStats, line: int | None, message: str) -> None:
+        """Count a bad row (or raise it in strict mode)."""
+        if self.strict:
+            raise InputError(stats.shard, message, line)
+        stats.error(line, message)
+
+
+def source_class(name: str) -> type[Source]:
+    """The Source class registered under ``name``.
+
+    Raises:
+        RecipeError: no such source.
+    """
+    from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
+
+    classes = {cls.name: cls for cls in _subclasses(Source)}
+    try:
+        return classes[name]
+    except KeyError:
+        raise RecipeError(f"unknown source {name!r} (known: {', '.join(sorted(classes))})") from None
+
+
+def source_names() -> list[str]:
+    from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
+
+    return sorted(cls.name for cls in _subclasses(Source))
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        if "name" in sub.__dict__:
+            yield sub
+        yield from _subclasses(sub)
+
+
+def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
+    """Yield ``(file, explicit)`` for each path: a file as given (explicit), or every file under a folder,
+    recursively, in sorted order, skipping hidden names.
+
+    Raises:
+        InputError: a path does not exist.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError(path, "no such file or directory")
+        if path.is_file():
+            yield path, True
+            continue
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+                yield child, False
+
+
+def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[[str], None] = lambda m: None
+             ) -> tuple[dict[str, list[Shard]], int]:
+    """Offer every file under ``paths`` to ``sources`` (in order); return the shards per source name and the
+    number of files no source claimed.
+
+    Raises:
+        InputError: a path does not exist, or a file named explicitly is not a dump of any of ``sources``.
+    """
+    found: dict[str, list[Shard]] = {s.name: [] for s in sources}
+    skipped = 0
+    for path, explicit in walk(paths):
+        for source in sources:
+            shard = source.claim(path, explicit)
+            if shard is not None:
+                found[source.name].append(shard)
+                break
+        else:
+            if explicit:
+                raise InputError(path, "not a dump of any source being built "
+                                       f"({', '.join(s.name for s in sources)})")
+            skipped += 1
+    return {s.name: s.finalize(found[s.name], warn) for s in sources}, skipped
+
+
+def peek_lines(path: Path, n: int = 1, limit: int = 1 << 16) -> list[str]:
+    """The first ``n`` non-empty lines of a text file (at most ``limit`` bytes read), BOM removed."""
+    with open(path, "rb") as fh:
+        head = fh.read(limit)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    return [line for line in text.splitlines() if line.strip()][:n]
+
+
+def peek_json_keys(path: Path) -> set[str]:
+    """Keys of the first JSON object line of a JSON-lines file, or an empty set."""
+    lines = peek_lines(path)
+    if not lines:
+        return set()
+    try:
+        row = json.loads(lines[0])
+    except json.JSONDecodeError:
+        return set()
+    return set(row) if isinstance(row, dict) else set()
+
+
+def peek_csv_header(path: Path) -> list[str]:
+    """The header row of a CSV file, or ``[]``."""
+    import csv
+    import io
+
+    lines = peek_lines(path)
+    if not lines:
+        return []
+    try:
+        return [h.strip() for h in next(csv.reader(io.StringIO(lines[0])))]
+    except (csv.Error, StopIteration):
+        return []
