@@ -71,13 +71,21 @@ def to_example(candidate: Candidate, *, prompt_only: bool = False) -> dict[str, 
     """Turn a selected candidate into a manifest row.
 
     Returns ``{"id", "source", "domain", "messages": [{"role": "user", "content"}, {"role": "assistant",
-    "content"}], "meta"}``; with ``prompt_only`` (test prompts) the assistant turn is left out. The response's
-    vote score is kept as ``meta["score"]``.
+    "content"}], "meta"}``. A multi-turn candidate (``meta["messages"]``, authored rows) keeps its whole
+    conversation. With ``prompt_only`` (test prompts) the messages stop after the first user turn; a candidate
+    without a response has no assistant turn. The response's vote score is kept as ``meta["score"]``.
     """
-    messages = [{"role": "user", "content": candidate.prompt}]
-    if not prompt_only:
-        messages.append({"role": "assistant", "content": candidate.response})
     meta = dict(candidate.meta)
+    conversation = meta.pop("messages", None)
+    if conversation is None:
+        messages = [{"role": "user", "content": candidate.prompt}]
+        if candidate.response:
+            messages.append({"role": "assistant", "content": candidate.response})
+    else:
+        messages = [dict(m) for m in conversation]
+    if prompt_only:
+        first_user = next(i for i, m in enumerate(messages) if m["role"] == "user")
+        messages = messages[: first_user + 1]
     meta["score"] = candidate.score
     return {
         "id": candidate.id,

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from .errors import LimaDataError
 
-SOURCE_NAMES = ("stackexchange",)
+SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored")
 
 
 def _console(quiet: bool = False) -> Console:
@@ -31,7 +31,7 @@ def main() -> None:
 
     \b
     lima-data build                               build the bundled sample into manifests/sample
-    lima-data build --input DUMPS --recipe lima   LIMA's recipe on your Stack Exchange dumps
+    lima-data build --input DUMPS --recipe lima   LIMA's full recipe on your dumps
     lima-data report manifests/sample             the funnel and rejected candidates by reason
     """
 
@@ -41,15 +41,18 @@ def main() -> None:
               help="Bundled recipe name (sample, lima) or a TOML file. Default: 'sample' without --input, "
                    "'lima' with it.")
 @click.option("--input", "-i", "inputs", multiple=True, type=click.Path(exists=True, path_type=Path),
-              metavar="PATH", help="A .7z archive of the Stack Exchange dump, a Posts.xml, a site folder, or a folder "
-                                   "of many sites. Repeat for more. Default: the recipe's bundled inputs.")
+              metavar="PATH", help="A dump file or a folder of them, any source: Stack Exchange .7z / Posts.xml, "
+                                   "wikiHow pages / CSVs / JSONL, Pushshift .zst / NDJSON / top-post CSV, "
+                                   "natural-instructions task JSON, your authored JSONL. Files are recognised by "
+                                   "name and content. Repeat for more. Default: the recipe's own inputs.")
 @click.option("--sources", default=None, metavar="LIST",
               help=f"Comma-separated sources to build (of: {', '.join(SOURCE_NAMES)}). Default: all in the recipe.")
 @click.option("--name", default=None, help="Manifest folder name. Default: the recipe's name.")
 @click.option("--out", "out_dir", default="manifests", show_default=True, type=click.Path(path_type=Path),
               help="Folder that receives <name>/.")
 @click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
-@click.option("--strict", is_flag=True, help="Fail on any malformed row, truncated file or unfilled quota.")
+@click.option("--strict", is_flag=True, help="Fail on any malformed row, truncated file, source without input "
+                                           "or unfilled quota.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, warnings or tables.")
 def build(recipe_name, inputs, sources, name, out_dir, seed, strict, quiet):
     """Read dumps, run the recipe's filters, select by quotas, write a manifest and its report.
@@ -61,7 +64,8 @@ def build(recipe_name, inputs, sources, name, out_dir, seed, strict, quiet):
     \b
     Examples:
       lima-data build
-      lima-data build --input beer.stackexchange.com.7z --input dumps/ --recipe lima --name mine
+      lima-data build --recipe lima --input dumps/ --name lima
+      lima-data build --sources stackexchange,wikihow --input dumps/ --name se-wikihow
     """
     from .build import build as run_build
     from .recipe import load_recipe

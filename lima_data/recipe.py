@@ -43,14 +43,18 @@ PACKAGE_PREFIX = "package:"
 
 SPLITS = ("train", "dev", "test")
 _TOP_KEYS = {"name", "description", "seed", "include", "sources"}
-_SOURCE_KEYS = {"inputs", "reader", "chain", "filters", "selection"}
+_SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "selection"}
 _SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
+
+
+#: Tables that an including recipe replaces whole instead of merging key by key.
+_REPLACED = {"quotas"}
 
 
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _REPLACED:
             out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -143,6 +147,9 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
     data = _load(path, ())
     data.setdefault("name", path.stem)
     data.setdefault("seed", 0)
+    if isinstance(data.get("sources"), dict):
+        data["sources"] = {name: spec for name, spec in data["sources"].items()
+                           if not (isinstance(spec, dict) and spec.get("enabled", True) is False)}
     if seed is not None:
         data["seed"] = seed
     validate(data, path)

@@ -29,7 +29,8 @@ def sample(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full(tmp_path_factory, se_dir):
     out = tmp_path_factory.mktemp("manifests")
-    return build(load_recipe("lima"), inputs=[se_dir], out_dir=out, name="shared", quiet=True)
+    return build(load_recipe("lima"), inputs=[se_dir], sources=["stackexchange"], out_dir=out, name="shared",
+                 quiet=True)
 
 
 def test_funnel_adds_up(full):
@@ -110,13 +111,17 @@ def test_two_builds_give_identical_bytes(sample, tmp_path):
 
 def test_sample_fills_its_quotas(sample):
     assert sample.warnings == []
-    assert sample.manifest["counts"]["train"]["total"] == 14
+    counts = sample.manifest["counts"]
+    assert counts["train"]["by_source"] == {"authored": 20, "stackexchange": 14, "wikihow": 6}
+    assert counts["dev"]["by_source"] == {"authored": 5}
+    assert counts["test"]["by_source"] == {"authored": 5, "reddit": 10}
     assert sample.manifest["inputs"][0]["path"] == "package:samples/stackexchange/beer.stackexchange.com.7z"
 
 
 def test_strict_shortfall_fails_and_leaves_nothing(tmp_path, se_dir):
     with pytest.raises(ShortfallError, match="stackexchange stem 2/200"):
-        build(load_recipe("lima"), inputs=[se_dir / "genai"], out_dir=tmp_path, strict=True, quiet=True)
+        build(load_recipe("lima"), inputs=[se_dir / "genai"], sources=["stackexchange"], out_dir=tmp_path,
+              strict=True, quiet=True)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -14,7 +14,7 @@ def test_build_and_report_the_bundled_sample(tmp_path):
     result = runner.invoke(main, ["build", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "sample" / "manifest.json").read_text())
-    assert manifest["counts"]["train"]["total"] == 14
+    assert manifest["counts"]["train"]["total"] == 40
     assert result.stdout.strip() == str(tmp_path / "sample")
 
     result = runner.invoke(main, ["report", str(tmp_path / "sample"), "--per-reason", "1"])
