@@ -20,7 +20,6 @@ per submission; its response is the best comment's body (``""`` when none).
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
@@ -33,7 +32,7 @@ import zstandard
 from ..candidate import Candidate
 from ..errors import InputError
 from . import ReaderStats
-from .base import Shard, Source, peek_csv_header, peek_json_keys
+from .base import Shard, Source, csv_rows, peek_csv_header, peek_json_keys
 
 SOURCE = "reddit"
 LICENCE = "Reddit User Agreement (user content, no CC licence)"
@@ -161,13 +160,9 @@ class RedditSource(Source):
             raise InputError(shard.path, f"zstd decompression failed: {exc}") from None
 
     def _csv(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
-        with open(shard.path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
-            for row in reader:
-                nsfw = (row.get("is_nsfw") or row.get("over_18") or "").strip().lower() in ("true", "1", "yes")
-                yield reader.line_num, {**row, "selftext": row.get("body") or row.get("selftext") or "",
-                                        "over_18": nsfw}
+        for line, row in csv_rows(shard.path):
+            nsfw = (row.get("is_nsfw") or row.get("over_18") or "").strip().lower() in ("true", "1", "yes")
+            yield line, {**row, "selftext": row.get("body") or row.get("selftext") or "", "over_18": nsfw}
 
     def _submission(self, row: dict[str, Any], line: int, stats: ReaderStats, submissions: dict) -> None:
         try:

@@ -23,8 +23,6 @@ The candidate's group is ``wikihow``; ``meta["category"]`` is its top-level cate
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -35,7 +33,7 @@ from ..candidate import Candidate
 from ..errors import InputError
 from ..filters.clean import html_to_markdown
 from . import ReaderStats
-from .base import Shard, Source, peek_csv_header, peek_json_keys, peek_lines
+from .base import Shard, Source, csv_rows, peek_csv_header, peek_json_keys, peek_lines
 
 SOURCE = "wikihow"
 LICENCE = "CC BY-NC-SA 3.0"
@@ -282,18 +280,8 @@ class WikiHowSource(Source):
         yield None, {"title": title, "categories": categories, "markdown": markdown,
                      "url": canonical.get("href") if canonical else None}
 
-    def _csv_rows(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, str]]]:
-        try:
-            with open(shard.path, encoding="utf-8-sig", newline="") as fh:
-                reader = csv.DictReader(fh)
-                reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
-                for row in reader:
-                    yield reader.line_num, row
-        except csv.Error as exc:
-            raise InputError(shard.path, f"bad CSV: {exc}") from None
-
     def _all_csv(self, shard: Shard, stats: ReaderStats):
-        for line, row in self._csv_rows(shard, stats):
+        for line, row in csv_rows(shard.path):
             text = (row.get("text") or "").strip()
             if not text:
                 self.malformed(stats, line, "row without text")
@@ -305,7 +293,7 @@ class WikiHowSource(Source):
         """Adjacent rows with the same title, as ``(first line, title, rows)``."""
         current: list[dict[str, str]] = []
         title, first = None, 0
-        for line, row in self._csv_rows(shard, stats):
+        for line, row in csv_rows(shard.path):
             row_title = (row.get("title") or "").strip()
             if row_title != title and current:
                 yield first, title, current
