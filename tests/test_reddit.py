@@ -1,0 +1,152 @@
+"""Reddit reader on the real Pushshift files and top-post CSVs in ../shared/data, and on comment-thread fixtures
+written in Pushshift's layout (zstd NDJSON, plain NDJSON with Arctic Shift's _meta)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import zstandard
+
+from lima_data.filters import build_filter
+from lima_data.recipe import load_recipe
+from lima_data.sources import ReaderStats
+from lima_data.sources.base import discover
+from lima_data.sources.reddit import RedditSource
+
+
+def read(paths, **settings):
+    source = RedditSource(settings)
+    found, _ = discover(paths, [source])
+    stats = {}
+    candidates = list(source.read(found["reddit"], lambda s: stats.setdefault(s, ReaderStats(s.label)),
+                                  lambda s: None))
+    return candidates, {s.path.name: st for s, st in stats.items()}, found["reddit"]
+
+
+@pytest.fixture(scope="module")
+def chain():
+    spec = load_recipe("lima").sources["reddit"]
+    return [build_filter(n, spec.get("filters", {}).get(n, {}), 0) for n in spec["chain"]]
+
+
+def run(chain, candidate):
+    for flt in chain:
+        value, reason = flt(candidate)
+        if reason:
+            return flt.name, reason
+    return None
+
+
+def test_pushshift_files_are_filtered_by_subreddit_first(shared):
+    candidates, stats, shards = read([shared / "reddit" / "zst"])
+    assert {s.path.name: s.kind for s in shards} == {"AskMen_submissions.zst": "pushshift_zst:submissions",
+                                                     "RC_2005-12.zst": "pushshift_zst:comments"}
+    assert candidates == []
+    assert stats["AskMen_submissions.zst"].rows == 13050
+    assert stats["AskMen_submissions.zst"].counts == {"other_subreddits": 13050}
+    assert stats["RC_2005-12.zst"].counts == {"other_subreddits": 1075}
+
+
+def test_pushshift_submissions_and_comments_read(shared):
+    candidates, stats, _ = read([shared / "reddit" / "zst"], subreddits=["AskMen", "reddit.com"])
+    assert Counter(c.domain for c in candidates) == {"askmen": 13050}
+    assert stats["RC_2005-12.zst"].counts["comments"] == 1075
+    first = next(c for c in candidates if c.id == "reddit/askmen/dbkq9e")
+    assert first.prompt == "Could I have some male insight into this?"
+    assert first.meta["url"].startswith("https://www.reddit.com/r/AskMen/comments/dbkq9e/")
+
+
+def test_top_post_csvs(shared, chain):
+    candidates, stats, shards = read([shared / "reddit" / "top_posts_csv"])
+    assert {s.kind for s in shards} == {"reddit_csv:submissions"}
+    by_group = Counter(c.meta["group"] for c in candidates)
+    assert by_group == {"writingprompts": 1000, "askreddit": 987}
+    outcomes = Counter((c.meta["group"], run(chain, c)) for c in candidates)
+    # No comments in these files: every WritingPrompts post that passes its tag check lacks a response.
+    assert outcomes[("writingprompts", ("prompt_tag", "other_tag"))] == 51
+    assert outcomes[("writingprompts", ("prompt_tag", "untagged"))] == 1
+    assert outcomes[("writingprompts", ("nsfw", "nsfw"))] == 1
+    assert outcomes[("writingprompts", ("has_response", "no_response"))] == 947
+    assert outcomes[("askreddit", None)] == 870
+    assert outcomes[("askreddit", ("nsfw", "nsfw"))] == 106
+    assert outcomes[("askreddit", ("title_only", "has_body"))] == 11
+
+
+def test_wp_tag_is_removed_and_other_tags_dropped(shared):
+    f = build_filter("prompt_tag", {}, 0)
+    candidates, _, _ = read([shared / "reddit" / "top_posts_csv" / "writingprompts.csv"])
+    hitler = next(c for c in candidates if c.id == "reddit/writingprompts/5uilpw")
+    assert f(hitler) == ("WP", None) and hitler.prompt.startswith("The year is 1910. Adolf Hitler")
+    tags = Counter(f(c)[0] for c in candidates)
+    assert tags["WP"] > 900 and {"EU", "TT"} & set(tags)
+
+
+def _thread():
+    submissions = [
+        {"id": "wp1", "subreddit": "WritingPrompts", "title": "[WP] A dragon opens a bakery.", "selftext": "",
+         "score": 5000, "over_18": False, "stickied": False, "author": "ann", "created_utc": 1,
+         "permalink": "/r/WritingPrompts/comments/wp1/x/", "num_comments": 6},
+        {"id": "wp2", "subreddit": "WritingPrompts", "title": "[WP] Nobody answers this one.", "selftext": "",
+         "score": 10, "over_18": False, "permalink": "/r/WritingPrompts/comments/wp2/y/"},
+        {"id": "nsfw1", "subreddit": "WritingPrompts", "title": "[WP] Something adult.", "score": 900,
+         "over_18": True, "permalink": "/r/WritingPrompts/comments/nsfw1/z/"},
+        {"id": "ar1", "subreddit": "AskReddit", "title": "What is the best advice you ever got?", "selftext": "",
+         "score": 70000, "over_18": False, "permalink": "/r/AskReddit/comments/ar1/q/"},
+        {"id": "other", "subreddit": "AskMen", "title": "Hi", "score": 1},
+    ]
+    story = "Once upon a time, " + "the dragon baked bread and everyone came. " * 20
+    comments = [
+        {"id": "c1", "link_id": "t3_wp1", "parent_id": "t3_wp1", "subreddit": "WritingPrompts",
+         "author": "AutoModerator", "body": "Reminder: " + "rules " * 100, "score": 9999, "stickied": True},
+        {"id": "c2", "link_id": "t3_wp1", "parent_id": "t3_wp1", "subreddit": "WritingPrompts", "author": "bob",
+         "body": story, "score": 300},
+        {"id": "c3", "link_id": "t3_wp1", "parent_id": "t3_wp1", "subreddit": "WritingPrompts", "author": "cat",
+         "body": "Too short.", "score": 800},
+        {"id": "c4", "link_id": "t3_wp1", "parent_id": "t3_wp1", "subreddit": "WritingPrompts",
+         "author": "[deleted]", "body": "[deleted]", "score": 700},
+        {"id": "c5", "link_id": "t3_wp1", "parent_id": "t1_c2", "subreddit": "WritingPrompts", "author": "dan",
+         "body": "A reply: " + story, "score": 1000},
+        {"id": "c6", "link_id": "t3_wp1", "parent_id": "t3_wp1", "subreddit": "WritingPrompts", "author": "eve",
+         "body": "The second story &amp; its ending. " * 20, "score": 250, "_meta": {"retrieved_2nd_on": 1}},
+    ]
+    return submissions, comments, story
+
+
+def _write_zst(path, rows):
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    path.write_bytes(zstandard.ZstdCompressor().compress(data))
+
+
+@pytest.mark.parametrize("layout", ["per_subreddit_zst", "monthly_ndjson"])
+def test_comment_thread_fixture(tmp_path, chain, layout):
+    submissions, comments, story = _thread()
+    if layout == "per_subreddit_zst":
+        _write_zst(tmp_path / "WritingPrompts_submissions.zst", submissions)
+        _write_zst(tmp_path / "WritingPrompts_comments.zst", comments)
+    else:  # uncompressed, Arctic Shift style, names that say nothing: recognised by content
+        (tmp_path / "posts.ndjson").write_text("".join(json.dumps(r) + "\n" for r in submissions))
+        (tmp_path / "replies.ndjson").write_text("".join(json.dumps(r) + "\n" for r in comments) + "{oops\n")
+    candidates, stats, _ = read([tmp_path])
+    by_id = {c.id: c for c in candidates}
+    assert set(by_id) == {"reddit/writingprompts/wp1", "reddit/writingprompts/wp2", "reddit/writingprompts/nsfw1",
+                          "reddit/askreddit/ar1"}
+    wp1 = by_id["reddit/writingprompts/wp1"]
+    assert wp1.response == story.strip() and wp1.score == 300 and wp1.meta["author"] == "bob"
+    assert wp1.meta["eligible_comments"] == 2 and wp1.meta["comments_read"] == 5
+    assert wp1.meta["comment_url"] == "https://www.reddit.com/r/WritingPrompts/comments/wp1/x/c2/"
+    assert run(chain, wp1) is None and wp1.prompt == "A dragon opens a bakery."
+    assert run(chain, by_id["reddit/writingprompts/wp2"]) == ("has_response", "no_response")
+    assert run(chain, by_id["reddit/writingprompts/nsfw1"]) == ("nsfw", "nsfw")
+    assert run(chain, by_id["reddit/askreddit/ar1"]) is None
+    if layout == "monthly_ndjson":
+        assert stats["replies.ndjson"].malformed == 1 and stats["replies.ndjson"].errors[0]["line"] == 7
+
+
+def test_nsfw_can_be_allowed():
+    from lima_data.candidate import Candidate
+
+    adult = Candidate("reddit/x/1", "reddit", "x", "p", "r", meta={"over_18": True})
+    assert build_filter("nsfw", {}, 0)(adult) == (True, "nsfw")
+    assert build_filter("nsfw", {"allow": True}, 0)(adult) == (True, None)
