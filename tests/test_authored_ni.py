@@ -1,0 +1,123 @@
+"""Authored JSONL (messages, pairs, LIMA's GAIR layout) and Super-NaturalInstructions task files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lima_data.candidate import to_example
+from lima_data.filters import build_filter
+from lima_data.recipe import load_recipe
+from lima_data.selection import select
+from lima_data.sources import ReaderStats
+from lima_data.sources.base import discover
+from lima_data.sources.jsonl import AuthoredSource
+from lima_data.sources.natural_instructions import NaturalInstructionsSource
+
+
+def read(source, paths):
+    found, _ = discover(paths, [source])
+    stats = {}
+    candidates = list(source.read(found[source.name], lambda s: stats.setdefault(s, ReaderStats(s.label)),
+                                  lambda s: None))
+    return candidates, list(stats.values())
+
+
+def test_lima_gair_layout(shared):
+    candidates, (stats,) = read(AuthoredSource(), [shared / "lima" / "lima_train_slice.jsonl"])
+    assert len(candidates) == 30 and stats.malformed == 0
+    assert {c.domain for c in candidates} == {"stackexchange", "authors", "wikihow", "nlp", "writingprompts",
+                                              "multi_turn"}
+    first = candidates[0]
+    assert first.prompt.startswith("Can brain cells move?") and first.response.startswith("The question is")
+    multi = [c for c in candidates if c.meta["turns"] > 2]
+    assert multi and all(c.domain == "multi_turn" for c in multi)
+    row = to_example(multi[0])
+    assert len(row["messages"]) == multi[0].meta["turns"] > 2
+    assert [m["role"] for m in row["messages"][:3]] == ["user", "assistant", "user"]
+    assert to_example(multi[0], prompt_only=True)["messages"] == row["messages"][:1]
+
+
+def test_messages_and_pairs_layouts_with_splits(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    rows = [
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},
+                      {"role": "assistant", "content": "Hello."}], "split": "dev", "id": "greet"},
+        {"prompt": "Name a prime.", "response": "Seven."},
+        {"prompt": "Write a haiku about rain."},
+        {"messages": [{"role": "bot", "content": "x"}]},
+        {"prompt": "Where?", "response": "Here.", "split": "validation"},
+        {"id": "greet", "prompt": "dup", "response": "dup"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    candidates, (stats,) = read(AuthoredSource(), [path])
+    assert [c.id for c in candidates] == ["authored/greet", "authored/mine/2", "authored/mine/3"]
+    assert stats.malformed == 3
+    assert [e["line"] for e in stats.errors] == [4, 5, 6]
+    assert "messages[0] must be" in stats.errors[0]["error"] and "duplicate id" in stats.errors[2]["error"]
+    greet = to_example(candidates[0])
+    assert greet["messages"][0] == {"role": "system", "content": "Be brief."} and "messages" not in greet["meta"]
+    picks = select("authored", candidates, {"method": "split", "quotas": {"train": 1, "dev": 1, "test": 1},
+                                            "prompt_only": ["test"]}, seed=0)
+    assert {g.group: [c.id for c in g.selected] for g in picks}["dev"] == ["authored/greet"]
+    assert sorted(c.id for g in picks for c in g.selected) == sorted(c.id for c in candidates)
+
+
+def _task(name, categories, instances, language="English"):
+    return {
+        "Contributors": ["someone"],
+        "Source": ["dataset"],
+        "Categories": categories,
+        "Definition": [f"In this task, you are given a paragraph. {name}"],
+        "Positive Examples": [{"input": "a", "output": "b", "explanation": "c"}],
+        "Negative Examples": [],
+        "Input_language": [language],
+        "Output_language": [language],
+        "Instruction_language": ["English"],
+        "Domains": ["News"],
+        "Instances": [{"id": f"{name}-{i}", "input": f"Paragraph {i}.", "output": [f"Summary {i}.", f"Alt {i}."]}
+                      for i in range(instances)],
+    }
+
+
+@pytest.fixture
+def tasks(tmp_path):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "task001_summarize_news.json").write_text(json.dumps(_task("Summarize it.", ["Summarization"], 40)))
+    (folder / "task002_classify.json").write_text(json.dumps(_task("Classify it.", ["Text Categorization"], 5)))
+    (folder / "task003_translate.json").write_text(json.dumps(_task("Paraphrase it.", ["Paraphrasing"], 5, "French")))
+    (folder / "task004_broken.json").write_text('{"Definition": ["x"], "Instances": [')
+    (folder / "README.md").write_text("not a task")
+    return folder
+
+
+def test_natural_instructions_tasks(tasks):
+    candidates, stats = read(NaturalInstructionsSource(seed=0), [tasks])
+    assert [c.id for c in candidates] == ["natural_instructions/task001_summarize_news",
+                                          "natural_instructions/task002_classify",
+                                          "natural_instructions/task003_translate"]
+    broken = next(s for s in stats if s.shard.endswith("task004_broken.json"))
+    assert broken.malformed == 1 and "bad JSON" in broken.errors[0]["error"]
+    news = candidates[0]
+    assert news.prompt.startswith("In this task, you are given a paragraph. Summarize it.\n\nParagraph ")
+    i = news.meta["instance_id"].split("-")[-1]
+    assert news.response in (f"Summary {i}.", f"Alt {i}.") and news.prompt.endswith(f"Paragraph {i}.")
+    again, _ = read(NaturalInstructionsSource(seed=0), [tasks])
+    assert again[0].meta["instance_id"] == news.meta["instance_id"]
+    picks = {read(NaturalInstructionsSource(seed=s), [tasks])[0][0].meta["instance_id"] for s in range(8)}
+    assert len(picks) > 1  # the instance is a seeded random one
+
+    spec = load_recipe("lima").sources["natural_instructions"]
+    chain = [build_filter(n, spec["filters"].get(n, {}), 0) for n in spec["chain"]]
+    outcomes = []
+    for c in candidates:
+        outcome = None
+        for flt in chain:
+            _, reason = flt(c)
+            if reason:
+                outcome = reason
+                break
+        outcomes.append(outcome)
+    assert outcomes == [None, "not_generation", "not_english"]
