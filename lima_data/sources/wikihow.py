@@ -257,6 +257,8 @@ class WikiHowSource(Source):
             heading = section.select_one(".mw-headline")
             steps = [html_to_markdown(str(step))[0] for step in section.select("div.step")]
             methods.append((heading.get_text(" ", strip=True) if heading else "", steps))
+        if not methods:  # other page layouts: every step of the page, as one list
+            methods.append(("", [html_to_markdown(str(step))[0] for step in soup.select("div.step, li.step")]))
         extra = []
         for name, classes in SECTIONS.items():
             if name in self.settings["prune"] or name == "ingredients":
