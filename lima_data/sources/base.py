@@ -96,6 +96,22 @@ class Source:
         ``progress(shard)`` its byte-count callback."""
         raise NotImplementedError
 
+    def json_objects(self, lines: Iterable[str], stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line number, object)`` for each JSON-object line of ``lines``; blank lines are skipped, bad JSON and
+        non-objects counted as malformed rows (or raised in strict mode)."""
+        for line, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                self.malformed(stats, line, f"bad JSON: {exc.msg}")
+                continue
+            if not isinstance(row, dict):
+                self.malformed(stats, line, "not a JSON object")
+                continue
+            yield line, row
+
     def malformed(self, stats: ReaderStats, line: int | None, message: str) -> None:
         """Count a bad row (or raise it in strict mode)."""
         if self.strict:

@@ -16,7 +16,6 @@ the first user turn and the last assistant turn.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,21 +82,17 @@ class AuthoredSource(Source):
             shard_stats = stats(shard)
             advance = progress(shard)
             with open(shard.path, encoding="utf-8-sig") as fh:
-                for line, raw in enumerate(fh, 1):
-                    if not raw.strip():
-                        continue
+                for line, row in self.json_objects(fh, shard_stats):
                     shard_stats.rows += 1
-                    candidate = self._row(shard, shard_stats, line, raw, seen)
+                    candidate = self._row(shard, shard_stats, line, row, seen)
                     if candidate is not None:
                         yield candidate
             if advance is not None:
                 advance(shard.size)
 
-    def _row(self, shard: Shard, stats: ReaderStats, line: int, raw: str, seen: set[str]) -> Candidate | None:
+    def _row(self, shard: Shard, stats: ReaderStats, line: int, row: dict[str, Any], seen: set[str]
+             ) -> Candidate | None:
         try:
-            row = json.loads(raw)
-            if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
             messages = row_messages(row)
             if messages[0]["role"] == "system":
                 system, turns = messages[0]["content"], messages[1:]
@@ -105,9 +100,6 @@ class AuthoredSource(Source):
                 system, turns = None, messages
             if not turns or turns[0]["role"] != "user":
                 raise ValueError("the conversation must start with a user turn")
-        except json.JSONDecodeError as exc:
-            self.malformed(stats, line, f"bad JSON: {exc.msg}")
-            return None
         except ValueError as exc:
             self.malformed(stats, line, str(exc))
             return None

@@ -144,18 +144,7 @@ class RedditSource(Source):
     def _ndjson(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             with _open_text(shard) as text:
-                for line, raw in enumerate(text, 1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        row = json.loads(raw)
-                    except json.JSONDecodeError as exc:
-                        self.malformed(stats, line, f"bad JSON: {exc.msg}")
-                        continue
-                    if not isinstance(row, dict):
-                        self.malformed(stats, line, "not a JSON object")
-                        continue
-                    yield line, row
+                yield from self.json_objects(text, stats)
         except zstandard.ZstdError as exc:
             raise InputError(shard.path, f"zstd decompression failed: {exc}") from None
 

@@ -332,17 +332,7 @@ class WikiHowSource(Source):
 
     def _jsonl(self, shard: Shard, stats: ReaderStats):
         with open(shard.path, encoding="utf-8-sig") as fh:
-            for line, raw in enumerate(fh, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    row = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    self.malformed(stats, line, f"bad JSON: {exc.msg}")
-                    continue
-                if not isinstance(row, dict):
-                    self.malformed(stats, line, "not a JSON object")
-                    continue
+            for line, row in self.json_objects(fh, stats):
                 category = row.get("category")
                 categories = [category] if isinstance(category, str) else list(category or [])
                 if len(categories) == 1 and ">" in categories[0]:  # "Food and Entertaining > Recipes > ..."
