@@ -23,9 +23,11 @@ from .candidate import Candidate, to_example
 from .errors import InputError, RecipeError, ShortfallError
 from .filters import build_filter
 from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
-from .pipeline import Chain, RejectSink
+from .filters.decontaminate import Decontaminate
+from .filters.dedup import Dedup
+from .pipeline import Chain, FilterStats, RejectSink, dumps, run_stage
 from .recipe import PACKAGE, Recipe
-from .selection import GroupSelection, select
+from .selection import GroupSelection, assign_splits, phase_groups, phase_selection, select
 from .sources import ReaderStats
 from .sources.base import Shard, Source, discover, source_class
 
@@ -77,6 +79,7 @@ def build(
     strict: bool = False,
     quiet: bool = False,
     console: Console | None = None,
+    benchmarks: Sequence[str | Path] = (),
 ) -> BuildResult:
     """Build a manifest from ``inputs`` (or the recipe's default inputs) with ``recipe``.
 
@@ -87,6 +90,8 @@ def build(
         name: manifest folder name (default: the recipe's name).
         strict: malformed rows, truncated files and quota shortfalls become errors.
         quiet: no progress bars and no warnings on the console.
+        benchmarks: files of prompts that no train row may overlap (added to the recipe's
+            ``[decontamination] benchmarks``).
 
     Raises:
         InputError: an input is missing or unreadable (the message names the file and line).
@@ -184,17 +189,50 @@ def build(
                              f"{' and the file is truncated' if stats.truncated else ''} ({where})")
 
             t0 = time.perf_counter()
-            selections: dict[str, list[GroupSelection]] = {}
+            dedup = Dedup(recipe.data.get("dedup"))
+            result = dedup.run([c for source in wanted for c in kept[source]])
+            stage_stats: dict[str, dict[str, FilterStats]] = {s: {} for s in wanted}
+            kept = {source: run_stage(dedup.name, kept[source], lambda c: result.decisions[c.id],
+                                      stage_stats[source], sink) for source in wanted}
+            with open(stage.path / "report" / "dedup_clusters.jsonl", "w", encoding="utf-8") as fh:
+                for cluster in result.clusters:
+                    fh.write(dumps(cluster) + "\n")
+            timings["dedup"] = round(time.perf_counter() - t0, 3)
+
+            t0 = time.perf_counter()
+            selections: dict[str, list[GroupSelection]] = {s: [] for s in wanted}
+            chosen: set[str] = set()
+            decontaminate = Decontaminate(recipe.data.get("decontamination"), benchmarks)
+            decontaminate.load_benchmarks()
+            for source in wanted:
+                if recipe.sources[source]["selection"]["method"] == "split":
+                    assign_splits(kept[source], recipe.sources[source]["selection"], recipe.seed)
+            for phase in ("test", "train"):  # test prompts first: train is then cleaned against them
+                if phase == "train":
+                    decontaminate.add_references(c.prompt for gs in selections.values() for g in gs
+                                                 if g.split == "test" for c in g.selected)
+                    for source in wanted:
+                        train_groups = phase_groups(recipe.sources[source]["selection"], "train")
+                        kept[source] = run_stage(
+                            decontaminate.name, kept[source],
+                            lambda c: decontaminate(c) if c.id not in chosen and c.meta.get("group", "") in
+                            train_groups else (None, None), stage_stats[source], sink)
+                for source in wanted:
+                    selection = phase_selection(recipe.sources[source]["selection"], phase)
+                    if selection is None:
+                        continue
+                    pool = [c for c in kept[source] if c.id not in chosen]
+                    groups = select(source, pool, selection, recipe.seed, readers[source].rank_key)
+                    selections[source].extend(groups)
+                    chosen |= {c.id for g in groups for c in g.selected}
             splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLIT_FILES}
             for source in wanted:
-                spec = recipe.sources[source]
-                groups = selections[source] = select(source, kept[source], spec["selection"], recipe.seed,
-                                                     readers[source].rank_key)
-                chosen = {c.id for g in groups for c in g.selected}
+                order = list(recipe.sources[source]["selection"]["quotas"])
+                selections[source].sort(key=lambda g: order.index(g.group))
                 for candidate in kept[source]:
                     if candidate.id not in chosen:
                         sink.reject(SELECTION_STAGE, candidate, "over_quota")
-                for group in groups:
+                for group in selections[source]:
                     if group.shortfall and source not in missing:
                         warn(f"{source} {group.group}: quota {group.wanted}, only {len(group.selected)} candidates "
                              f"passed the filters (short by {group.shortfall}); writing what there is")
@@ -230,7 +268,8 @@ def build(
         funnel = {}
         for source in wanted:
             chain = chains[source]
-            stages = [{k: v for k, v in f.items() if k not in ("values", "seconds")} for f in chain.funnel()]
+            filters = chain.funnel() + [st.to_dict() for st in stage_stats[source].values()]
+            stages = [{k: v for k, v in f.items() if k not in ("values", "seconds")} for f in filters]
             after_filters = len(kept[source])
             selected = sum(len(g.selected) for g in selections[source])
             stages.append({"filter": SELECTION_STAGE, "in": after_filters, "kept": selected,
@@ -240,7 +279,13 @@ def build(
         timings["total"] = round(time.perf_counter() - started, 3)
 
         report_stats = {
-            "funnel": {s: {"candidates": chains[s].candidates, "filters": chains[s].funnel()} for s in wanted},
+            "funnel": {s: {"candidates": chains[s].candidates,
+                           "filters": chains[s].funnel() + [st.to_dict() for st in stage_stats[s].values()]}
+                       for s in wanted},
+            "dedup": {"clusters": len(result.clusters),
+                      "duplicates": sum(c["size"] - 1 for c in result.clusters)},
+            "decontamination": {"ngram": decontaminate.n, "reference_prompts": decontaminate.references,
+                                "benchmarks": [_display_path(p) for p in decontaminate.benchmarks]},
             "selection": {s: [g.to_dict() for g in gs] for s, gs in selections.items()},
             "readers": [r.to_dict() for r in reader_stats.values()],
             "rejects": sink.files(),

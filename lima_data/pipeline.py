@@ -211,3 +211,27 @@ class Chain:
 
     def funnel(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.stats]
+
+
+def run_stage(name: str, candidates: list[Candidate], decide, stats: dict[str, FilterStats],
+              sink: RejectSink) -> list[Candidate]:
+    """Apply a global stage (dedup, decontamination) to one source's candidates, with the same bookkeeping as a
+    filter: ``decide(candidate) -> (value, reason | None)``; a ``None`` value means the stage does not apply to
+    that candidate (it passes). Returns the kept candidates; ``stats[name]`` gets the counts."""
+    st = stats.setdefault(name, FilterStats(name, {}))
+    out = []
+    start = time.perf_counter()
+    for candidate in candidates:
+        value, reason = decide(candidate)
+        st.entered += 1
+        if value is not None:
+            candidate.values[name] = value
+            st.values.add(value)
+        if reason is None:
+            st.kept += 1
+            out.append(candidate)
+        else:
+            st.dropped[reason] += 1
+            sink.reject(name, candidate, reason)
+    st.seconds += time.perf_counter() - start
+    return out

@@ -11,8 +11,8 @@ and a ``method``:
   article uniformly within it (LIMA: "we first sample a category and then an article from it").
 - ``top`` (Reddit): the best candidates of the group (LIMA picked among the most upvoted posts).
 - ``random`` (Natural Instructions): a seeded uniform sample.
-- ``split`` (authored): quotas are splits; rows that name their split go there first, the rest fill what is
-  left, shuffled by the seed, in the quotas' order.
+- ``split`` (authored): quotas are splits; :func:`assign_splits` first gives each row its split (rows that name
+  one go there, the rest fill what is left, shuffled by the seed, in the quotas' order).
 
 "Best" is the source's rank (:meth:`Source.rank_key`). When a group has fewer candidates than its quota, all are
 taken and the shortfall is reported. The same candidates (in any order) and seed give the same selection.
@@ -110,17 +110,14 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
     """
     method = selection.get("method", "top")
     tau = float(selection.get("tau", 1.0))
-    default_split = selection.get("split", "train")
     prompt_only = set(selection.get("prompt_only", []))
     by_group: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in kept:
         by_group[candidate.meta.get("group", "")].append(candidate)
 
     results = []
-    if method == "split":
-        return _split_select(source, kept, selection, seed, prompt_only)
     for group, wanted in selection["quotas"].items():
-        split = selection.get("splits", {}).get(group, default_split)
+        split = _group_split(selection, group)
         result = GroupSelection(source, group, wanted, split, group in prompt_only)
         members = sorted(by_group.get(group, []), key=rank_key)
         result.available = len(members)
@@ -135,6 +132,8 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
             result.selected = category_sample(pools, wanted, rng)
         elif method == "random":
             result.selected = rng.sample(members, min(wanted, len(members)))
+        elif method == "split":  # groups were assigned by assign_splits: take them in id order
+            result.selected = sorted(members, key=lambda c: c.id)[:wanted]
         else:  # top
             result.selected = members[:wanted]
         picks: dict[str, int] = defaultdict(int)
@@ -149,25 +148,41 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
     return results
 
 
-def _split_select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: int,
-                  prompt_only: set[str]) -> list[GroupSelection]:
-    quotas = selection["quotas"]
-    results = {split: GroupSelection(source, split, wanted, split, split in prompt_only)
-               for split, wanted in quotas.items()}
+def assign_splits(candidates: list[Candidate], selection: dict[str, Any], seed: int) -> None:
+    """For the ``split`` method: set each candidate's ``meta["group"]`` to the split it goes to. Rows that name
+    their split (``meta["split"]``) go there; the others, shuffled by the seed (from id order), fill what the
+    quotas leave, in the quotas' order (LIMA's authored rows: train, then dev, then test). Rows beyond every
+    quota get the group ``""`` and are not selected."""
+    quotas = dict(selection["quotas"])
     undeclared = []
-    for candidate in sorted(kept, key=lambda c: c.id):
+    for candidate in sorted(candidates, key=lambda c: c.id):
         declared = candidate.meta.get("split")
-        if declared in results:
-            results[declared].available += 1
-            if len(results[declared].selected) < results[declared].wanted:
-                results[declared].selected.append(candidate)
+        if declared in quotas and quotas[declared] > 0:
+            candidate.meta["group"] = declared
+            quotas[declared] -= 1
         else:
             undeclared.append(candidate)
-    random.Random(f"{seed}:{source}:split").shuffle(undeclared)
-    for result in results.values():
-        result.available += len(undeclared)
-        while undeclared and len(result.selected) < result.wanted:
-            result.selected.append(undeclared.pop(0))
-    for result in results.values():
-        result.domains = {"(all)": {"available": result.available, "selected": len(result.selected)}}
-    return list(results.values())
+    random.Random(f"{seed}:split").shuffle(undeclared)
+    for candidate in undeclared:
+        split = next((s for s, left in quotas.items() if left > 0), "")
+        candidate.meta["group"] = split
+        if split:
+            quotas[split] -= 1
+
+
+def _group_split(selection: dict[str, Any], group: str) -> str:
+    if selection.get("method") == "split":
+        return group
+    return selection.get("splits", {}).get(group, selection.get("split", "train"))
+
+
+def phase_groups(selection: dict[str, Any], phase: str) -> set[str]:
+    """Groups of a source's quotas that are selected in ``phase``: ``"test"`` (test split) or ``"train"``
+    (train and dev). For the ``split`` method the groups are the splits themselves."""
+    return {g for g in selection["quotas"] if (_group_split(selection, g) == "test") == (phase == "test")}
+
+
+def phase_selection(selection: dict[str, Any], phase: str) -> dict[str, Any] | None:
+    """The part of a selection table whose quotas are filled in ``phase`` (see :func:`phase_groups`), or None."""
+    quotas = {g: n for g, n in selection["quotas"].items() if g in phase_groups(selection, phase)}
+    return {**selection, "quotas": quotas} if quotas else None

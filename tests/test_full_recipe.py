@@ -51,8 +51,10 @@ def dumps(tmp_path_factory, shared):
     _write_zst(folder / "reddit" / "WritingPrompts_submissions.zst", submissions)
     _write_zst(folder / "reddit" / "WritingPrompts_comments.zst", comments)
     (folder / "tasks").mkdir()
-    for i in range(3):
-        (folder / "tasks" / f"task10{i}_summarize.json").write_text(json.dumps(_task(f"T{i}", ["Summarization"], 4)))
+    topics = ["Summarize the news article in one sentence.", "Rewrite the sentence in a formal register.",
+              "Write a title for the given scientific abstract."]
+    for i, topic in enumerate(topics):
+        (folder / "tasks" / f"task10{i}_generate.json").write_text(json.dumps(_task(topic, ["Summarization"], 4)))
     shutil.copy(shared / "lima" / "lima_train_slice.jsonl", folder / "authored.jsonl")
     return folder
 
@@ -63,7 +65,7 @@ def test_build_full_recipe_from_a_folder_of_dumps(dumps, tmp_path):
     by_source = {split: m["counts"][split]["by_source"] for split in ("train", "dev", "test")}
     assert by_source["train"] == {"authored": 30, "natural_instructions": 3, "reddit": 1, "stackexchange": 17,
                                   "wikihow": 10}
-    assert by_source["dev"] == {} and by_source["test"] == {"reddit": 70}
+    assert by_source["dev"] == {} and by_source["test"] == {"reddit": 70}  # all 30 authored rows fill train first
     shortfalls = {(s["source"], s["group"]): (s["selected"], s["wanted"]) for s in m["shortfalls"]}
     assert shortfalls[("reddit", "writingprompts")] == (1, 150)
     assert shortfalls[("wikihow", "wikihow")] == (10, 200)

@@ -77,7 +77,7 @@ def build_filter(name: str, settings: dict[str, Any], seed: int) -> Filter:
     Raises:
         RecipeError: the name is not registered or a setting is unknown.
     """
-    from . import clean, length, reddit, score, site, style, task  # noqa: F401  (registers the filters)
+    from . import clean, language, length, quality, reddit, score, site, style, task  # noqa: F401  (registers them)
 
     try:
         cls = REGISTRY[name]

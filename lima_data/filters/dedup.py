@@ -1,0 +1,191 @@
+"""Dedup across all sources: exact (normalised text), near-duplicate responses (MinHash LSH) and similar prompts
+(rapidfuzz), as one global stage between the filter chains and selection (DESIGN.md section 2).
+
+Like a filter it has a name (``dedup``), records a measured value for every candidate (the size of its cluster,
+1 when unique) and drops with a reason: ``exact_duplicate`` (same normalised prompt or response as another
+candidate), ``near_duplicate`` (response MinHash Jaccard >= ``near.threshold``), ``similar_prompt`` (short prompts
+with a rapidfuzz ``token_sort_ratio`` >= ``prompt.threshold``: cross-posted questions, repeated wikiHow titles,
+reposted WritingPrompts). A candidate's reason is the strongest link it has (exact, then near, then similar).
+
+Duplicates are linked into clusters (union-find); each cluster keeps one member, the first by (score descending,
+``None`` last, then id): deterministic whatever the read order. Scores of different sources are not comparable
+(Stack Exchange votes vs Reddit votes); across sources the id decides when both scores are missing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ..candidate import Candidate
+
+REASONS = ("exact_duplicate", "near_duplicate", "similar_prompt")
+_STRENGTH = {"exact_duplicate": 0, "near_duplicate": 1, "similar_prompt": 2}
+_WORDS = re.compile(r"\w+")
+
+DEFAULTS: dict[str, Any] = {
+    "exact": True,
+    "near": {"enabled": True, "threshold": 0.8, "num_perm": 128, "shingle": 5},
+    "prompt": {"enabled": True, "threshold": 90.0, "max_chars": 300, "lsh_threshold": 0.5, "char_ngram": 4},
+}
+
+
+def normalise(text: str) -> str:
+    """Unicode NFKC, case-folded, whitespace runs collapsed to one space, stripped."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def shingles(text: str, size: int) -> set[bytes]:
+    """Word ``size``-grams of normalised text (the whole text as one shingle when it is shorter)."""
+    words = _WORDS.findall(normalise(text))
+    if len(words) <= size:
+        return {" ".join(words).encode()} if words else set()
+    return {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)}
+
+
+def char_ngrams(text: str, size: int) -> set[bytes]:
+    norm = normalise(text)
+    if len(norm) <= size:
+        return {norm.encode()} if norm else set()
+    return {norm[i:i + size].encode() for i in range(len(norm) - size + 1)}
+
+
+def keeper_order(candidate: Candidate) -> tuple:
+    """Best first: score descending (``None`` last), then id."""
+    return (candidate.score is None, -(candidate.score or 0), candidate.id)
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@dataclass
+class DedupResult:
+    """Per candidate id: ``(value, reason)``; and the clusters of more than one member, each
+    ``{"keeper", "size", "members": [{"id", "source", "reason"}]}``."""
+
+    decisions: dict[str, tuple[int, str | None]]
+    clusters: list[dict[str, Any]]
+
+
+class Dedup:
+    """The dedup stage. ``settings``: the recipe's ``[dedup]`` table (see ``DEFAULTS``).
+
+    Raises:
+        RecipeError: unknown settings.
+    """
+
+    name = "dedup"
+    reasons = REASONS
+
+    def __init__(self, settings: dict[str, Any] | None = None):
+        from ..errors import RecipeError
+
+        settings = dict(settings or {})
+        unknown = set(settings) - set(DEFAULTS) - {"enabled"}
+        if unknown:
+            raise RecipeError(f"[dedup]: unknown setting(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        self.enabled = settings.pop("enabled", True)
+        self.exact = settings.get("exact", DEFAULTS["exact"])
+        self.near = {**DEFAULTS["near"], **settings.get("near", {})}
+        self.prompt = {**DEFAULTS["prompt"], **settings.get("prompt", {})}
+        for table, defaults in (("near", DEFAULTS["near"]), ("prompt", DEFAULTS["prompt"])):
+            unknown = set(getattr(self, table)) - set(defaults)
+            if unknown:
+                raise RecipeError(f"[dedup.{table}]: unknown setting(s) {sorted(unknown)}")
+
+    def run(self, candidates: list[Candidate]) -> DedupResult:
+        """Link duplicates among ``candidates`` and decide, for each, keep or drop with a reason."""
+        n = len(candidates)
+        uf = _UnionFind(n)
+        links: dict[int, str] = {}
+
+        def link(a: int, b: int, kind: str) -> None:
+            uf.union(a, b)
+            for i in (a, b):
+                if i not in links or _STRENGTH[kind] < _STRENGTH[links[i]]:
+                    links[i] = kind
+
+        if self.enabled and self.exact:
+            for field in ("prompt", "response"):
+                first: dict[str, int] = {}
+                for i, c in enumerate(candidates):
+                    key = normalise(getattr(c, field))
+                    if not key:
+                        continue
+                    if key in first:
+                        link(first[key], i, "exact_duplicate")
+                    else:
+                        first[key] = i
+        if self.enabled and self.near["enabled"]:
+            self._minhash_pairs(candidates, link)
+        if self.enabled and self.prompt["enabled"]:
+            self._prompt_pairs(candidates, link)
+
+        members: dict[int, list[int]] = defaultdict(list)
+        for i in range(n):
+            members[uf.find(i)].append(i)
+        decisions: dict[str, tuple[int, str | None]] = {}
+        clusters = []
+        for group in members.values():
+            ordered = sorted(group, key=lambda i: keeper_order(candidates[i]))
+            keeper = ordered[0]
+            decisions[candidates[keeper].id] = (len(group), None)
+            for i in ordered[1:]:
+                decisions[candidates[i].id] = (len(group), links[i])
+            if len(group) > 1:
+                clusters.append({
+                    "keeper": candidates[keeper].id,
+                    "size": len(group),
+                    "members": [{"id": candidates[i].id, "source": candidates[i].source,
+                                 "reason": None if i == keeper else links[i]} for i in ordered],
+                })
+        clusters.sort(key=lambda c: c["keeper"])
+        return DedupResult(decisions, clusters)
+
+    def _minhash_pairs(self, candidates: list[Candidate], link) -> None:
+        from datasketch import MinHash, MinHashLSH
+
+        size, num_perm, threshold = self.near["shingle"], self.near["num_perm"], self.near["threshold"]
+        indexed = [(i, shingles(c.response, size)) for i, c in enumerate(candidates) if c.response.strip()]
+        indexed = [(i, s) for i, s in indexed if s]
+        hashes = MinHash.bulk([sorted(s) for _, s in indexed], num_perm=num_perm, seed=1)
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        seen: dict[int, Any] = {}
+        for (i, _), minhash in zip(indexed, hashes):
+            for j in lsh.query(minhash):
+                if minhash.jaccard(seen[j]) >= threshold:  # LSH gives candidates; the estimate decides
+                    link(j, i, "near_duplicate")
+            lsh.insert(i, minhash)
+            seen[i] = minhash
+
+    def _prompt_pairs(self, candidates: list[Candidate], link) -> None:
+        from datasketch import MinHash, MinHashLSH
+        from rapidfuzz import fuzz
+
+        p = self.prompt
+        short = [(i, normalise(c.prompt)) for i, c in enumerate(candidates) if 0 < len(c.prompt) <= p["max_chars"]]
+        grams = [char_ngrams(text, p["char_ngram"]) for _, text in short]
+        hashes = MinHash.bulk([sorted(g) for g in grams], num_perm=64, seed=2)
+        lsh = MinHashLSH(threshold=p["lsh_threshold"], num_perm=64)
+        for k, ((i, text), minhash) in enumerate(zip(short, hashes)):
+            for j in lsh.query(minhash):
+                if fuzz.token_sort_ratio(text, short[j][1]) >= p["threshold"]:
+                    link(short[j][0], i, "similar_prompt")
+            lsh.insert(k, minhash)
+

@@ -1,0 +1,180 @@
+"""Quality heuristics for responses (Gopher-style repetition, symbol and alphabetic ratios, leftover markup) and
+PII replacement. Both look at prose only: fenced and inline code are left out of the measures and untouched by
+the replacements, since code legitimately repeats lines and holds symbols, addresses and handles."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from ..candidate import Candidate
+from ..text import strip_code
+from .base import Filter
+
+_WORD = re.compile(r"\w+")
+_MARKUP = re.compile(r"</?(?:div|span|p|br|a|img|table|td|tr|li|ul|ol|script|style|font|center)\b[^>]*>|&(?:nbsp|amp|lt|gt|quot|#\d+);|\[\[|\]\]|\{\{|\}\}|\[/?(?:b|i|url|img|quote)\]", re.I)
+_HEADING_HASHES = re.compile(r"^[ \t]*#{1,6}[ \t]", re.M)
+
+
+def _dup_fraction(items: list[str]) -> float:
+    """Share of characters in items that repeat an earlier item (Gopher's duplicate line / paragraph fraction)."""
+    total = sum(len(i) for i in items)
+    if not total:
+        return 0.0
+    seen: set[str] = set()
+    dup = 0
+    for item in items:
+        if item in seen:
+            dup += len(item)
+        seen.add(item)
+    return dup / total
+
+
+def _top_ngram_share(words: list[str], n: int) -> float:
+    """Share of word characters covered by the most frequent word n-gram (Gopher)."""
+    if len(words) < n + 1:
+        return 0.0
+    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    gram, count = grams.most_common(1)[0]
+    if count < 2:
+        return 0.0
+    return min(1.0, count * sum(map(len, gram)) / sum(map(len, words)))
+
+
+def _dup_ngram_share(words: list[str], n: int) -> float:
+    """Share of word characters inside word n-grams that occur more than once (Gopher)."""
+    if len(words) < n:
+        return 0.0
+    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    covered = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        if grams[tuple(words[i:i + n])] > 1:
+            for k in range(i, i + n):
+                covered[k] = True
+    total = sum(map(len, words))
+    return sum(len(w) for w, c in zip(words, covered) if c) / total if total else 0.0
+
+
+def quality_measures(markdown: str) -> dict[str, float]:
+    """Measures of the prose of a Markdown response (code removed): ``dup_lines``, ``dup_paragraphs``,
+    ``top_2gram`` / ``top_3gram`` / ``top_4gram``, ``dup_5gram``, ``symbol_ratio`` (``#`` outside headings and
+    ``...`` / ``…`` per word), ``alpha_ratio`` (words with a letter), ``markup`` (leftover HTML tags, entities,
+    wiki or BBCode markup; counted in the whole text), ``words`` (prose words)."""
+    prose = strip_code(markdown)
+    lines = [line.strip() for line in prose.splitlines() if line.strip()]
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", prose) if p.strip()]
+    tokens = prose.split()
+    words = [w.lower() for w in _WORD.findall(prose)]
+    symbols = _HEADING_HASHES.sub("", prose).count("#") + prose.count("...") + prose.count("\u2026")
+    return {
+        "dup_lines": round(_dup_fraction(lines), 4),
+        "dup_paragraphs": round(_dup_fraction(paragraphs), 4),
+        "top_2gram": round(_top_ngram_share(words, 2), 4),
+        "top_3gram": round(_top_ngram_share(words, 3), 4),
+        "top_4gram": round(_top_ngram_share(words, 4), 4),
+        "dup_5gram": round(_dup_ngram_share(words, 5), 4),
+        "symbol_ratio": round(symbols / len(tokens), 4) if tokens else 0.0,
+        "alpha_ratio": round(sum(1 for t in tokens if any(ch.isalpha() for ch in t)) / len(tokens), 4) if tokens else 1.0,
+        "markup": len(_MARKUP.findall(prose)),
+        "words": len(words),
+    }
+
+
+class Quality(Filter):
+    """Drop responses whose prose repeats itself, is mostly symbols, or still holds markup.
+
+    Thresholds (Gopher, Rae et al. 2021, appendix A; ours where marked): duplicate lines > ``max_dup_lines``
+    (0.30) or paragraphs > ``max_dup_paragraphs`` (0.30) of the characters; the most frequent 2/3/4-gram covers
+    more than ``max_top_2gram`` / ``_3gram`` / ``_4gram`` (0.20 / 0.18 / 0.16); repeated 5-grams cover more than
+    ``max_dup_5gram`` (0.15); ``symbol_ratio`` > 0.10; ``alpha_ratio`` < 0.80; any leftover markup (``max_markup``
+    0, ours). The ratio rules apply only when the prose has at least ``min_words`` (50, ours) words, so a short
+    answer that is mostly code is not judged on a few words. Each bound is kept when equal.
+
+    Value: the measures of :func:`quality_measures`. Reasons: ``repeated_lines``, ``repeated_paragraphs``,
+    ``repeated_ngrams``, ``symbol_ratio``, ``alpha_ratio``, ``leftover_markup``.
+    """
+
+    name = "quality"
+    reasons = ("repeated_lines", "repeated_paragraphs", "repeated_ngrams", "symbol_ratio", "alpha_ratio",
+               "leftover_markup")
+    defaults = {
+        "max_dup_lines": 0.30, "max_dup_paragraphs": 0.30, "max_top_2gram": 0.20, "max_top_3gram": 0.18,
+        "max_top_4gram": 0.16, "max_dup_5gram": 0.15, "max_symbol_ratio": 0.10, "min_alpha_ratio": 0.80,
+        "max_markup": 0, "min_words": 50,
+    }
+
+    def measure(self, candidate: Candidate) -> dict[str, float]:
+        return quality_measures(candidate.response)
+
+    def decide(self, value: dict[str, float]) -> str | None:
+        if value["markup"] > self.max_markup:
+            return "leftover_markup"
+        if value["words"] < self.min_words:
+            return None
+        if value["dup_lines"] > self.max_dup_lines:
+            return "repeated_lines"
+        if value["dup_paragraphs"] > self.max_dup_paragraphs:
+            return "repeated_paragraphs"
+        if (value["top_2gram"] > self.max_top_2gram or value["top_3gram"] > self.max_top_3gram
+                or value["top_4gram"] > self.max_top_4gram or value["dup_5gram"] > self.max_dup_5gram):
+            return "repeated_ngrams"
+        if value["symbol_ratio"] > self.max_symbol_ratio:
+            return "symbol_ratio"
+        if value["alpha_ratio"] < self.min_alpha_ratio:
+            return "alpha_ratio"
+        return None
+
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+PII_PATTERNS = {
+    "email": re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])"),
+    "ip": re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w.]*\d)"),
+    "phone": re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w-])"),
+    "user": re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_-]{3,20}\b|(?<![\w.@])@[A-Za-z_][A-Za-z0-9_]{1,29}\b"),
+}
+_FENCE_OR_INLINE = re.compile(r"(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)", re.S | re.M)
+
+
+def replace_pii(text: str, placeholders: dict[str, str]) -> tuple[str, dict[str, int]]:
+    """Replace emails, IPv4 addresses, phone numbers and ``u/`` / ``@`` handles outside code with placeholders.
+
+    Returns the new text and how many of each kind were replaced.
+    """
+    counts = dict.fromkeys(PII_PATTERNS, 0)
+    pieces = []
+    last = 0
+    for code in _FENCE_OR_INLINE.finditer(text):
+        pieces.append((text[last:code.start()], True))
+        pieces.append((code.group(0), False))
+        last = code.end()
+    pieces.append((text[last:], True))
+    out = []
+    for piece, is_prose in pieces:
+        if is_prose:
+            for kind, pattern in PII_PATTERNS.items():  # email before user: an address's @ is not a handle
+                piece, n = pattern.subn(placeholders[kind], piece)
+                counts[kind] += n
+        out.append(piece)
+    return "".join(out), counts
+
+
+class Pii(Filter):
+    """Replace personal data in the prompt and response with placeholders (a transform; never drops): emails
+    ``[EMAIL]``, phone numbers ``[PHONE]``, IPv4 addresses ``[IP]``, Reddit ``u/name`` and ``@handle`` ``[USER]``.
+    Code is left as it is.
+
+    Value: counts replaced, ``{"email", "ip", "phone", "user"}``.
+    """
+
+    name = "pii"
+    reasons = ()
+    defaults = {"placeholders": {"email": "[EMAIL]", "ip": "[IP]", "phone": "[PHONE]", "user": "[USER]"}}
+
+    def measure(self, candidate: Candidate) -> dict[str, int]:
+        placeholders = {**self.defaults["placeholders"], **self.placeholders}
+        candidate.prompt, in_prompt = replace_pii(candidate.prompt, placeholders)
+        candidate.response, in_response = replace_pii(candidate.response, placeholders)
+        return {k: in_prompt[k] + in_response[k] for k in in_prompt}
+
+    def decide(self, value: dict[str, int]) -> str | None:
+        return None
