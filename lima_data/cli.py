@@ -53,8 +53,11 @@ def main() -> None:
 @click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
 @click.option("--strict", is_flag=True, help="Fail on any malformed row, truncated file, source without input "
                                            "or unfilled quota.")
+@click.option("--benchmark", "benchmarks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="FILE", help="Prompts no train row may share a 13-word n-gram with (JSONL, CSV or one prompt a "
+                                   "line), on top of the selected test prompts. Repeat for more.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, warnings or tables.")
-def build(recipe_name, inputs, sources, name, out_dir, seed, strict, quiet):
+def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks, quiet):
     """Read dumps, run the recipe's filters, select by quotas, write a manifest and its report.
 
     Writes manifests/<name>/ (train.jsonl, dev.jsonl, test.jsonl in the chat "messages" layout, manifest.json,
@@ -80,7 +83,7 @@ def build(recipe_name, inputs, sources, name, out_dir, seed, strict, quiet):
                                          param_hint="--sources")
         console = _console(quiet)
         result = run_build(recipe, inputs=list(inputs) or None, sources=wanted, out_dir=out_dir, name=name,
-                           strict=strict, quiet=quiet, console=console)
+                           strict=strict, quiet=quiet, console=console, benchmarks=benchmarks)
     except LimaDataError as error:
         _fail(error)
         return

@@ -42,7 +42,7 @@ PACKAGE = Path(str(resources.files("lima_data")))
 PACKAGE_PREFIX = "package:"
 
 SPLITS = ("train", "dev", "test")
-_TOP_KEYS = {"name", "description", "seed", "include", "sources"}
+_TOP_KEYS = {"name", "description", "seed", "include", "sources", "dedup", "decontamination"}
 _SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "selection"}
 _SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
 
@@ -168,6 +168,16 @@ def validate(data: dict[str, Any], path: Path) -> None:
         fail(key, f"unknown key (known: {sorted(_TOP_KEYS)})")
     if not isinstance(data["seed"], int):
         fail("seed", "must be an integer")
+    from .filters.decontaminate import Decontaminate
+    from .filters.dedup import Dedup
+
+    for key, stage in (("dedup", Dedup), ("decontamination", Decontaminate)):
+        if key in data and not isinstance(data[key], dict):
+            fail(key, "must be a table")
+        try:
+            stage(data.get(key))
+        except RecipeError as exc:
+            fail(key, str(exc))
     sources = data.get("sources")
     if not isinstance(sources, dict) or not sources:
         fail("sources", "the recipe names no source")

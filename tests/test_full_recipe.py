@@ -63,8 +63,12 @@ def test_build_full_recipe_from_a_folder_of_dumps(dumps, tmp_path):
     result = build(load_recipe("lima"), inputs=[dumps], out_dir=tmp_path, quiet=True)
     m = result.manifest
     by_source = {split: m["counts"][split]["by_source"] for split in ("train", "dev", "test")}
-    assert by_source["train"] == {"authored": 30, "natural_instructions": 3, "reddit": 1, "stackexchange": 17,
+    # The fixture's WritingPrompts story is a real one from LIMA's set, so it is also one of the authored rows:
+    # dedup keeps the scored Reddit copy and drops the authored one.
+    assert by_source["train"] == {"authored": 29, "natural_instructions": 3, "reddit": 1, "stackexchange": 17,
                                   "wikihow": 10}
+    clusters = [json.loads(line) for line in (result.path / "report" / "dedup_clusters.jsonl").read_text().splitlines()]
+    assert [sorted(m["source"] for m in c["members"]) for c in clusters] == [["authored", "reddit"]]
     assert by_source["dev"] == {} and by_source["test"] == {"reddit": 70}  # all 30 authored rows fill train first
     shortfalls = {(s["source"], s["group"]): (s["selected"], s["wanted"]) for s in m["shortfalls"]}
     assert shortfalls[("reddit", "writingprompts")] == (1, 150)

@@ -15,6 +15,8 @@ from lima_data.sources import ReaderStats
 from lima_data.sources.base import discover
 from lima_data.sources.reddit import RedditSource
 
+from .conftest import SHARED
+
 
 def read(paths, **settings):
     source = RedditSource(settings)
@@ -69,7 +71,9 @@ def test_top_post_csvs(shared, chain):
     assert outcomes[("writingprompts", ("prompt_tag", "untagged"))] == 1
     assert outcomes[("writingprompts", ("nsfw", "nsfw"))] == 1
     assert outcomes[("writingprompts", ("has_response", "no_response"))] == 947
-    assert outcomes[("askreddit", None)] == 870
+    assert outcomes[("askreddit", None)] == 859
+    assert outcomes[("askreddit", ("language", "not_english"))] + outcomes[("askreddit", ("language",
+                                                                                        "language_uncertain"))] == 11
     assert outcomes[("askreddit", ("nsfw", "nsfw"))] == 106
     assert outcomes[("askreddit", ("title_only", "has_body"))] == 11
 
@@ -96,7 +100,9 @@ def _thread():
          "score": 70000, "over_18": False, "permalink": "/r/AskReddit/comments/ar1/q/"},
         {"id": "other", "subreddit": "AskMen", "title": "Hi", "score": 1},
     ]
-    story = "Once upon a time, " + "the dragon baked bread and everyone came. " * 20
+    lima = [json.loads(line) for line in (SHARED / "lima" / "lima_train_slice.jsonl").read_text().splitlines()]
+    story = next(r["conversations"][1] for r in lima if r["source"] == "writingprompts"
+                 and 500 <= len(r["conversations"][1]) <= 4096)  # a real story from LIMA's set
     comments = [
         {"id": "c1", "link_id": "t3_wp1", "parent_id": "t3_wp1", "subreddit": "WritingPrompts",
          "author": "AutoModerator", "body": "Reminder: " + "rules " * 100, "score": 9999, "stickied": True},
