@@ -68,7 +68,9 @@ def test_build_full_recipe_from_a_folder_of_dumps(dumps, tmp_path):
     assert by_source["train"] == {"authored": 29, "natural_instructions": 3, "reddit": 1, "stackexchange": 17,
                                   "wikihow": 10}
     clusters = [json.loads(line) for line in (result.path / "report" / "dedup_clusters.jsonl").read_text().splitlines()]
-    assert [sorted(m["source"] for m in c["members"]) for c in clusters] == [["authored", "reddit"]]
+    mixed = [c for c in clusters if {m["source"] for m in c["members"]} != {"reddit"}]
+    assert [sorted(m["source"] for m in c["members"]) for c in mixed] == [["authored", "reddit"]]
+    assert mixed[0]["keeper"] == "reddit/writingprompts/wp1"
     assert by_source["dev"] == {} and by_source["test"] == {"reddit": 70}  # all 30 authored rows fill train first
     shortfalls = {(s["source"], s["group"]): (s["selected"], s["wanted"]) for s in m["shortfalls"]}
     assert shortfalls[("reddit", "writingprompts")] == (1, 150)
