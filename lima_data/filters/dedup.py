@@ -58,6 +58,21 @@ def keeper_order(candidate: Candidate) -> tuple:
     return (candidate.score is None, -(candidate.score or 0), candidate.id)
 
 
+def _minhashes(sets, num_perm: int, seed: int, batch: int = 512):
+    """LeanMinHash of each set (empty sets hash as one empty shingle), computed with datasketch's vectorised
+    ``MinHash.bulk`` in batches so the transient hash matrices stay small."""
+    from datasketch import LeanMinHash, MinHash
+
+    chunk: list[list[bytes]] = []
+    for s in sets:
+        chunk.append(sorted(s) or [b""])
+        if len(chunk) == batch:
+            yield from (LeanMinHash(m) for m in MinHash.bulk(chunk, num_perm=num_perm, seed=seed))
+            chunk = []
+    if chunk:
+        yield from (LeanMinHash(m) for m in MinHash.bulk(chunk, num_perm=num_perm, seed=seed))
+
+
 class _UnionFind:
     def __init__(self, n: int):
         self.parent = list(range(n))
@@ -159,15 +174,14 @@ class Dedup:
         return DedupResult(decisions, clusters)
 
     def _minhash_pairs(self, candidates: list[Candidate], link) -> None:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHashLSH
 
         size, num_perm, threshold = self.near["shingle"], self.near["num_perm"], self.near["threshold"]
-        indexed = [(i, shingles(c.response, size)) for i, c in enumerate(candidates) if c.response.strip()]
-        indexed = [(i, s) for i, s in indexed if s]
-        hashes = MinHash.bulk([sorted(s) for _, s in indexed], num_perm=num_perm, seed=1)
+        indexed = [i for i, c in enumerate(candidates) if c.response.strip()]
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         seen: dict[int, Any] = {}
-        for (i, _), minhash in zip(indexed, hashes):
+        for i, minhash in zip(indexed, _minhashes((shingles(candidates[i].response, size) for i in indexed),
+                                                  num_perm, seed=1)):
             for j in lsh.query(minhash):
                 if minhash.jaccard(seen[j]) >= threshold:  # LSH gives candidates; the estimate decides
                     link(j, i, "near_duplicate")
@@ -175,13 +189,12 @@ class Dedup:
             seen[i] = minhash
 
     def _prompt_pairs(self, candidates: list[Candidate], link) -> None:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHashLSH
         from rapidfuzz import fuzz
 
         p = self.prompt
         short = [(i, normalise(c.prompt)) for i, c in enumerate(candidates) if 0 < len(c.prompt) <= p["max_chars"]]
-        grams = [char_ngrams(text, p["char_ngram"]) for _, text in short]
-        hashes = MinHash.bulk([sorted(g) for g in grams], num_perm=64, seed=2)
+        hashes = _minhashes((char_ngrams(text, p["char_ngram"]) for _, text in short), 64, seed=2)
         lsh = MinHashLSH(threshold=p["lsh_threshold"], num_perm=64)
         for k, ((i, text), minhash) in enumerate(zip(short, hashes)):
             for j in lsh.query(minhash):

@@ -30,29 +30,31 @@ def _dup_fraction(items: list[str]) -> float:
     return dup / total
 
 
-def _top_ngram_share(words: list[str], n: int) -> float:
-    """Share of word characters covered by the most frequent word n-gram (Gopher)."""
-    if len(words) < n + 1:
+def _ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    return list(zip(*(words[i:] for i in range(n))))
+
+
+def _top_ngram_share(words: list[str], total: int, n: int) -> float:
+    """Share of the ``total`` word characters covered by the most frequent word n-gram (Gopher), at most 1."""
+    if len(words) < n + 1 or not total:
         return 0.0
-    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-    gram, count = grams.most_common(1)[0]
+    gram, count = Counter(_ngrams(words, n)).most_common(1)[0]
     if count < 2:
         return 0.0
-    return min(1.0, count * sum(map(len, gram)) / sum(map(len, words)))
+    return min(1.0, count * sum(map(len, gram)) / total)
 
 
-def _dup_ngram_share(words: list[str], n: int) -> float:
-    """Share of word characters inside word n-grams that occur more than once (Gopher)."""
-    if len(words) < n:
+def _dup_ngram_share(words: list[str], total: int, n: int) -> float:
+    """Share of the ``total`` word characters inside word n-grams that occur more than once (Gopher)."""
+    if len(words) < n or not total:
         return 0.0
-    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-    covered = [False] * len(words)
-    for i in range(len(words) - n + 1):
-        if grams[tuple(words[i:i + n])] > 1:
-            for k in range(i, i + n):
-                covered[k] = True
-    total = sum(map(len, words))
-    return sum(len(w) for w, c in zip(words, covered) if c) / total if total else 0.0
+    grams = _ngrams(words, n)
+    counts = Counter(grams)
+    covered = bytearray(len(words))
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered[i:i + n] = b"\x01" * n
+    return sum(len(w) for w, c in zip(words, covered) if c) / total
 
 
 def quality_measures(markdown: str) -> dict[str, float]:
@@ -64,15 +66,16 @@ def quality_measures(markdown: str) -> dict[str, float]:
     lines = [line.strip() for line in prose.splitlines() if line.strip()]
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", prose) if p.strip()]
     tokens = prose.split()
-    words = [w.lower() for w in _WORD.findall(prose)]
+    words = _WORD.findall(prose.lower())
+    total = sum(map(len, words))
     symbols = _HEADING_HASHES.sub("", prose).count("#") + prose.count("...") + prose.count("\u2026")
     return {
         "dup_lines": round(_dup_fraction(lines), 4),
         "dup_paragraphs": round(_dup_fraction(paragraphs), 4),
-        "top_2gram": round(_top_ngram_share(words, 2), 4),
-        "top_3gram": round(_top_ngram_share(words, 3), 4),
-        "top_4gram": round(_top_ngram_share(words, 4), 4),
-        "dup_5gram": round(_dup_ngram_share(words, 5), 4),
+        "top_2gram": round(_top_ngram_share(words, total, 2), 4),
+        "top_3gram": round(_top_ngram_share(words, total, 3), 4),
+        "top_4gram": round(_top_ngram_share(words, total, 4), 4),
+        "dup_5gram": round(_dup_ngram_share(words, total, 5), 4),
         "symbol_ratio": round(symbols / len(tokens), 4) if tokens else 0.0,
         "alpha_ratio": round(sum(1 for t in tokens if any(ch.isalpha() for ch in t)) / len(tokens), 4) if tokens else 1.0,
         "markup": len(_MARKUP.findall(prose)),
