@@ -22,6 +22,7 @@ from . import __version__
 from .candidate import Candidate, to_example
 from .errors import InputError, RecipeError, ShortfallError
 from .filters import build_filter
+from .filters.manual import Manual, read_ids
 from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
 from .filters.decontaminate import Decontaminate
 from .filters.dedup import Dedup
@@ -80,6 +81,8 @@ def build(
     quiet: bool = False,
     console: Console | None = None,
     benchmarks: Sequence[str | Path] = (),
+    keep: str | Path | None = None,
+    drop: str | Path | None = None,
 ) -> BuildResult:
     """Build a manifest from ``inputs`` (or the recipe's default inputs) with ``recipe``.
 
@@ -92,6 +95,7 @@ def build(
         quiet: no progress bars and no warnings on the console.
         benchmarks: files of prompts that no train row may overlap (added to the recipe's
             ``[decontamination] benchmarks``).
+        keep, drop: files of candidate ids kept or dropped by hand (see :mod:`lima_data.filters.manual`).
 
     Raises:
         InputError: an input is missing or unreadable (the message names the file and line).
@@ -114,11 +118,15 @@ def build(
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
+    curation = {kind: {"file": _display_path(Path(f)), "sha256": sha256_file(Path(f)), "ids": read_ids(f)}
+                for kind, f in (("keep", keep), ("drop", drop)) if f is not None}
+    manual = Manual(keep=curation.get("keep", {}).get("ids", []), drop=curation.get("drop", {}).get("ids", []))
     readers: dict[str, Source] = {}
     chains: dict[str, Chain] = {}
     for source in wanted:
         spec = recipe.sources[source]
-        filters = [build_filter(n, spec.get("filters", {}).get(n, {}), recipe.seed) for n in spec["chain"]]
+        filters = [manual] if curation else []
+        filters += [build_filter(n, spec.get("filters", {}).get(n, {}), recipe.seed) for n in spec["chain"]]
         chains[source] = Chain(source, filters)
         readers[source] = source_class(source)(spec.get("reader"), strict=strict, seed=recipe.seed)
         readers[source].configure(filters)
@@ -292,6 +300,10 @@ def build(
             "timings": timings,
         }
         write_json(stage.path / "report" / "stats.json", report_stats)
+        for entry in curation.values():
+            entry["missing"] = [i for i in entry["ids"] if i not in manual.matched]
+            if entry["missing"]:
+                warn(f"{len(entry['missing'])} id(s) of {entry['file']} match no candidate, e.g. {entry['missing'][0]}")
         manifest = {
             "name": name,
             "lima_data_version": __version__,
@@ -306,6 +318,7 @@ def build(
             "funnel": funnel,
             "selection": report_stats["selection"],
             "shortfalls": shortfalls,
+            "curation": curation,
             "readers": [
                 {k: r.to_dict()[k] for k in ("shard", "rows", "counts", "malformed", "truncated")}
                 for r in reader_stats.values()

@@ -96,6 +96,7 @@ class FilterStats:
         self.entered = 0
         self.kept = 0
         self.dropped: Counter[str] = Counter()
+        self.overridden = 0  # drops not made because the candidate is on the keep list
         self.values = ValueSummary()
         self.seconds = 0.0
 
@@ -105,6 +106,7 @@ class FilterStats:
             "in": self.entered,
             "kept": self.kept,
             "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
+            **({"kept_by_hand": self.overridden} if self.overridden else {}),
             "seconds": round(self.seconds, 3),
             "values": self.values.to_dict(),
         }
@@ -159,9 +161,8 @@ class RejectSink:
         writer.write({"filter": stage, "reason": reason, **candidate.to_dict()})
 
     def measured(self, candidate: Candidate, dropped_by: str | None, reason: str | None) -> None:
-        self.measurements.write(
-            {"id": candidate.id, "values": candidate.values, "dropped_by": dropped_by, "reason": reason}
-        )
+        self.measurements.write({"id": candidate.id, "source": candidate.source, "values": candidate.values,
+                                 "dropped_by": dropped_by, "reason": reason})
 
     def close(self) -> None:
         for writer in self._rejects.values():
@@ -199,6 +200,10 @@ class Chain:
                 stats.seconds += clock() - start
                 candidate.values[flt.name] = value
                 stats.values.add(value)
+                if reason is not None and candidate.values.get("manual") == "keep":
+                    candidate.meta.setdefault("kept_by_hand_over", []).append(f"{flt.name}:{reason}")
+                    stats.overridden += 1
+                    reason = None
                 if reason is not None:
                     stats.dropped[reason] += 1
                     dropped_by = flt.name
@@ -224,6 +229,10 @@ def run_stage(name: str, candidates: list[Candidate], decide, stats: dict[str, F
     for candidate in candidates:
         value, reason = decide(candidate)
         st.entered += 1
+        if reason is not None and candidate.values.get("manual") == "keep":
+            candidate.meta.setdefault("kept_by_hand_over", []).append(f"{name}:{reason}")
+            st.overridden += 1
+            reason = None
         if value is not None:
             candidate.values[name] = value
             st.values.add(value)

@@ -122,20 +122,26 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
         members = sorted(by_group.get(group, []), key=rank_key)
         result.available = len(members)
         rng = random.Random(f"{seed}:{source}:{group}")
-        pools: dict[str, list[Candidate]] = defaultdict(list)
         key = "category" if method == "category" else None
+        pools: dict[str, list[Candidate]] = defaultdict(list)
         for candidate in members:
             pools[candidate.meta.get(key, "") if key else candidate.domain].append(candidate)
+        # Kept by hand: always selected, first; the method fills what is left of the quota from the others.
+        by_hand = sorted((c for c in members if c.values.get("manual") == "keep"), key=lambda c: c.id)
+        rest = [c for c in members if c.values.get("manual") != "keep"]
+        rest_pools = {name: [c for c in pool if c.values.get("manual") != "keep"] for name, pool in pools.items()}
+        left = max(0, wanted - len(by_hand))
         if method == "tau":
-            result.selected = tau_sample(pools, wanted, tau, rng)
+            picked = tau_sample(rest_pools, left, tau, rng)
         elif method == "category":
-            result.selected = category_sample(pools, wanted, rng)
+            picked = category_sample(rest_pools, left, rng)
         elif method == "random":
-            result.selected = rng.sample(members, min(wanted, len(members)))
+            picked = rng.sample(rest, min(left, len(rest)))
         elif method == "split":  # groups were assigned by assign_splits: take them in id order
-            result.selected = sorted(members, key=lambda c: c.id)[:wanted]
+            picked = sorted(rest, key=lambda c: c.id)[:left]
         else:  # top
-            result.selected = members[:wanted]
+            picked = rest[:left]
+        result.selected = by_hand + picked
         picks: dict[str, int] = defaultdict(int)
         for candidate in result.selected:
             picks[candidate.meta.get(key, "") if key else candidate.domain] += 1

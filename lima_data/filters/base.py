@@ -77,7 +77,7 @@ def build_filter(name: str, settings: dict[str, Any], seed: int) -> Filter:
     Raises:
         RecipeError: the name is not registered or a setting is unknown.
     """
-    from . import clean, language, length, quality, reddit, score, site, style, task  # noqa: F401  (registers them)
+    from . import clean, language, length, manual, quality, reddit, score, site, style, task  # noqa: F401
 
     try:
         cls = REGISTRY[name]

@@ -54,8 +54,9 @@ def char_ngrams(text: str, size: int) -> set[bytes]:
 
 
 def keeper_order(candidate: Candidate) -> tuple:
-    """Best first: score descending (``None`` last), then id."""
-    return (candidate.score is None, -(candidate.score or 0), candidate.id)
+    """Best first: a candidate on the keep list, then score descending (``None`` last), then id."""
+    return (candidate.values.get("manual") != "keep", candidate.score is None, -(candidate.score or 0),
+            candidate.id)
 
 
 def _minhashes(sets, num_perm: int, seed: int, batch: int = 512):
@@ -168,6 +169,7 @@ class Dedup:
                     "keeper": candidates[keeper].id,
                     "size": len(group),
                     "members": [{"id": candidates[i].id, "source": candidates[i].source,
+                                 "score": candidates[i].score, "prompt": candidates[i].prompt[:200],
                                  "reason": None if i == keeper else links[i]} for i in ordered],
                 })
         clusters.sort(key=lambda c: c["keeper"])

@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import InputError
 from ..manifest import load_manifest
 from ..pipeline import read_zstd_jsonl
 
@@ -102,3 +103,78 @@ def print_report(path: str | Path, console: Console, per_reason: int = 2) -> Non
             body.append(_clip(row["response"], 300) if row["response"] else "(not read)")
             items.append(body)
         console.print(Panel(Group(*items), title=f"{filter_name}: {reason}", title_align="left"))
+
+
+def _matches(row: dict[str, Any], source, reason, domain, split) -> bool:
+    return ((source is None or row.get("source") == source)
+            and (reason is None or reason in (row.get("reason"), row.get("filter")))
+            and (domain is None or row.get("domain") == domain)
+            and (split is None or row.get("split") == split))
+
+
+def iter_rows(path: str | Path, what: str = "kept") -> Iterator[dict[str, Any]]:
+    """Manifest rows (``what="kept"``, each with its ``split``), rejected candidates (``"rejects"``), or both
+    (``"candidates"``: every candidate is one or the other)."""
+    from ..export import read_split
+    from ..manifest import SPLIT_FILES
+
+    load_manifest(path)
+    if what in ("kept", "candidates"):
+        for split in SPLIT_FILES:
+            for row in read_split(Path(path), split):
+                yield {**row, "split": split}
+    if what in ("rejects", "candidates"):
+        yield from iter_rejects(path)
+
+
+def _row_text(row: dict[str, Any]) -> tuple[str, str]:
+    if "messages" in row:
+        user = next((m["content"] for m in row["messages"] if m["role"] == "user"), "")
+        assistant = next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
+        return user, assistant
+    return row.get("prompt", ""), row.get("response", "")
+
+
+def inspect_rows(path: str | Path, console: Console, *, what: str = "kept", source: str | None = None,
+                 reason: str | None = None, domain: str | None = None, split: str | None = None,
+                 row_id: str | None = None, offset: int = 0, limit: int = 20) -> int:
+    """Print matching rows (a table page) or, with ``row_id``, one row in full. Returns the number shown.
+
+    Raises:
+        InputError: not a manifest folder, or ``row_id`` not found.
+    """
+    import json as _json
+
+    if row_id is not None:
+        for row in iter_rows(path, "candidates"):
+            if row["id"] == row_id:
+                prompt, response = _row_text(row)
+                status = f"split {row['split']}" if "split" in row else f"rejected by {row['filter']}: {row['reason']}"
+                console.print(Panel(Text(prompt), title=f"{row_id}  ({status})  prompt", title_align="left"))
+                if "messages" in row and len(row["messages"]) > 2:
+                    for m in row["messages"][1:]:
+                        console.print(Panel(Text(m["content"]), title=m["role"], title_align="left"))
+                else:
+                    console.print(Panel(Text(response or "(none)"), title="response", title_align="left"))
+                extra = {k: row[k] for k in ("meta", "values", "score") if k in row}
+                console.print(Text(_json.dumps(extra, ensure_ascii=False, indent=2)))
+                return 1
+        raise InputError(path, f"no row or candidate with id {row_id!r}")
+    table = Table(title=f"{what} of {Path(path).name}", title_justify="left")
+    for column in ("#", "id", "where", "prompt", "response chars"):
+        table.add_column(column, overflow="fold")
+    shown = matched = 0
+    for row in iter_rows(path, what):
+        if not _matches(row, source, reason, domain, split):
+            continue
+        matched += 1
+        if matched <= offset or shown >= limit:
+            continue
+        prompt, response = _row_text(row)
+        where = row.get("split") or f"{row['filter']}:{row['reason']}"
+        table.add_row(str(matched), row["id"], where, _clip(prompt, 80), str(len(response)))
+        shown += 1
+    console.print(table)
+    console.print(f"{shown} shown of {matched} matching (offset {offset}); --offset {offset + shown} for more"
+                  if matched > offset + shown else f"{shown} shown of {matched} matching")
+    return shown
