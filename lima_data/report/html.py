@@ -49,6 +49,18 @@ def thresholds_for(settings: dict[str, Any], key: str | None) -> list[tuple[str,
     return out
 
 
+def _effective_settings(manifest: dict[str, Any], source: str, filter_name: str) -> dict[str, Any]:
+    """A filter's settings as the build used them: the recipe's, over the filter's defaults."""
+    from ..errors import RecipeError
+    from ..filters import build_filter
+
+    settings = manifest["recipe"]["sources"].get(source, {}).get("filters", {}).get(filter_name, {})
+    try:
+        return build_filter(filter_name, settings, manifest.get("seed", 0)).settings
+    except RecipeError:  # a stage that is not a registered filter, or a recipe from another version
+        return settings
+
+
 def _histograms(path: Path, manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     values: dict[tuple[str, str, str | None], list[float]] = defaultdict(list)
     measurements = path / "report" / "measurements.jsonl.zst"
@@ -61,8 +73,7 @@ def _histograms(path: Path, manifest: dict[str, Any]) -> dict[str, list[dict[str
     for (source, filter_name, key), numbers in sorted(values.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
         if len(set(numbers)) < 2:
             continue  # one value for everyone (e.g. no PII found): nothing to plot
-        settings = manifest["recipe"]["sources"].get(source, {}).get("filters", {}).get(filter_name, {})
-        lines = thresholds_for(settings, key)
+        lines = thresholds_for(_effective_settings(manifest, source, filter_name), key)
         out[source].append({
             "title": filter_name + (f" · {key}" if key else ""),
             "count": len(numbers),
