@@ -52,6 +52,7 @@ class TrainConfig:
     resume: bool = False
     max_steps: int = 0               # stop after this many optimizer steps (0: all epochs); for smoke runs
     device: str = "auto"             # auto: cuda when available, else cpu
+    save_final_state: bool = False   # also write the full fp32 state dict to <output>/final_state.pt (rank 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -94,8 +94,10 @@ def build_model(config: TrainConfig, vocab_size: int, rank: int, mesh, device: t
     resize_for_tokenizer(model, vocab_size)
     model.config.use_cache = False
     if config.activation_checkpointing:
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     num_parameters = sum(p.numel() for p in model.parameters())
     p_max = config.residual_dropout if config.residual_dropout is not None else default_p_max(num_parameters)
     rates = add_residual_dropout(model, p_max)
@@ -370,6 +372,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
                         for row in generations:
                             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             dist.barrier()
+    if config.save_final_state:
+        state = full_state_dict(model)
+        if rank == 0:
+            torch.save(state, output / "final_state.pt")
     return {"steps": step, "losses": losses, "exported": exported, "rank": rank, "world": world,
             "dropout": rates, "parameters": num_parameters}
 
