@@ -21,16 +21,16 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from . import __version__
 from .candidate import Candidate, to_example
 from .errors import InputError, RecipeError, ShortfallError
-from .filters import build_filter
 from .filters.manual import Manual, read_ids
 from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
 from .filters.decontaminate import Decontaminate
 from .filters.dedup import Dedup
 from .pipeline import Chain, FilterStats, RejectSink, dumps, run_stage
-from .recipe import PACKAGE, Recipe
+from .executor import CACHE, TaskResult, concat_files, execute, make_chain, make_reader, merge_funnels, plan_tasks
+from .recipe import Recipe, display_path
 from .selection import GroupSelection, assign_splits, phase_groups, phase_selection, select
 from .sources import ReaderStats
-from .sources.base import Shard, Source, discover, source_class
+from .sources.base import Shard, Source, discover
 
 #: Candidate meta keys kept in rejects but left out of manifest rows (large, and the prompt when chosen).
 MANIFEST_META_EXCLUDE = ("question_body",)
@@ -47,14 +47,6 @@ class BuildResult:
     manifest: dict[str, Any]
     stats: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
-
-
-def _display_path(path: Path) -> str:
-    """Bundled files are recorded relative to the package, so manifests of the sample match across machines."""
-    try:
-        return "package:" + path.resolve().relative_to(PACKAGE.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _progress(console: Console, quiet: bool) -> Progress:
@@ -83,6 +75,9 @@ def build(
     benchmarks: Sequence[str | Path] = (),
     keep: str | Path | None = None,
     drop: str | Path | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
 ) -> BuildResult:
     """Build a manifest from ``inputs`` (or the recipe's default inputs) with ``recipe``.
 
@@ -96,6 +91,10 @@ def build(
         benchmarks: files of prompts that no train row may overlap (added to the recipe's
             ``[decontamination] benchmarks``).
         keep, drop: files of candidate ids kept or dropped by hand (see :mod:`lima_data.filters.manual`).
+        workers, executor, address: how per-shard tasks run (see :mod:`lima_data.executor`): in this process,
+            in ``workers`` local processes, or on Ray (``executor="ray"``, ``address`` of a cluster or a local
+            Ray with ``workers`` CPUs). Finished tasks are cached under ``<out_dir>/.lima-cache``: a build run
+            again does only what was left.
 
     Raises:
         InputError: an input is missing or unreadable (the message names the file and line).
@@ -118,18 +117,17 @@ def build(
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
-    curation = {kind: {"file": _display_path(Path(f)), "sha256": sha256_file(Path(f)), "ids": read_ids(f)}
+    curation = {kind: {"file": display_path(Path(f)), "sha256": sha256_file(Path(f)), "ids": read_ids(f)}
                 for kind, f in (("keep", keep), ("drop", drop)) if f is not None}
     manual = Manual(keep=curation.get("keep", {}).get("ids", []), drop=curation.get("drop", {}).get("ids", []))
+    ids = {kind: entry["ids"] for kind, entry in curation.items()}
     readers: dict[str, Source] = {}
     chains: dict[str, Chain] = {}
     for source in wanted:
         spec = recipe.sources[source]
-        filters = [manual] if curation else []
-        filters += [build_filter(n, spec.get("filters", {}).get(n, {}), recipe.seed) for n in spec["chain"]]
+        filters = make_chain(source, spec, recipe.seed, manual if curation else None)
         chains[source] = Chain(source, filters)
-        readers[source] = source_class(source)(spec.get("reader"), strict=strict, seed=recipe.seed)
-        readers[source].configure(filters)
+        readers[source] = make_reader(source, spec, recipe.seed, strict, filters)
 
     if inputs:
         shards, skipped = discover(inputs, list(readers.values()), warn)
@@ -151,6 +149,8 @@ def build(
         if site_group is not None and not site_group.listed(shard.domain):
             warn(f"site {shard.domain} is in no site list of the recipe: "
                  + ("dropped" if site_group.unlisted == "drop" else f"counted as {site_group.unlisted}"))
+    tasks = {source: plan_tasks(source, shards[source], recipe.sources[source], recipe.seed, strict, ids)
+             for source in wanted}
 
     with StagedManifest(Path(out_dir), name) as stage:
         sink = RejectSink(stage.path / "report")
@@ -158,36 +158,44 @@ def build(
             kept: dict[str, list[Candidate]] = {}
             reader_stats: dict[Shard, ReaderStats] = {}
             input_files: list[dict[str, Any]] = []
+            t0 = time.perf_counter()
+            all_tasks = [t for source in wanted for t in tasks[source]]
+            with _progress(console, quiet) as progress:
+                bar = progress.add_task(f"reading {len(all_tasks)} task(s) with {workers} worker(s)"
+                                        f"{' on Ray' if executor == 'ray' else ''}",
+                                        total=sum(t.size for t in all_tasks) or None)
+
+                def on_done(task, cached: bool) -> None:
+                    progress.update(bar, completed=sum(done_sizes) + task.size)
+                    done_sizes.append(task.size)
+
+                done_sizes: list[int] = []
+                results = execute(all_tasks, recipe.sources, recipe.seed, strict, ids, Path(out_dir) / CACHE,
+                                  workers=workers, executor=executor, address=address,
+                                  on_progress=lambda task, n: progress.advance(bar, n), on_done=on_done)
+            timings["read+filter"] = round(time.perf_counter() - t0, 3)
+            by_source: dict[str, list[TaskResult]] = {s: [] for s in wanted}
+            for task, result in zip(all_tasks, results):
+                by_source[task.source].append(result)
+            for name_ in sorted({f.name for result in results for f in result.funnel}):
+                concat_files(results, f"rejects/{name_}.jsonl.zst", stage.path / "report" / "rejects" /
+                             f"{name_}.jsonl.zst")
+            concat_files(results, "measurements.jsonl.zst", stage.path / "report" / "measurements.jsonl.zst")
+            matched = set().union(*(r.matched for r in results)) if results else set()
             for source in wanted:
-                with _progress(console, quiet) as progress:
-                    tasks: dict[Shard, Any] = {}
-
-                    def stats_for(shard: Shard) -> ReaderStats:
-                        if shard not in reader_stats:
-                            reader_stats[shard] = ReaderStats(_display_path(shard.path)
-                                                              + (f"!{shard.member}" if shard.member else ""))
-                        return reader_stats[shard]
-
-                    def progress_for(shard: Shard):
-                        if shard not in tasks:
-                            passes = f" ({shard.passes} passes)" if shard.passes > 1 else ""
-                            tasks[shard] = progress.add_task(f"{shard.domain or shard.path.name}{passes}",
-                                                             total=shard.passes * shard.size or None)
-                        task = tasks[shard]
-                        return lambda n: progress.advance(task, n)
-
-                    t0 = time.perf_counter()
-                    kept[source] = list(chains[source].run(readers[source].read(shards[source], stats_for,
-                                                                                progress_for), sink))
-                    for task in tasks.values():
-                        progress.update(task, completed=progress.tasks[task].total)
-                    timings[f"read+filter {source}"] = round(time.perf_counter() - t0, 3)
+                kept[source] = [c for result in by_source[source] for c in result.kept]
+                if by_source[source]:
+                    chains[source].candidates, chains[source].stats = merge_funnels(by_source[source])
+                for result in by_source[source]:
+                    for shard, stats in result.readers:
+                        stats.shard = display_path(shard.path) + (f"!{shard.member}" if shard.member else "")
+                        reader_stats[shard] = stats
                 for shard in shards[source]:
-                    stats = stats_for(shard)
+                    stats = reader_stats[shard]
                     input_files.append({
                         "source": source,
                         **({"domain": shard.domain} if shard.domain else {}),
-                        "path": _display_path(shard.path),
+                        "path": display_path(shard.path),
                         "size": shard.path.stat().st_size,
                         "sha256": sha256_file(shard.path),
                     })
@@ -293,7 +301,7 @@ def build(
             "dedup": {"clusters": len(result.clusters),
                       "duplicates": sum(c["size"] - 1 for c in result.clusters)},
             "decontamination": {"ngram": decontaminate.n, "reference_prompts": decontaminate.references,
-                                "benchmarks": [_display_path(p) for p in decontaminate.benchmarks]},
+                                "benchmarks": [display_path(p) for p in decontaminate.benchmarks]},
             "selection": {s: [g.to_dict() for g in gs] for s, gs in selections.items()},
             "readers": [r.to_dict() for r in reader_stats.values()],
             "rejects": sink.files(),
@@ -301,7 +309,7 @@ def build(
         }
         write_json(stage.path / "report" / "stats.json", report_stats)
         for entry in curation.values():
-            entry["missing"] = [i for i in entry["ids"] if i not in manual.matched]
+            entry["missing"] = [i for i in entry["ids"] if i not in matched]
             if entry["missing"]:
                 warn(f"{len(entry['missing'])} id(s) of {entry['file']} match no candidate, e.g. {entry['missing'][0]}")
         manifest = {

@@ -64,13 +64,21 @@ def main() -> None:
                    "selected first.")
 @click.option("--drop", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
               help="Candidate ids dropped by hand (reason dropped_by_hand).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes reading and filtering shards in parallel (one shard per task).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine's processes; ray: the same tasks on a Ray cluster (pip install "
+                   "'lima-data[ray]').")
+@click.option("--address", default=None, help="Ray cluster address (default: a local Ray with --workers CPUs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, warnings or tables.")
-def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks, keep, drop, quiet):
+def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks, keep, drop, workers, executor,
+          address, quiet):
     """Read dumps, run the recipe's filters, select by quotas, write a manifest and its report.
 
     Writes manifests/<name>/ (train.jsonl, dev.jsonl, test.jsonl in the chat "messages" layout, manifest.json,
     report/ with stats and every rejected candidate), atomically: an interrupted build leaves no half-written
-    manifest. Same inputs and seed give byte-identical JSONL.
+    manifest. Same inputs and seed give byte-identical JSONL, with any number of workers. Finished shards are
+    cached in <out>/.lima-cache: a killed build run again does only what was left.
 
     \b
     Examples:
@@ -92,7 +100,7 @@ def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks,
         console = _console(quiet)
         result = run_build(recipe, inputs=list(inputs) or None, sources=wanted, out_dir=out_dir, name=name,
                            strict=strict, quiet=quiet, console=console, benchmarks=benchmarks, keep=keep,
-                           drop=drop)
+                           drop=drop, workers=workers, executor=executor, address=address)
     except LimaDataError as error:
         _fail(error)
         return

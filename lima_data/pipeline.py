@@ -60,6 +60,16 @@ class ValueSummary:
                 if isinstance(item, (int, float)):
                     self.sums[key] += item
 
+    def merge(self, other: "ValueSummary") -> None:
+        self.numbers.extend(other.numbers)
+        for key, n in other.categories.items():
+            if key in self.categories or len(self.categories) < _MAX_CATEGORIES:
+                self.categories[key] += n
+            else:
+                self.categories["(other)"] += n
+        self.sums.update(other.sums)
+        self.missing += other.missing
+
     def _category(self, key: str) -> None:
         if key in self.categories or len(self.categories) < _MAX_CATEGORIES:
             self.categories[key] += 1
@@ -99,6 +109,15 @@ class FilterStats:
         self.overridden = 0  # drops not made because the candidate is on the keep list
         self.values = ValueSummary()
         self.seconds = 0.0
+
+    def merge(self, other: "FilterStats") -> None:
+        """Add another shard's counts for the same filter."""
+        self.entered += other.entered
+        self.kept += other.kept
+        self.dropped.update(other.dropped)
+        self.overridden += other.overridden
+        self.values.merge(other.values)
+        self.seconds += other.seconds
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,7 +159,7 @@ def read_zstd_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     import io
 
     with open(path, "rb") as fh:
-        reader = zstandard.ZstdDecompressor().stream_reader(fh)
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
         for line in io.TextIOWrapper(reader, encoding="utf-8"):
             if line.strip():
                 yield json.loads(line)

@@ -51,6 +51,15 @@ _SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
 _REPLACED = {"quotas"}
 
 
+def display_path(path: Path) -> str:
+    """How an input is recorded: bundled files relative to the package (``package:samples/...``), so manifests of
+    the sample match across machines; other paths as given."""
+    try:
+        return PACKAGE_PREFIX + Path(path).resolve().relative_to(PACKAGE.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in over.items():

@@ -122,7 +122,7 @@ def test_strict_shortfall_fails_and_leaves_nothing(tmp_path, se_dir):
     with pytest.raises(ShortfallError, match="stackexchange stem 2/200"):
         build(load_recipe("lima"), inputs=[se_dir / "genai"], sources=["stackexchange"], out_dir=tmp_path,
               strict=True, quiet=True)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".lima-cache"]  # no manifest, no staging folder
 
 
 def test_failed_build_keeps_the_previous_manifest(tmp_path, se_dir):
@@ -134,7 +134,7 @@ def test_failed_build_keeps_the_previous_manifest(tmp_path, se_dir):
     with pytest.raises(InputError, match="not an XML file"):
         build(load_recipe("lima"), inputs=[BEER_7Z, broken], out_dir=tmp_path, name="m", quiet=True)
     assert (good.path / "train.jsonl").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "src"]  # no staging folder left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lima-cache", "m", "src"]  # no staging folder left
 
 
 def test_unlisted_site_is_counted_as_other_with_a_warning(tmp_path, se_dir):

@@ -177,3 +177,15 @@ def test_unknown_settings_are_rejected():
         build_filter("length", {"min_char": 5}, 0)
     with pytest.raises(RecipeError, match="missing required setting"):
         build_filter("first_person", {}, 0)
+
+
+def test_cleaning_never_lengthens_a_real_answer(real, settings):
+    """The premise of raw_length: cleaned Markdown is never longer than the raw HTML, on every real answer."""
+    from lima_data.filters.clean import html_to_markdown
+
+    answers = [c.response for c in real.values() if c.response]
+    assert len(answers) > 1500
+    assert all(len(html_to_markdown(html)[0]) <= len(html) for html in answers)
+    f = make("raw_length", settings)
+    assert f(get(real, "beer", 1))[1] == "too_short"  # 304 characters once cleaned
+    assert f(get(real, "beer", 181))[1] is None

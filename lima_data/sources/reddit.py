@@ -86,6 +86,7 @@ class RedditSource(Source):
     name = SOURCE
     groups = None
     methods = ("top", "random")
+    joins_files = True  # submissions and comments of different files are joined: one task for all shards
     defaults = {
         "subreddits": ["WritingPrompts", "AskReddit"],
         "min_response_chars": 500,

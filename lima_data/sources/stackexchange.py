@@ -14,9 +14,10 @@ Format notes:
 - ``ContentLicense`` (2024+ and some earlier dumps) gives the licence; without it the licence follows Stack
   Exchange's dates: CC BY-SA 2.5 before 2011-04-08, 3.0 before 2018-05-02, 4.0 after.
 
-Joining answers to questions takes two streaming passes over ``Posts.xml``: the first reads only answer rows and
-keeps, per question, the top answer's ``(score, id)`` (ints only; ~100 bytes per answered question); the second
-emits each question with its top answer's body. Only questions whose top answer can pass ``min_answer_score``
+Joining answers to questions takes two streaming passes over ``Posts.xml``: the first reads only answer rows (their
+numeric attributes, without an XML parse) and keeps, per question, the top answer's ``(score, id)`` (ints only;
+~100 bytes per answered question); the second emits each question with its top answer's body, parsing only
+question rows and the answers it needs (the others are counted and checked, not parsed). Only questions whose top answer can pass ``min_answer_score``
 are held in memory until their answer row arrives; the others are emitted at once without the answer body, so
 the ``answer_score`` filter records and drops them cheaply. The top answer is the highest-scored one; a tie goes
 to the earlier answer (lower id).
@@ -328,10 +329,13 @@ class StackExchangeReader:
             raise InputError(dump.path, f"cannot open: {exc.strerror}") from None
 
     def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
-              only: bytes | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+              only: bytes | None = None, parse: Callable[[bytes], bool] | None = None
+              ) -> Iterator[tuple[int, dict[str, str] | bytes]]:
         """Yield ``(line_number, attributes)`` for every well-formed ``<row>`` of Posts.xml.
 
         ``only``: skip row lines that do not contain these bytes, without parsing them (the answer pass).
+        ``parse``: called with a row line's bytes; when it returns False the line is yielded as bytes, unparsed
+        (rows the caller only needs to count or to read a number from).
         Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict).
         """
         label = dump.label
@@ -354,6 +358,14 @@ class StackExchangeReader:
                         if not opened:
                             raise InputError(label, "a <row> before the <posts> root element", line_no)
                         if only is not None and only not in text:
+                            continue
+                        if parse is not None and not parse(text):
+                            if stats is not None:
+                                stats.rows += 1
+                            if text.endswith(b"/>"):
+                                yield line_no, text
+                            elif stats is not None:
+                                self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
                             continue
                         attributes = self._parse_row(text, line_no, label, stats)
                         if attributes is not None:
@@ -411,12 +423,13 @@ class StackExchangeReader:
     def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
         """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
         top: dict[int, tuple[int, int]] = {}
-        for _, row in self._rows(dump, None, progress, only=b'PostTypeId="2"'):
+        for _, text in self._rows(dump, None, progress, only=b'PostTypeId="2"', parse=lambda line: False):
+            numbers = _numbers(text)
+            if numbers.get(b"PostTypeId") != ANSWER or b' Body="' not in text:
+                continue
             try:
-                if int(row["PostTypeId"]) != ANSWER or "Body" not in row:
-                    continue
-                parent, answer_id, score = int(row["ParentId"]), int(row["Id"]), int(row.get("Score", 0))
-            except (KeyError, ValueError):
+                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
+            except KeyError:
                 continue  # counted as malformed in pass 2
             best = top.get(parent)
             if best is None or score > best[0] or (score == best[0] and answer_id < best[1]):
@@ -436,7 +449,21 @@ class StackExchangeReader:
         pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
         label = dump.label
-        for line_no, row in self._rows(dump, stats, progress):
+        def needed(line: bytes) -> bool:  # parse questions, and answers that someone is waiting for
+            if b'PostTypeId="2"' not in line:
+                return True
+            return _numbers(line).get(b"Id") in top_ids
+
+        for line_no, row in self._rows(dump, stats, progress, parse=needed):
+            if isinstance(row, bytes):  # an answer nobody needs: counted and checked, not parsed
+                numbers = _numbers(row)
+                if b"ParentId" not in numbers or b"Id" not in numbers:
+                    self._malformed(stats, label, line_no, "answer row without a usable Id or ParentId")
+                elif b' Body="' not in row:
+                    self._malformed(stats, label, line_no, "row without required attribute Body")
+                else:
+                    stats.count("answers")
+                continue
             try:
                 post_type, post_id = int(row["PostTypeId"]), int(row["Id"])
                 if post_type == QUESTION:
@@ -473,6 +500,16 @@ class StackExchangeReader:
                 stats.count("other")
         for waiting in pending.values():  # the top answer row never came (cut file): nothing to answer with
             yield _candidate(waiting["question"], waiting["best"], None)
+
+
+_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score)="(-?\d+)"')
+
+
+def _numbers(line: bytes) -> dict[bytes, int]:
+    """The numeric attributes Id, PostTypeId, ParentId and Score of a row line, read without an XML parse: they
+    are plain digits (no entities), so a regular expression reads them exactly. Used for rows that are only
+    counted or ranked; every row whose text is used is parsed by lxml."""
+    return {name: int(value) for name, value in _NUMBER_ATTRIBUTE.findall(line)}
 
 
 def _question(row: dict[str, str], site: str) -> dict[str, Any]:

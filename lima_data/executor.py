@@ -1,0 +1,227 @@
+"""Running the per-shard work (read a shard, run its source's filter chain) in this process, in a local process
+pool (``--workers N``), or on a Ray cluster (``--executor ray``), with results cached so a killed build resumes.
+
+A task is one shard (one site's Posts.xml, one wikiHow file, ...) or, for a source that joins rows across files
+(Reddit: submissions and comments), all of that source's shards. A task is a pure function of its shards and the
+recipe's part for its source, so:
+
+- its result is cached under ``<out>/.lima-cache/<key>/`` (kept candidates, chain stats, reader stats, rejects,
+  measurements), keyed by the shards (path, size, modification time, member) and the source's recipe part (reader,
+  chain, filter settings), the seed, strict mode, the keep / drop lists and the lima-data version; a build run
+  again loads finished tasks from the cache and runs only the others, and a changed recipe re-runs exactly the
+  tasks whose key changed (selection settings are not part of the key: selection runs after);
+- results are merged in task order, whatever order they finish in, so the manifest is byte-identical to an
+  uninterrupted, single-process build's.
+
+A cache entry is written to a temporary folder and renamed when complete. ``rm -rf <out>/.lima-cache`` clears it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .candidate import Candidate
+from .errors import LimaDataError
+from .filters import build_filter
+from .filters.manual import Manual
+from .pipeline import Chain, FilterStats, RejectSink
+from .sources import ReaderStats
+from .sources.base import Shard, Source, source_class
+
+CACHE = ".lima-cache"
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class Task:
+    """One unit of per-shard work; ``size`` is the bytes it reads (for progress)."""
+
+    source: str
+    shards: list[Shard]
+    key: str
+    size: int
+
+
+@dataclass
+class TaskResult:
+    """What a task produced: the candidates its chain kept, the chain's stats, each shard's reader stats, and the
+    folder holding its rejects and measurements."""
+
+    kept: list[Candidate]
+    candidates: int
+    funnel: list[FilterStats]
+    readers: list[tuple[Shard, ReaderStats]]
+    matched: set[str] = field(default_factory=set)  # keep / drop ids met among this task's candidates
+    folder: Path = field(default=Path())
+
+
+def make_chain(source: str, spec: dict[str, Any], seed: int, manual: Manual | None) -> list:
+    """The filters of a source's chain, with the keep / drop filter first when there is one."""
+    filters = [manual] if manual is not None else []
+    return filters + [build_filter(n, spec.get("filters", {}).get(n, {}), seed) for n in spec["chain"]]
+
+
+def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filters: list) -> Source:
+    reader = source_class(source)(spec.get("reader"), strict=strict, seed=seed)
+    reader.configure(filters)
+    return reader
+
+
+def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
+             curation: dict[str, list[str]]) -> str:
+    """sha256 of everything a task's result depends on (see the module docstring)."""
+    files = []
+    for shard in shards:
+        st = shard.path.stat()
+        files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns])
+    part = {k: v for k, v in spec.items() if k not in ("selection", "inputs")}
+    text = json.dumps({"version": __version__, "source": source, "files": files, "spec": part, "seed": seed,
+                       "strict": strict, "curation": curation}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def plan_tasks(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
+               curation: dict[str, list[str]]) -> list[Task]:
+    """One task per shard, or one for all shards of a source that joins across files (``joins_files``)."""
+    groups = [shards] if getattr(source_class(source), "joins_files", False) else [[s] for s in shards]
+    return [Task(source, group, task_key(source, group, spec, seed, strict, curation),
+                 sum(s.size * s.passes for s in group)) for group in groups if group]
+
+
+def run_task(task: Task, spec: dict[str, Any], seed: int, strict: bool, curation: dict[str, list[str]],
+             cache_root: str, progress: Callable[[int], None] | None = None) -> str:
+    """Run one task and store its result in the cache; return the entry's folder. Safe to call in another
+    process or on a Ray worker (everything it needs is in its arguments)."""
+    final = Path(cache_root) / task.key
+    if (final / "result.pkl").is_file():
+        return str(final)
+    tmp = Path(cache_root) / f".{task.key}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    manual = Manual(keep=curation.get("keep", []), drop=curation.get("drop", [])) if curation else None
+    filters = make_chain(task.source, spec, seed, manual)
+    reader = make_reader(task.source, spec, seed, strict, filters)
+    chain = Chain(task.source, filters)
+    stats: dict[Shard, ReaderStats] = {}
+
+    def stats_for(shard: Shard) -> ReaderStats:
+        if shard not in stats:
+            stats[shard] = ReaderStats(str(shard.path) + (f"!{shard.member}" if shard.member else ""))
+        return stats[shard]
+
+    sink = RejectSink(tmp)
+    try:
+        kept = list(chain.run(reader.read(task.shards, stats_for, lambda shard: progress), sink))
+    finally:
+        sink.close()
+    result = TaskResult(kept, chain.candidates, chain.stats, [(s, stats_for(s)) for s in task.shards],
+                        manual.matched if manual is not None else set())
+    with open(tmp / "result.pkl", "wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        tmp.rename(final)
+    except OSError:  # another worker finished the same task first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(final)
+
+
+def load_result(folder: str | Path) -> TaskResult:
+    with open(Path(folder) / "result.pkl", "rb") as fh:
+        result: TaskResult = pickle.load(fh)
+    result.folder = Path(folder)
+    return result
+
+
+def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, strict: bool,
+            curation: dict[str, list[str]], cache_root: Path, *, workers: int = 1, executor: str = "local",
+            address: str | None = None, on_progress: Callable[[Task, int], None] | None = None,
+            on_done: Callable[[Task, bool], None] | None = None) -> list[TaskResult]:
+    """Run ``tasks`` (those not cached yet) and return every task's result, in task order.
+
+    ``on_progress(task, bytes)`` reports reading progress (single process only); ``on_done(task, cached)`` is
+    called as each task completes.
+
+    Raises:
+        LimaDataError: unknown executor, or Ray asked for but not installed.
+    """
+    cache_root.mkdir(parents=True, exist_ok=True)
+    folders: dict[str, str] = {}
+    todo = []
+    for task in tasks:
+        if (cache_root / task.key / "result.pkl").is_file():
+            folders[task.key] = str(cache_root / task.key)
+            if on_done:
+                on_done(task, True)
+        else:
+            todo.append(task)
+    args = lambda t: (t, specs[t.source], seed, strict, curation, str(cache_root))  # noqa: E731
+    if executor not in EXECUTORS:
+        raise LimaDataError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+    if executor == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise LimaDataError("the Ray executor needs Ray: pip install 'lima-data[ray]'") from None
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                     log_to_driver=False)
+        remote = ray.remote(run_task)
+        pending = {remote.remote(*args(t)): t for t in todo}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(done[0])
+            folders[task.key] = ray.get(done[0])
+            if on_done:
+                on_done(task, False)
+    elif workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(run_task, *args(t)): t for t in todo}
+            for future in as_completed(futures):
+                task = futures[future]
+                folders[task.key] = future.result()
+                if on_done:
+                    on_done(task, False)
+    else:
+        for task in todo:
+            progress = (lambda n, task=task: on_progress(task, n)) if on_progress else None
+            folders[task.key] = run_task(*args(task), progress=progress)
+            if on_done:
+                on_done(task, False)
+    return [load_result(folders[t.key]) for t in tasks]
+
+
+def merge_funnels(results: list[TaskResult]) -> tuple[int, list[FilterStats]]:
+    """Add up the chain stats of one source's tasks (same chain, so the same filters in the same order)."""
+    total = 0
+    merged: list[FilterStats] | None = None
+    for result in results:
+        total += result.candidates
+        if merged is None:
+            merged = [FilterStats(s.name, s.settings) for s in result.funnel]
+        for into, stats in zip(merged, result.funnel):
+            into.merge(stats)
+    return total, merged or []
+
+
+def concat_files(results: list[TaskResult], relative: str, target: Path) -> None:
+    """Concatenate a zstd JSON-lines file of every task (in task order) into ``target``: zstd frames concatenate
+    into one valid stream."""
+    parts = [r.folder / relative for r in results if (r.folder / relative).is_file()]
+    if not parts:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "ab") as out:
+        for part in parts:
+            with open(part, "rb") as fh:
+                shutil.copyfileobj(fh, out)
