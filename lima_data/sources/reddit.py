@@ -143,9 +143,25 @@ class RedditSource(Source):
             yield self._candidate(submission)
 
     def _ndjson(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
+        wanted = [name.lower() for name in self.settings["subreddits"]]
+
+        def prefiltered(text):
+            # A row of a wanted subreddit has its name in the line (names are plain ASCII, never escaped in
+            # JSON), so lines without any wanted name are counted and skipped unparsed; "" keeps line numbers.
+            for raw in text:
+                lowered = raw.lower()
+                line = raw.strip()
+                if any(name in lowered for name in wanted) or not (line.startswith("{") and line.endswith("}")):
+                    yield raw  # parsed: a wanted row, or a line that is not even an object (counted as malformed)
+                else:
+                    if raw.strip():
+                        stats.rows += 1
+                        stats.count("other_subreddits")
+                    yield ""
+
         try:
             with _open_text(shard) as text:
-                yield from self.json_objects(text, stats)
+                yield from self.json_objects(prefiltered(text), stats)
         except zstandard.ZstdError as exc:
             raise InputError(shard.path, f"zstd decompression failed: {exc}") from None
 
