@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,13 +20,13 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from . import __version__
 from .candidate import Candidate, to_example
-from .errors import InputError, RecipeError, ShortfallError
-from .filters.manual import Manual, read_ids
-from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
+from .errors import RecipeError, ShortfallError
+from .executor import CACHE, TaskResult, concat_files, execute, make_chain, make_reader, merge_funnels, plan_tasks
 from .filters.decontaminate import Decontaminate
 from .filters.dedup import Dedup
+from .filters.manual import Manual, read_ids
+from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
 from .pipeline import Chain, FilterStats, RejectSink, dumps, run_stage
-from .executor import CACHE, TaskResult, concat_files, execute, make_chain, make_reader, merge_funnels, plan_tasks
 from .recipe import Recipe, display_path
 from .selection import GroupSelection, assign_splits, phase_groups, phase_selection, select
 from .sources import ReaderStats

@@ -11,8 +11,6 @@ from lima_data.recipe import load_recipe
 from lima_data.sources import ReaderStats
 from lima_data.sources.stackexchange import StackExchangeReader, discover
 
-from .conftest import BEER_7Z
-
 
 @pytest.fixture(scope="module")
 def settings():

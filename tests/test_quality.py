@@ -6,8 +6,6 @@ import json
 import shutil
 from collections import Counter
 
-import pytest
-
 from lima_data.build import build
 from lima_data.candidate import Candidate
 from lima_data.filters import build_filter

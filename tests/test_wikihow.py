@@ -11,10 +11,10 @@ from collections import Counter
 import pytest
 
 from lima_data.candidate import Candidate
+from lima_data.selection import category_sample
 from lima_data.sources import ReaderStats
 from lima_data.sources.base import discover
 from lima_data.sources.wikihow import WikiHowSource, clean_title, rewrite_intro, title_to_prompt
-from lima_data.selection import category_sample
 
 
 def read(paths, **settings):
