@@ -7,7 +7,7 @@ recipe's part for its source, so:
 
 - its result is cached under ``<out>/.lima-cache/<key>/`` (kept candidates, chain stats, reader stats, rejects,
   measurements), keyed by the shards (path, size, modification time, member) and the source's recipe part (reader,
-  chain, filter settings), the seed, strict mode, the keep / drop lists and the lima-data version; a build run
+  chain, filter settings), the seed, strict mode, the keep / drop lists and the lima-data version and code; a build run
   again loads finished tasks from the cache and runs only the others, and a changed recipe re-runs exactly the
   tasks whose key changed (selection settings are not part of the key: selection runs after);
 - results are merged in task order, whatever order they finish in, so the manifest is byte-identical to an
@@ -25,6 +25,7 @@ import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,15 @@ def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filt
     return reader
 
 
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A fingerprint of lima-data's own code (its .py files' paths, sizes and modification times), so a cache
+    written by other code, e.g. an edited checkout of the same version, is not reused."""
+    root = Path(__file__).resolve().parent
+    entries = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*.py"))
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+
+
 def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
              curation: dict[str, list[str]]) -> str:
     """sha256 of everything a task's result depends on (see the module docstring)."""
@@ -84,7 +94,7 @@ def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, 
         st = shard.path.stat()
         files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns])
     part = {k: v for k, v in spec.items() if k not in ("selection", "inputs")}
-    text = json.dumps({"version": __version__, "source": source, "files": files, "spec": part, "seed": seed,
+    text = json.dumps({"version": __version__, "code": code_fingerprint(), "source": source, "files": files, "spec": part, "seed": seed,
                        "strict": strict, "curation": curation}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
