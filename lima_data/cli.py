@@ -327,13 +327,13 @@ def generate(checkpoint, manifest, split, out, limit, max_new_tokens, device, se
     try:
         import torch
 
+        from .manifest import read_split
         from .train.config import TrainConfig
-        from .train.data import read_rows
         from .train.export import generate_rows, write_jsonl
     except ImportError:
         _fail(LimaDataError("generation needs the train extra: pip install 'lima-data[train]'"))
         return
-    rows = read_rows(manifest, split)[:limit]
+    rows = read_split(manifest, split)[:limit]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     config = TrainConfig(max_new_tokens=max_new_tokens, seed=seed)

@@ -19,29 +19,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, LimaDataError
-from .manifest import SPLIT_FILES, load_manifest, sha256_file, write_jsonl
+from .errors import LimaDataError
+from .manifest import SPLIT_FILES, load_manifest, read_split, sha256_file, write_jsonl
 
 FORMATS = ("messages", "gair", "parquet", "hf")
-
-
-def read_split(path: Path, split: str) -> list[dict[str, Any]]:
-    """The rows of one split of a manifest folder (``[]`` when the file is absent).
-
-    Raises:
-        InputError: a line is not JSON (file and line named).
-    """
-    file = path / SPLIT_FILES[split]
-    if not file.is_file():
-        return []
-    rows = []
-    with open(file, encoding="utf-8") as fh:
-        for line, raw in enumerate(fh, 1):
-            try:
-                rows.append(json.loads(raw))
-            except json.JSONDecodeError as exc:
-                raise InputError(file, f"not JSON: {exc.msg}", line) from None
-    return rows
 
 
 def to_gair(row: dict[str, Any]) -> dict[str, Any]:

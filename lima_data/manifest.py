@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,32 @@ class StagedManifest:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.final
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank JSON line of a file (BOM allowed).
+
+    Raises:
+        InputError: a line is not JSON (file and line named).
+    """
+    with open(path, encoding="utf-8-sig") as fh:
+        for line, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                yield line, json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, f"not JSON: {exc.msg}", line) from None
+
+
+def read_split(path: str | Path, split: str) -> list[dict[str, Any]]:
+    """The rows of one split of a manifest folder (``[]`` when the file is absent).
+
+    Raises:
+        InputError: a line is not JSON (file and line named).
+    """
+    file = Path(path) / SPLIT_FILES[split]
+    return [row for _, row in read_jsonl(file)] if file.is_file() else []
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:

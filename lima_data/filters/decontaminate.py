@@ -12,13 +12,13 @@ prompt a line).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
+from ..manifest import read_jsonl
 from .dedup import _WORDS, normalise
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "text")
@@ -41,15 +41,8 @@ def benchmark_prompts(path: Path) -> list[str]:
     prompts: list[str] = []
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        with open(path, encoding="utf-8-sig") as fh:
-            for line, raw in enumerate(fh, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    row = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise InputError(path, f"bad JSON: {exc.msg}", line) from None
-                prompts.extend(_row_prompts(row))
+        for _, row in read_jsonl(path):
+            prompts.extend(_row_prompts(row))
     elif suffix == ".csv":
         from ..sources.base import csv_rows
 

@@ -115,8 +115,7 @@ def _matches(row: dict[str, Any], source, reason, domain, split) -> bool:
 def iter_rows(path: str | Path, what: str = "kept") -> Iterator[dict[str, Any]]:
     """Manifest rows (``what="kept"``, each with its ``split``), rejected candidates (``"rejects"``), or both
     (``"candidates"``: every candidate is one or the other)."""
-    from ..export import read_split
-    from ..manifest import SPLIT_FILES
+    from ..manifest import SPLIT_FILES, read_split
 
     load_manifest(path)
     if what in ("kept", "candidates"):

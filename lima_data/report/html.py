@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..errors import InputError
-from ..manifest import SPLIT_FILES, load_manifest
+from ..manifest import SPLIT_FILES, load_manifest, read_jsonl, read_split
 from ..pipeline import read_zstd_jsonl
 from . import rejects_by_reason
 from .plots import histogram_svg
@@ -104,15 +104,11 @@ def load_reference(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
     if not path.is_file():
         raise InputError(path, "reference not found (a manifest folder or a JSONL file)")
     rows = []
-    with open(path, encoding="utf-8-sig") as fh:
-        for line, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-                rows.append({"source": str(row.get("source", "")), "messages": row_messages(row)})
-            except (json.JSONDecodeError, ValueError, AttributeError) as exc:
-                raise InputError(path, f"not a reference row: {exc}", line) from None
+    for line, row in read_jsonl(path):
+        try:
+            rows.append({"source": str(row.get("source", "")), "messages": row_messages(row)})
+        except (ValueError, AttributeError) as exc:
+            raise InputError(path, f"not a reference row: {exc}", line) from None
     return path.name if path.name != SPLIT_FILES["train"] else path.parent.name, rows
 
 
@@ -126,15 +122,12 @@ def build_report(path: str | Path, reference: str | Path | None = None, per_reas
     manifest = load_manifest(path)
     stats_file = path / "report" / "stats.json"
     stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
-    splits = {}
-    for split, name in SPLIT_FILES.items():
-        file = path / name
-        splits[split] = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()] if file.is_file() else []
+    splits = {split: read_split(path, split) for split in SPLIT_FILES}
 
     clusters = []
     clusters_file = path / "report" / "dedup_clusters.jsonl"
     if clusters_file.is_file():
-        clusters = [json.loads(line) for line in clusters_file.read_text(encoding="utf-8").splitlines()]
+        clusters = [cluster for _, cluster in read_jsonl(clusters_file)]
 
     comparison = None
     if reference is not None:

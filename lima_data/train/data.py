@@ -9,10 +9,7 @@ to their own longest row (no packing), so "32 examples per step" keeps its meani
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -57,14 +54,6 @@ def encode(messages: list[dict[str, str]], tokenizer, eot_id: int, max_length: i
         ids.extend(tokens)
         labels.extend(tokens if message["role"] == "assistant" else [IGNORE] * len(tokens))
     return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
-
-
-def read_rows(manifest: str | Path, split: str) -> list[dict[str, Any]]:
-    """The rows of one split of a manifest folder (``[]`` when absent)."""
-    path = Path(manifest) / f"{split}.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def collate(examples: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..manifest import read_split
 from . import data as D
 from .config import TrainConfig
 from .fsdp import full_state_dict, materialise, parameters_on_meta, shard
@@ -284,7 +285,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     tokenizer = load_tokenizer(config)
     eot_id, pad_id = D.prepare_tokenizer(tokenizer)
-    train_rows, dev_rows = D.read_rows(config.manifest, "train"), D.read_rows(config.manifest, "dev")
+    train_rows, dev_rows = read_split(config.manifest, "train"), read_split(config.manifest, "dev")
     if not train_rows:
         raise ValueError(f"{config.manifest}: no train rows")
     examples = [D.encode(r["messages"], tokenizer, eot_id, config.max_length) for r in train_rows]
