@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import zstandard
 
 from .candidate import Candidate
@@ -132,7 +133,10 @@ class FilterStats:
 
 
 class ZstdJsonlWriter:
-    """Append JSON lines to a zstd-compressed file (opened lazily, so a filter with no reject writes no file)."""
+    """Append JSON lines to a zstd-compressed file (opened lazily, so a filter with no reject writes no file).
+
+    Rows are encoded with orjson (compact, UTF-8; about 20x faster than ``json`` on reject rows, which the Stack
+    Exchange path writes for most questions); they read back with ``json.loads`` like every lima-data file."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -145,7 +149,7 @@ class ZstdJsonlWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "wb")
             self._writer = zstandard.ZstdCompressor(level=3).stream_writer(self._fh)
-        self._writer.write((dumps(row) + "\n").encode())
+        self._writer.write(orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE))
         self.rows += 1
 
     def close(self) -> None:

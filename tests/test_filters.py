@@ -187,3 +187,25 @@ def test_cleaning_never_lengthens_a_real_answer(real, settings):
     f = make("raw_length", settings)
     assert f(get(real, "beer", 1))[1] == "too_short"  # 304 characters once cleaned
     assert f(get(real, "beer", 181))[1] is None
+
+
+def test_style_rules_on_html_agree_with_markdown(real, settings):
+    """first_person and site_reference run before cleaning, on the HTML's prose; on every real answer the
+    first_person count is the one measured on the cleaned Markdown, and site_reference finds at least what the
+    Markdown drops (the HTML also sees "edit:" split by emphasis, ``**Edit**:``)."""
+    first_person, site_reference = make("first_person", settings), make("site_reference", settings)
+    answers = [c for c in real.values() if c.response]
+    assert len(answers) > 1500
+    differ = []
+    for c in answers:
+        html = Candidate.from_dict(c.to_dict())
+        assert html.meta["response_format"] == "html"
+        markdown = Candidate.from_dict(c.to_dict())
+        assert make("clean", settings)(markdown)[1] is None or not markdown.response
+        assert "response_format" not in markdown.meta
+        if first_person(html)[0] != first_person(markdown)[0]:
+            differ.append(c.id)
+        if site_reference(markdown)[1]:
+            assert site_reference(html)[1] == "site_reference", c.id
+    assert not differ
+    assert first_person(get(real, "beer", 181))[0] == first_person(cleaned(real, settings, "beer", 181))[0]

@@ -132,7 +132,10 @@ def test_inspect_and_report_cli(built):
     result = runner.invoke(main, ["inspect", str(built.path), "--what", "rejects", "--reason", "too_short",
                                   "--limit", "2"])
     assert result.exit_code == 0, result.output
-    assert "length:too_short" in result.stdout and "2 shown of 150 matching" in result.stdout
+    funnel = json.loads((built.path / "report" / "stats.json").read_text())["funnel"]
+    too_short = sum(f["dropped"].get("too_short", 0) for source in funnel.values() for f in source["filters"])
+    assert too_short > 100  # raw_length and length, over Stack Exchange and wikiHow
+    assert "length:too_short" in result.stdout and f"2 shown of {too_short} matching" in result.stdout
     result = runner.invoke(main, ["inspect", str(built.path), "--id", "stackexchange/beer.stackexchange.com/181"])
     assert result.exit_code == 0 and "Trappist beers are all abbey beers" in result.stdout
     result = runner.invoke(main, ["inspect", str(built.path), "--id", "nope"])

@@ -73,7 +73,7 @@ class Clean(Filter):
     only code blocks and lists"). The question body is cleaned the same way by ``prompt_choice``, only when the
     coin picks it.
 
-    Transforms ``candidate.response`` in place.
+    Transforms ``candidate.response`` in place (and removes ``meta["response_format"]``: it is Markdown now).
 
     Value: what the cleaning changed in the response, ``{"links", "images", "code_blocks", "lists"}`` (counts),
     and ``chars``, the cleaned response's length in characters.
@@ -86,6 +86,7 @@ class Clean(Filter):
 
     def measure(self, candidate: Candidate) -> dict[str, int]:
         candidate.response, changes = html_to_markdown(candidate.response)
+        candidate.meta.pop("response_format", None)
         return {**changes, "chars": len(candidate.response)}
 
     def decide(self, value: dict[str, int]) -> str | None:

@@ -8,9 +8,19 @@ from __future__ import annotations
 import re
 
 from ..candidate import Candidate
-from ..text import stable_unit, strip_code, strip_quotes, word_pattern
+from ..text import html_prose, stable_unit, strip_code, strip_quotes, word_pattern
 from .base import REQUIRED, Filter
 from .clean import html_to_markdown
+
+
+def response_prose(candidate: Candidate, *, blockquotes: bool = True) -> str:
+    """The response without code, for style rules: from the post's HTML while ``meta["response_format"]`` is
+    ``"html"`` (the Stack Exchange reader's answers before ``clean``; see :func:`~lima_data.text.html_prose`),
+    else from Markdown (:func:`~lima_data.text.strip_code`). ``blockquotes=False`` removes quoted blocks too."""
+    if candidate.meta.get("response_format") == "html":
+        return html_prose(candidate.response, blockquotes=blockquotes)
+    prose = strip_code(candidate.response)
+    return prose if blockquotes else strip_quotes(prose, spans=False)
 
 
 class SelfContained(Filter):
@@ -126,7 +136,8 @@ class FirstPerson(Filter):
     """No first-person writing in the response, outside code.
 
     LIMA section 2.1 drops "answers written in the first person ('I', 'my')". Counts whole-word occurrences of
-    ``words`` in the response with fenced and inline code, blockquotes and double-quoted spans removed (quoting
+    ``words`` in the response's prose (:func:`response_prose`: HTML or Markdown, so the rule can run before the
+    costly HTML cleaning) with code, blockquotes and double-quoted spans removed (quoting
     someone's "I don't know" is not writing in the first person). The pronoun "I" and its contractions match only
     capitalised (so ``i`` as a loop variable in prose does not count); the other words ignore case. Kept when the
     count is ``<= max_count`` (default 0).
@@ -144,7 +155,7 @@ class FirstPerson(Filter):
         self._pattern = word_pattern(self.words, case_sensitive=capitalised)
 
     def measure(self, candidate: Candidate) -> int:
-        return len(self._pattern.findall(strip_quotes(strip_code(candidate.response))))
+        return len(self._pattern.findall(strip_quotes(response_prose(candidate, blockquotes=False))))
 
     def decide(self, value: int) -> str | None:
         return "first_person" if value > self.max_count else None
@@ -154,7 +165,8 @@ class SiteReference(Filter):
     """No references to other answers, to the question as a post, or to the site.
 
     LIMA section 2.1 drops answers that refer to other answers ("as mentioned", "stack exchange", ...). Looks for
-    the recipe's ``phrases`` as whole words, ignoring case, in the response with code removed.
+    the recipe's ``phrases`` as whole words, ignoring case, in the response's prose (:func:`response_prose`, code
+    removed; HTML or Markdown).
 
     Value: the sorted list of distinct phrases found (lower-cased). Reason: ``site_reference``.
     """
@@ -168,7 +180,8 @@ class SiteReference(Filter):
         self._pattern = word_pattern(self.phrases)
 
     def measure(self, candidate: Candidate) -> list[str]:
-        found = {" ".join(m.lower().split()).replace("\u2019", "'") for m in self._pattern.findall(strip_code(candidate.response))}
+        found = {" ".join(m.lower().split()).replace("\u2019", "'")
+                 for m in self._pattern.findall(response_prose(candidate))}
         return sorted(found)
 
     def decide(self, value: list[str]) -> str | None:

@@ -328,13 +328,13 @@ class StackExchangeReader:
             raise InputError(dump.path, f"cannot open: {exc.strerror}") from None
 
     def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
-              only: bytes | None = None, parse: Callable[[bytes], bool] | None = None
-              ) -> Iterator[tuple[int, dict[str, str] | bytes]]:
+              only: bytes | None = None, skip: Callable[[bytes], dict[bytes, int] | None] | None = None
+              ) -> Iterator[tuple[int, dict[str, str] | dict[bytes, int]]]:
         """Yield ``(line_number, attributes)`` for every well-formed ``<row>`` of Posts.xml.
 
         ``only``: skip row lines that do not contain these bytes, without parsing them (the answer pass).
-        ``parse``: called with a row line's bytes; when it returns False the line is yielded as bytes, unparsed
-        (rows the caller only needs to count or to read a number from).
+        ``skip``: called with a row line's bytes; when it returns a dict (the row's :func:`_numbers`), that dict
+        is yielded instead of the parsed attributes (rows the caller only needs to count or to rank).
         Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict).
         """
         label = dump.label
@@ -358,11 +358,12 @@ class StackExchangeReader:
                             raise InputError(label, "a <row> before the <posts> root element", line_no)
                         if only is not None and only not in text:
                             continue
-                        if parse is not None and not parse(text):
+                        numbers = skip(text) if skip is not None else None
+                        if numbers is not None:
                             if stats is not None:
                                 stats.rows += 1
                             if text.endswith(b"/>"):
-                                yield line_no, text
+                                yield line_no, numbers
                             elif stats is not None:
                                 self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
                             continue
@@ -422,9 +423,8 @@ class StackExchangeReader:
     def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
         """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
         top: dict[int, tuple[int, int]] = {}
-        for _, text in self._rows(dump, None, progress, only=b'PostTypeId="2"', parse=lambda line: False):
-            numbers = _numbers(text)
-            if numbers.get(b"PostTypeId") != ANSWER or b' Body="' not in text:
+        for _, numbers in self._rows(dump, None, progress, only=b'PostTypeId="2"', skip=_numbers):
+            if numbers.get(b"PostTypeId") != ANSWER or b"Body" not in numbers:
                 continue
             try:
                 parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
@@ -448,17 +448,20 @@ class StackExchangeReader:
         pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
         label = dump.label
-        def needed(line: bytes) -> bool:  # parse questions, and answers that someone is waiting for
+        def unneeded(line: bytes) -> dict[bytes, int] | None:  # answers nobody waits for: numbers only
             if b'PostTypeId="2"' not in line:
-                return True
-            return _numbers(line).get(b"Id") in top_ids
+                return None
+            numbers = _numbers(line)  # (the text may also be in a question's body: the number decides)
+            if numbers.get(b"PostTypeId") != ANSWER or numbers.get(b"Id") in top_ids:
+                return None
+            return numbers
 
-        for line_no, row in self._rows(dump, stats, progress, parse=needed):
-            if isinstance(row, bytes):  # an answer nobody needs: counted and checked, not parsed
-                numbers = _numbers(row)
+        for line_no, row in self._rows(dump, stats, progress, skip=unneeded):
+            if b"PostTypeId" in row:  # an answer nobody needs: counted and checked, not parsed
+                numbers = row
                 if b"ParentId" not in numbers or b"Id" not in numbers:
                     self._malformed(stats, label, line_no, "answer row without a usable Id or ParentId")
-                elif b' Body="' not in row:
+                elif b"Body" not in numbers:
                     self._malformed(stats, label, line_no, "row without required attribute Body")
                 else:
                     stats.count("answers")
@@ -506,9 +509,18 @@ _NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score)="(-?\d+)"')
 
 def _numbers(line: bytes) -> dict[bytes, int]:
     """The numeric attributes Id, PostTypeId, ParentId and Score of a row line, read without an XML parse: they
-    are plain digits (no entities), so a regular expression reads them exactly. Used for rows that are only
-    counted or ranked; every row whose text is used is parsed by lxml."""
-    return {name: int(value) for name, value in _NUMBER_ATTRIBUTE.findall(line)}
+    are plain digits (no entities), so a regular expression reads them exactly; plus ``b"Body": 1`` when the row
+    has a body. Used for rows that are only counted or ranked; every row whose text is used is parsed by lxml.
+
+    The dump writes the numbers before ``Body``, so only the part before the body is searched (the whole line
+    when that part lacks one of them)."""
+    body = line.find(b' Body="')
+    found = {name: int(value) for name, value in _NUMBER_ATTRIBUTE.findall(line, 0, body if body > 0 else len(line))}
+    if body > 0:
+        if b"Score" not in found or b"Id" not in found:
+            found = {name: int(value) for name, value in _NUMBER_ATTRIBUTE.findall(line)}
+        found[b"Body"] = 1
+    return found
 
 
 def _question(row: dict[str, str], site: str) -> dict[str, Any]:
@@ -564,6 +576,7 @@ def _candidate(question: dict[str, Any], best: tuple[int, int] | None, answer: d
         meta["author_url"] = author_url
         meta["answer_created"] = answer.get("CreationDate")
         meta["licence"] = licence_for(answer.get("CreationDate"), answer.get("ContentLicense"))
+        meta["response_format"] = "html"  # until the ``clean`` filter turns it into Markdown
     return Candidate(
         id=f"{SOURCE}/{site}/{question_id}",
         source=SOURCE,
