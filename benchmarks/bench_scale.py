@@ -2,7 +2,8 @@
 
 (b) peak RSS of the Stack Exchange path (reader + LIMA chain) on a Posts.xml at 1x and 10x its size, the 10x made
     by repeating the real rows with new ids (each copy's Id / ParentId / AcceptedAnswerId shifted), each size in a
-    fresh process;
+    fresh process; then the same files built as 4 MiB byte ranges with 2 workers (peak RSS of the main process and
+    of the largest worker);
 (c) the Reddit path in MB/s of decompressed NDJSON beside a raw zstd + json.loads scan of the same file: a
     Pushshift file made by concatenating the real AskMen submissions and RC_2005-12 comments N times; once with
     LIMA's subreddits (none of these rows is wanted: the reader skips them) and once reading every row (AskMen
@@ -64,6 +65,21 @@ print(kept, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF
 """
 
 
+SPLIT_CHILD = r"""
+import resource, sys, tempfile
+from pathlib import Path
+from lima_data.build import build
+from lima_data.recipe import load_recipe
+recipe = load_recipe("lima")
+recipe.data["sources"]["stackexchange"].setdefault("reader", {})["shard_bytes"] = int(sys.argv[2])
+with tempfile.TemporaryDirectory() as tmp:
+    result = build(recipe, inputs=[Path(sys.argv[1]).parent], sources=["stackexchange"], out_dir=tmp, quiet=True,
+                   workers=2)
+print(result.manifest["timings"]["read+filter"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
+
+
 def bench_rss(shared: Path, copies: int) -> None:
     src = shared / "stackexchange" / "matheducators" / "Posts.xml"
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,6 +95,15 @@ def bench_rss(shared: Path, copies: int) -> None:
             print(f"(b) {n:>2}x Posts.xml {mb:7.1f} MB: kept {out[0]:>5}, {float(out[1]):6.1f} s, "
                   f"{mb / float(out[1]):5.1f} MB/s, peak RSS {float(out[2]):6.0f} MiB")
         print(f"(b) peak RSS {copies}x / 1x = {figures[copies] / figures[1]:.2f} (target <= 1.25)")
+        split = {}
+        for n in (1, copies):
+            posts = Path(tmp) / f"x{n}" / "matheducators" / "Posts.xml"
+            out = subprocess.run([sys.executable, "-c", SPLIT_CHILD, str(posts), str(4 << 20)], capture_output=True,
+                                 text=True, check=True).stdout.split()
+            split[n] = max(float(out[1]), float(out[2]))
+            print(f"(b) {n:>2}x as 4 MiB byte ranges, 2 workers: read+filter {float(out[0]):5.1f} s, peak RSS "
+                  f"main {float(out[1]):.0f} MiB, largest worker {float(out[2]):.0f} MiB")
+        print(f"(b) byte ranges: peak RSS of any process {copies}x / 1x = {split[copies] / split[1]:.2f}")
 
 
 def bench_reddit(shared: Path, copies: int) -> None:

@@ -1,15 +1,21 @@
-"""Stack Exchange path throughput: Posts.xml -> candidates after the LIMA filter chain, in MB/s of XML, beside a raw
-lxml ``iterparse`` scan of the same file that only reads each row's attributes (the floor), and the whole
-`lima-data build` of the bundled sample (wall time, peak RSS).
+"""Stack Exchange path throughput (issue 7, items 1a and 2).
 
-    .venv/bin/python benchmarks/bench_stackexchange.py [POSTS_XML_OR_SITE ...]
+(a) Posts.xml -> candidates after the LIMA filter chain, in MB/s of XML, side by side in one run with a raw lxml
+    ``iterparse`` scan of the same file that only reads each row's attributes (the floor); one process.
+(2) One big Posts.xml split into byte-range shards (``[sources.stackexchange.reader] shard_bytes``) and built
+    with ``--workers 1`` and ``--workers 2``: the read+filter stage's seconds and MB/s (index pass, polars
+    join, range reads), and whether both manifests are identical.
 
-Default input: the bundled sample's Posts.xml files. Figures go to stdout as a table; nothing is asserted.
+Inputs: the real non-meta sites of ../shared/data/stackexchange (coffee, genai, matheducators and beer from its
+.7z), each made ``--copies`` times larger by repeating its rows with new ids (benchmarks/bench_scale.py), or the
+Posts.xml files given. Figures go to stdout; nothing is asserted.
+
+    .venv/bin/python benchmarks/bench_stackexchange.py [--copies 10] [--split-mb 16] [POSTS_XML ...]
 """
 
 from __future__ import annotations
 
-import resource
+import argparse
 import sys
 import tempfile
 import time
@@ -17,12 +23,18 @@ from pathlib import Path
 
 from lxml import etree
 
-from lima_data.build import build
-from lima_data.filters import build_filter
-from lima_data.pipeline import Chain, RejectSink
-from lima_data.recipe import PACKAGE, load_recipe
-from lima_data.sources import ReaderStats
-from lima_data.sources.stackexchange import StackExchangeReader, discover
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_scale import scaled_posts  # noqa: E402
+
+from lima_data.build import build  # noqa: E402
+from lima_data.filters import build_filter  # noqa: E402
+from lima_data.pipeline import Chain, RejectSink  # noqa: E402
+from lima_data.recipe import load_recipe  # noqa: E402
+from lima_data.sources import ReaderStats  # noqa: E402
+from lima_data.sources.stackexchange import StackExchangeReader, discover  # noqa: E402
+
+SITES = ("coffee", "genai", "matheducators", "beer.stackexchange.com_2020")
 
 
 def raw_scan(path: Path) -> int:
@@ -40,31 +52,85 @@ def chain_scan(path: Path, recipe) -> int:
     (dump,) = discover([path])
     with tempfile.TemporaryDirectory() as tmp:
         sink = RejectSink(Path(tmp))
-        kept = list(Chain("stackexchange", filters).run(
+        kept = sum(1 for _ in Chain("stackexchange", filters).run(
             StackExchangeReader(min_answer_score=10).read(dump, ReaderStats(dump.label)), sink))
         sink.close()
-    return len(kept)
+    return kept
 
 
-def main(argv: list[str]) -> None:
+def best_of(n: int, fn) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def make_inputs(shared: Path, copies: int, tmp: Path) -> list[Path]:
+    paths = []
+    for site in SITES:
+        folder = shared / "stackexchange" / site
+        posts = folder / "Posts.xml"
+        if not posts.is_file():  # beer: the Posts.xml inside its .7z
+            import py7zr
+
+            (archive,) = folder.glob("*.7z")
+            with py7zr.SevenZipFile(archive) as z:
+                z.extract(path=tmp / "extracted" / site, targets=["Posts.xml"])
+            posts = tmp / "extracted" / site / "Posts.xml"
+        name = site.split(".")[0].split("_")[0]
+        target = tmp / f"{name}-x{copies}" / name / "Posts.xml"
+        target.parent.mkdir(parents=True)
+        scaled_posts(posts, target, copies)
+        paths.append(target)
+    return paths
+
+
+def bench_chain(paths: list[Path]) -> None:
     recipe = load_recipe("lima")
-    samples = PACKAGE / "samples" / "stackexchange"
-    paths = [Path(a) for a in argv] or sorted(samples.glob("*/Posts.xml"))
-    chain_scan(sorted(samples.glob("*/Posts.xml"))[0], recipe)  # warm-up: language profiles, imports
-    print(f"{'file':50} {'MB':>6} {'raw MB/s':>9} {'chain MB/s':>11} {'ratio':>6}")
+    chain_scan(paths[0], recipe)  # warm-up: imports, language model
+    print(f"(a) {'file':42} {'MB':>6} {'raw MB/s':>9} {'chain MB/s':>11} {'ratio':>6}")
+    total_mb = total_raw = total_chain = 0.0
     for path in paths:
-        posts = path / "Posts.xml" if path.is_dir() else path
-        mb = posts.stat().st_size / 1e6
-        t = time.perf_counter(); raw_scan(posts); raw = time.perf_counter() - t
-        t = time.perf_counter(); chain_scan(posts, recipe); chained = time.perf_counter() - t
-        print(f"{str(posts)[-50:]:50} {mb:6.1f} {mb / raw:9.1f} {mb / chained:11.1f} {raw / chained:6.2f}")
+        mb = path.stat().st_size / 1e6
+        raw = best_of(2, lambda: raw_scan(path))
+        chained = best_of(2, lambda: chain_scan(path, recipe))
+        total_mb, total_raw, total_chain = total_mb + mb, total_raw + raw, total_chain + chained
+        print(f"(a) {str(path)[-42:]:42} {mb:6.1f} {mb / raw:9.1f} {mb / chained:11.1f} {raw / chained:6.2f}")
+    print(f"(a) {'all files':42} {total_mb:6.1f} {total_mb / total_raw:9.1f} {total_mb / total_chain:11.1f} "
+          f"{total_raw / total_chain:6.2f}  (target >= 0.5)")
+
+
+def bench_split(path: Path, split_mb: float, tmp: Path) -> None:
+    mb = path.stat().st_size / 1e6
+    outputs = {}
+    for workers in (1, 2):
+        recipe = load_recipe("lima")
+        recipe.data["sources"]["stackexchange"].setdefault("reader", {})["shard_bytes"] = int(split_mb * 2**20)
+        out = tmp / f"split-{workers}"
+        result = build(recipe, inputs=[path.parent], sources=["stackexchange"], out_dir=out, quiet=True,
+                       workers=workers)
+        seconds = result.manifest["timings"]["read+filter"]
+        outputs[workers] = (result.path / "train.jsonl").read_bytes()
+        ranges = len(list((out / ".lima-cache").glob("[0-9a-f]*")))
+        print(f"(2) {path.parent.name} {mb:.0f} MB in {ranges} ranges of {split_mb:g} MiB, --workers {workers}: "
+              f"read+filter {seconds:.1f} s, {mb / seconds:.1f} MB/s")
+    print(f"(2) manifests identical with 1 and 2 workers: {outputs[1] == outputs[2]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--split-mb", type=float, default=16)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        build(load_recipe("sample"), out_dir=tmp, quiet=True)
-        wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"lima-data build (bundled sample): {wall:.2f} s, peak RSS of this process {peak:.0f} MiB")
+        paths = args.paths or make_inputs(args.shared, args.copies, Path(tmp))
+        bench_chain(paths)
+        bench_split(max(paths, key=lambda p: p.stat().st_size), args.split_mb, Path(tmp))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

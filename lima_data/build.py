@@ -186,11 +186,16 @@ def build(
                 kept[source] = [c for result in by_source[source] for c in result.kept]
                 if by_source[source]:
                     chains[source].candidates, chains[source].stats = merge_funnels(by_source[source])
+                files: dict[tuple, Shard] = {}  # byte ranges of one file are reported as the file
                 for result in by_source[source]:
                     for shard, stats in result.readers:
                         stats.shard = display_path(shard.path) + (f"!{shard.member}" if shard.member else "")
-                        reader_stats[shard] = stats
-                for shard in shards[source]:
+                        whole = files.setdefault((shard.path, shard.member), shard)
+                        if whole in reader_stats:
+                            reader_stats[whole].merge(stats)
+                        else:
+                            reader_stats[whole] = stats
+                for shard in files.values():
                     stats = reader_stats[shard]
                     input_files.append({
                         "source": source,

@@ -23,7 +23,8 @@ import json
 import os
 import pickle
 import shutil
-from collections.abc import Callable
+from multiprocessing import get_context
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -71,9 +72,13 @@ def make_chain(source: str, spec: dict[str, Any], seed: int, manual: Manual | No
     return filters + [build_filter(n, spec.get("filters", {}).get(n, {}), seed) for n in spec["chain"]]
 
 
-def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filters: list) -> Source:
+def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filters: list,
+                workdir: Path | None = None) -> Source:
+    """The source's reader with the recipe's reader settings, configured from its chain; ``workdir`` is where
+    it may keep files shared between tasks (the build's cache)."""
     reader = source_class(source)(spec.get("reader"), strict=strict, seed=seed)
     reader.configure(filters)
+    reader.workdir = workdir
     return reader
 
 
@@ -92,7 +97,7 @@ def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, 
     files = []
     for shard in shards:
         st = shard.path.stat()
-        files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns])
+        files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns, shard.start, shard.end])
     part = {k: v for k, v in spec.items() if k not in ("selection", "inputs")}
     text = json.dumps({"version": __version__, "code": code_fingerprint(), "source": source, "files": files, "spec": part, "seed": seed,
                        "strict": strict, "curation": curation}, sort_keys=True, default=str)
@@ -119,7 +124,7 @@ def run_task(task: Task, spec: dict[str, Any], seed: int, strict: bool, curation
     tmp.mkdir(parents=True)
     manual = Manual(keep=curation.get("keep", []), drop=curation.get("drop", [])) if curation else None
     filters = make_chain(task.source, spec, seed, manual)
-    reader = make_reader(task.source, spec, seed, strict, filters)
+    reader = make_reader(task.source, spec, seed, strict, filters, Path(cache_root))
     chain = Chain(task.source, filters)
     stats: dict[Shard, ReaderStats] = {}
 
@@ -151,11 +156,76 @@ def load_result(folder: str | Path) -> TaskResult:
     return result
 
 
+class Runner:
+    """Runs calls of a module-level function in this process, a local process pool or on Ray, yielding results
+    as they complete (the executor of a build; see :func:`execute`).
+
+    Raises:
+        LimaDataError: unknown executor, or Ray asked for but not installed.
+    """
+
+    def __init__(self, executor: str = "local", workers: int = 1, address: str | None = None):
+        if executor not in EXECUTORS:
+            raise LimaDataError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
+        self.executor, self.workers, self.address = executor, workers, address
+        self._pool = None
+        if executor == "ray":
+            try:
+                import ray
+            except ImportError:
+                raise LimaDataError("the Ray executor needs Ray: pip install 'lima-data[ray]'") from None
+            if not ray.is_initialized():
+                ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                         log_to_driver=False)
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    @property
+    def parallel(self) -> bool:
+        return self.executor == "ray" or self.workers > 1
+
+    def completed(self, fn: Callable[..., Any], calls: list[tuple]) -> Iterator[tuple[int, Any]]:
+        """``(index, result)`` of ``fn(*calls[index])`` for every call, in completion order."""
+        if self.executor == "ray":
+            import ray
+
+            remote = ray.remote(fn)
+            pending = {remote.remote(*args): i for i, args in enumerate(calls)}
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                yield pending.pop(done[0]), ray.get(done[0])
+        elif self.workers > 1 and len(calls) > 1:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            if self._pool is None:  # spawned, not forked: a fork copies locks held by polars' threads
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+            futures = {self._pool.submit(fn, *args): i for i, args in enumerate(calls)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        else:
+            for i, args in enumerate(calls):
+                yield i, fn(*args)
+
+    def map(self, fn: Callable[..., Any], calls: list[tuple]) -> list[Any]:
+        """``[fn(*args) for args in calls]``, computed by the executor, in call order (a :data:`RunMap`)."""
+        results: list[Any] = [None] * len(calls)
+        for i, result in self.completed(fn, calls):
+            results[i] = result
+        return results
+
+
 def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, strict: bool,
             curation: dict[str, list[str]], cache_root: Path, *, workers: int = 1, executor: str = "local",
             address: str | None = None, on_progress: Callable[[Task, int], None] | None = None,
             on_done: Callable[[Task, bool], None] | None = None) -> list[TaskResult]:
-    """Run ``tasks`` (those not cached yet) and return every task's result, in task order.
+    """Run ``tasks`` (those not cached yet) and return every task's result, in task order. Before a source's
+    tasks run, its :meth:`~lima_data.sources.base.Source.prepare` step does (on the same executor) what must
+    see all of its shards, e.g. the Stack Exchange join across a big file's byte ranges.
 
     ``on_progress(task, bytes)`` reports reading progress (single process only); ``on_done(task, cached)`` is
     called as each task completes.
@@ -173,41 +243,24 @@ def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, stri
                 on_done(task, True)
         else:
             todo.append(task)
-    args = lambda t: (t, specs[t.source], seed, strict, curation, str(cache_root))  # noqa: E731
-    if executor not in EXECUTORS:
-        raise LimaDataError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
-    if executor == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise LimaDataError("the Ray executor needs Ray: pip install 'lima-data[ray]'") from None
-        if not ray.is_initialized():
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                     log_to_driver=False)
-        remote = ray.remote(run_task)
-        pending = {remote.remote(*args(t)): t for t in todo}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            task = pending.pop(done[0])
-            folders[task.key] = ray.get(done[0])
-            if on_done:
-                on_done(task, False)
-    elif workers > 1 and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run_task, *args(t)): t for t in todo}
-            for future in as_completed(futures):
-                task = futures[future]
-                folders[task.key] = future.result()
+    with Runner(executor, workers, address) as runner:
+        for source in dict.fromkeys(t.source for t in todo):
+            spec = specs[source]
+            filters = make_chain(source, spec, seed, None)
+            reader = make_reader(source, spec, seed, strict, filters, cache_root)
+            reader.prepare([s for t in todo if t.source == source for s in t.shards], cache_root, runner.map)
+        calls = [(t, specs[t.source], seed, strict, curation, str(cache_root)) for t in todo]
+        if runner.parallel:
+            for i, folder in runner.completed(run_task, calls):
+                folders[todo[i].key] = folder
+                if on_done:
+                    on_done(todo[i], False)
+        else:
+            for task, args in zip(todo, calls):
+                progress = (lambda n, task=task: on_progress(task, n)) if on_progress else None
+                folders[task.key] = run_task(*args, progress=progress)
                 if on_done:
                     on_done(task, False)
-    else:
-        for task in todo:
-            progress = (lambda n, task=task: on_progress(task, n)) if on_progress else None
-            folders[task.key] = run_task(*args(task), progress=progress)
-            if on_done:
-                on_done(task, False)
     return [load_result(folders[t.key]) for t in tasks]
 
 

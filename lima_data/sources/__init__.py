@@ -43,5 +43,14 @@ class ReaderStats:
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append({"line": line, "error": message})
 
+    def merge(self, other: "ReaderStats") -> None:
+        """Add ``other``'s counts (another byte range of the same file) to these."""
+        self.rows += other.rows
+        for kind, n in other.counts.items():
+            self.counts[kind] = self.counts.get(kind, 0) + n
+        self.malformed += other.malformed
+        self.errors.extend(other.errors[: MAX_ERRORS_KEPT - len(self.errors)])
+        self.truncated = self.truncated or other.truncated
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,6 +19,9 @@ from ..errors import InputError, RecipeError
 from . import ReaderStats
 
 Progress = Callable[[int], None]
+#: ``run_map(function, argument_tuples)`` -> results in argument order, computed by the build's executor
+#: (this process, a process pool or Ray); ``function`` must be a module-level function.
+RunMap = Callable[[Callable[..., Any], list[tuple]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Shard:
         passes: how many times the reader reads it.
         member: for an archive, the member read.
         domain: for Stack Exchange, the site's domain.
+        start, end: for a byte range of a big file, its first byte and the byte after its last (both at line
+            starts); ``end`` is ``None`` for a whole file.
     """
 
     source: str
@@ -42,10 +47,16 @@ class Shard:
     passes: int = 1
     member: str | None = None
     domain: str | None = None
+    start: int = 0
+    end: int | None = None
 
     @property
     def label(self) -> str:
         return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+    @property
+    def is_range(self) -> bool:
+        return self.end is not None
 
 
 class Source:
@@ -60,6 +71,10 @@ class Source:
     groups: ClassVar[tuple[str, ...] | None] = None
     methods: ClassVar[tuple[str, ...]] = ("top",)
     defaults: ClassVar[dict[str, Any]] = {}
+
+    #: Folder for work files shared between tasks (set by the executor: the build's cache); ``None`` outside
+    #: a build, when a source uses a temporary folder instead.
+    workdir: Path | None = None
 
     def __init__(self, settings: dict[str, Any] | None = None, *, strict: bool = False, seed: int = 0):
         settings = dict(settings or {})
@@ -89,6 +104,11 @@ class Source:
     def finalize(self, shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
         """Order (and de-duplicate) the claimed shards; default: sorted by path."""
         return sorted(shards, key=lambda s: (str(s.path), s.member or ""))
+
+    def prepare(self, shards: list[Shard], workdir: Path, run_map: "RunMap") -> None:
+        """Work that must be done over all of a source's shards before their tasks run (e.g. Stack Exchange's
+        cross-range question/answer join), using ``run_map`` to spread it over the executor's workers and
+        ``workdir`` (in the build's cache) for its files. Default: nothing."""
 
     def read(self, shards: list[Shard], stats: Callable[[Shard], ReaderStats],
              progress: Callable[[Shard], Progress | None]) -> Iterator[Candidate]:

@@ -25,11 +25,17 @@ to the earlier answer (lower id).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import queue
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,13 +152,20 @@ class StackExchangeSource(Source):
     site named by their folder) and, when named explicitly, any ``.xml`` file; reads them with
     :class:`StackExchangeReader`. Quota groups: ``stem``, ``other`` (set by the ``site_group`` filter).
 
-    Reader settings: ``min_answer_score`` (default: the ``answer_score`` filter's ``min_score``).
+    Reader settings: ``min_answer_score`` (default: the ``answer_score`` filter's ``min_score``);
+    ``shard_bytes`` (default 256 MiB): a plain ``Posts.xml`` bigger than this is split into byte ranges of about
+    this size at line starts, each its own task (so one huge file, e.g. Stack Overflow's ~100 GB, keeps every
+    worker busy in bounded memory). Ranges are joined by :meth:`prepare`: a first pass per range writes question
+    ids and the range's best answers to Parquet, polars joins them into each question's top answer with its byte
+    offset, and each range's reader then reads its questions and fetches their top answers by offset. A ``.7z``
+    archive cannot be read from the middle, so it stays one streamed task; extract a huge one (``7z x``) to have
+    it split.
     """
 
     name = SOURCE
     groups = ("stem", "other")
     methods = ("tau",)
-    defaults = {"min_answer_score": None}
+    defaults = {"min_answer_score": None, "shard_bytes": 256 << 20}
 
     def configure(self, filters) -> None:
         """Take the reader's cheap-skip bound from the chain's ``answer_score`` filter unless set."""
@@ -182,12 +195,73 @@ class StackExchangeSource(Source):
                 warn(f"site {shard.domain} given twice: reading {by_site[shard.domain].path}, skipping {shard.path}")
                 continue
             by_site[shard.domain] = shard
-        return list(by_site.values())
+        out = []
+        for shard in by_site.values():
+            if shard.member or shard.size <= self.settings["shard_bytes"]:
+                out.append(shard)
+                continue
+            out.extend(replace(shard, size=end - start, start=start, end=end)
+                       for start, end in split_ranges(shard.path, self.settings["shard_bytes"]))
+        return out
+
+    def _index_folder(self, shard: Shard, workdir: Path) -> Path:
+        """Where the join of ``shard``'s file lives: keyed by the file (path, size, modification time) and the
+        range size, so every range of one file finds the same folder."""
+        st = shard.path.stat()
+        key = json.dumps([str(shard.path.resolve()), st.st_size, st.st_mtime_ns, self.settings["shard_bytes"]])
+        return workdir / "stackexchange-index" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def prepare(self, shards: list[Shard], workdir: Path, run_map) -> None:
+        """Index and join every split file among ``shards`` (pass 1 of its ranges through ``run_map``, then
+        :func:`join_index`), unless already done: the result stays in ``workdir`` for the range tasks and for
+        a resumed build."""
+        files: dict[Path, Shard] = {}
+        for shard in shards:
+            if shard.is_range:
+                files.setdefault(shard.path, shard)
+        for path, shard in files.items():
+            folder = self._index_folder(shard, workdir)
+            if (folder / "lines.json").is_file():
+                continue
+            tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            ranges = [replace(shard, size=end - start, start=start, end=end)
+                      for start, end in split_ranges(path, self.settings["shard_bytes"])]
+            lines = run_map(index_range, [(r, str(tmp), k, self.settings["min_answer_score"])
+                                          for k, r in enumerate(ranges)])
+            join_index(tmp, lines)
+            try:
+                tmp.rename(folder)
+            except OSError:  # another task joined the same file first
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _range_top(self, shard: Shard) -> tuple[dict[int, tuple[int, int, int, int]], int]:
+        """The joined top answers of ``shard``'s questions and the file line its range starts on (joining the
+        file here, in this process, when no executor prepared it)."""
+        import polars as pl
+
+        if self.workdir is None:
+            self._tmp = getattr(self, "_tmp", None) or tempfile.TemporaryDirectory(prefix="lima-se-index-")
+            self.workdir = Path(self._tmp.name)
+        folder = self._index_folder(shard, self.workdir)
+        if not (folder / "lines.json").is_file():
+            self.prepare([shard], self.workdir, lambda fn, args: [fn(*a) for a in args])
+        starts = [start for start, _ in split_ranges(shard.path, self.settings["shard_bytes"])]
+        number = starts.index(shard.start)
+        first_line = json.loads((folder / "lines.json").read_text())[number]
+        table = (pl.scan_parquet(folder / "top.parquet").filter(pl.col("range") == number)
+                 .select("question_id", "score", "answer_id", "offset", "line").collect())
+        return {row[0]: row[1:] for row in table.iter_rows()}, first_line
 
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
         reader = StackExchangeReader(min_answer_score=self.settings["min_answer_score"], strict=self.strict)
         for shard in shards:
-            yield from reader.read(shard, stats(shard), progress(shard))
+            if shard.is_range:
+                top, first_line = self._range_top(shard)
+                yield from reader.read_range(shard, stats(shard), top, first_line, progress(shard))
+            else:
+                yield from reader.read(shard, stats(shard), progress(shard))
 
 
 class _QueueWriter:
@@ -323,27 +397,43 @@ class StackExchangeReader:
             limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
             return io.BufferedReader(_ArchiveStream(dump.path, dump.member, limit), buffer_size=_CHUNK)
         try:
-            return open(dump.path, "rb", buffering=_CHUNK)
+            fh = open(dump.path, "rb", buffering=_CHUNK)
         except OSError as exc:
             raise InputError(dump.path, f"cannot open: {exc.strerror}") from None
+        if dump.start:
+            fh.seek(dump.start)
+        return fh
 
     def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
-              only: bytes | None = None, skip: Callable[[bytes], dict[bytes, int] | None] | None = None
-              ) -> Iterator[tuple[int, dict[str, str] | dict[bytes, int]]]:
-        """Yield ``(line_number, attributes)`` for every well-formed ``<row>`` of Posts.xml.
+              only: bytes | None = None, skip: Callable[[bytes], dict[bytes, int] | None] | None = None,
+              first_line: int = 1, cursor: dict[str, int] | None = None
+              ) -> Iterator[tuple[int, int, dict[str, str] | dict[bytes, int]]]:
+        """Yield ``(line_number, byte_offset, attributes)`` for every well-formed ``<row>`` of the shard (a whole
+        Posts.xml, or a byte range of one whose first line is ``first_line``).
 
         ``only``: skip row lines that do not contain these bytes, without parsing them (the answer pass).
         ``skip``: called with a row line's bytes; when it returns a dict (the row's :func:`_numbers`), that dict
         is yielded instead of the parsed attributes (rows the caller only needs to count or to rank).
-        Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict).
+        ``cursor``: receives ``{"lines": lines read}`` when the shard is done.
+        Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict). The header
+        (``<posts>``) is checked in the shard holding the file's start, ``</posts>`` in the one holding its end.
         """
         label = dump.label
+        first = dump.start == 0
+        last = dump.end is None or dump.end >= dump.path.stat().st_size
         stream = self._open(dump)
-        closed = opened = False
-        line_no = 0
+        closed = False
+        opened = not first
+        line_no = first_line - 1
+        offset, end = dump.start, dump.end
         try:
             with stream:
-                for line_no, line in enumerate(stream, 1):
+                for line in stream:
+                    here = offset
+                    if end is not None and here >= end:
+                        break
+                    offset += len(line)
+                    line_no += 1
                     if progress is not None:
                         progress(len(line))
                     text = line.strip()
@@ -363,13 +453,13 @@ class StackExchangeReader:
                             if stats is not None:
                                 stats.rows += 1
                             if text.endswith(b"/>"):
-                                yield line_no, numbers
+                                yield line_no, here, numbers
                             elif stats is not None:
                                 self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
                             continue
                         attributes = self._parse_row(text, line_no, label, stats)
                         if attributes is not None:
-                            yield line_no, attributes
+                            yield line_no, here, attributes
                     elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
                         opened = opened or b"<posts" in text  # a root on the declaration's line
                         continue
@@ -387,11 +477,15 @@ class StackExchangeReader:
             raise
         except (OSError, EOFError, ValueError) as exc:
             raise InputError(label, f"read failed after line {line_no}: {exc}") from None
-        if line_no == 0:
+        if cursor is not None:
+            cursor["lines"] = line_no - first_line + 1
+        if not first:
+            pass
+        elif line_no == 0:
             raise InputError(label, "the file is empty")
-        if not opened:
+        elif not opened:
             raise InputError(label, "not a Posts.xml: no <posts> root element")
-        if not closed and stats is not None:
+        if last and not closed and stats is not None:
             stats.truncated = True
             message = f"the file ends at line {line_no} without </posts> (truncated?)"
             if self.strict:
@@ -418,12 +512,40 @@ class StackExchangeReader:
             return None
         return dict(element.attrib)
 
-    # -- the two passes ---------------------------------------------------------------------------------------
+    def _check_answer(self, numbers: dict[bytes, int], stats: ReaderStats, label: str, line_no: int) -> None:
+        """Count an answer row that is not parsed (its numbers only), or record it as malformed."""
+        if b"ParentId" not in numbers or b"Id" not in numbers:
+            self._malformed(stats, label, line_no, "answer row without a usable Id or ParentId")
+        elif b"Body" not in numbers:
+            self._malformed(stats, label, line_no, "row without required attribute Body")
+        else:
+            stats.count("answers")
+
+    def _post(self, row: dict[str, str], dump: SiteDump, stats: ReaderStats, line_no: int
+              ) -> tuple[int, int, dict[str, Any] | None] | None:
+        """``(post type, post id, question fields or None)`` of a parsed row, or ``None`` (recorded as
+        malformed) when a required attribute is missing or a number is bad."""
+        try:
+            post_type, post_id = int(row["PostTypeId"]), int(row["Id"])
+            if post_type == QUESTION:
+                return post_type, post_id, _question(row, dump.domain)
+            if post_type == ANSWER:
+                int(row["ParentId"]), int(row.get("Score", 0))
+                if "Body" not in row:
+                    raise KeyError("Body")
+            return post_type, post_id, None
+        except KeyError as exc:
+            self._malformed(stats, dump.label, line_no, f"row without required attribute {exc.args[0]}")
+        except ValueError as exc:
+            self._malformed(stats, dump.label, line_no, f"bad number in row: {exc}")
+        return None
+
+    # -- the two passes over a whole file ---------------------------------------------------------------------
 
     def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
         """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
         top: dict[int, tuple[int, int]] = {}
-        for _, numbers in self._rows(dump, None, progress, only=b'PostTypeId="2"', skip=_numbers):
+        for _, _, numbers in self._rows(dump, None, progress, only=b'PostTypeId="2"', skip=_numbers):
             if numbers.get(b"PostTypeId") != ANSWER or b"Body" not in numbers:
                 continue
             try:
@@ -436,7 +558,8 @@ class StackExchangeReader:
         return top
 
     def read(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None = None) -> Iterator[Candidate]:
-        """Yield one Candidate per well-formed question of ``dump``; fill ``stats`` as rows are read.
+        """Yield one Candidate per well-formed question of ``dump`` (a whole Posts.xml or archive member); fill
+        ``stats`` as rows are read. For a byte range of a file, see :meth:`read_range`.
 
         Raises:
             InputError: the file or archive cannot be read at all (not XML, not 7z, truncated archive), or any
@@ -448,6 +571,7 @@ class StackExchangeReader:
         pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
         label = dump.label
+
         def unneeded(line: bytes) -> dict[bytes, int] | None:  # answers nobody waits for: numbers only
             if b'PostTypeId="2"' not in line:
                 return None
@@ -456,30 +580,14 @@ class StackExchangeReader:
                 return None
             return numbers
 
-        for line_no, row in self._rows(dump, stats, progress, skip=unneeded):
+        for line_no, _, row in self._rows(dump, stats, progress, skip=unneeded):
             if b"PostTypeId" in row:  # an answer nobody needs: counted and checked, not parsed
-                numbers = row
-                if b"ParentId" not in numbers or b"Id" not in numbers:
-                    self._malformed(stats, label, line_no, "answer row without a usable Id or ParentId")
-                elif b"Body" not in numbers:
-                    self._malformed(stats, label, line_no, "row without required attribute Body")
-                else:
-                    stats.count("answers")
+                self._check_answer(row, stats, label, line_no)
                 continue
-            try:
-                post_type, post_id = int(row["PostTypeId"]), int(row["Id"])
-                if post_type == QUESTION:
-                    question = _question(row, dump.domain)
-                elif post_type == ANSWER:
-                    int(row["ParentId"]), int(row.get("Score", 0))
-                    if "Body" not in row:
-                        raise KeyError("Body")
-            except KeyError as exc:
-                self._malformed(stats, label, line_no, f"row without required attribute {exc.args[0]}")
+            post = self._post(row, dump, stats, line_no)
+            if post is None:
                 continue
-            except ValueError as exc:
-                self._malformed(stats, label, line_no, f"bad number in row: {exc}")
-                continue
+            post_type, post_id, question = post
             if post_type == QUESTION:
                 stats.count("questions")
                 best = top.get(post_id)
@@ -502,6 +610,131 @@ class StackExchangeReader:
                 stats.count("other")
         for waiting in pending.values():  # the top answer row never came (cut file): nothing to answer with
             yield _candidate(waiting["question"], waiting["best"], None)
+
+    # -- byte ranges of a big file ----------------------------------------------------------------------------
+
+    def index_range(self, dump: SiteDump) -> tuple[list[int], dict[int, tuple[int, int, int, int]], int]:
+        """Pass 1 over one byte range: ``(question ids, {question id: (score, answer id, byte offset, line in
+        range)} of the range's best answer per question, lines in the range)``. Reads numbers only (no XML
+        parse); memory is bounded by the range."""
+        questions: list[int] = []
+        best: dict[int, tuple[int, int, int, int]] = {}
+        cursor: dict[str, int] = {}
+        for line_no, offset, numbers in self._rows(dump, None, None, skip=_numbers, cursor=cursor):
+            kind = numbers.get(b"PostTypeId")
+            if kind == QUESTION and b"Id" in numbers:
+                questions.append(numbers[b"Id"])
+            elif kind == ANSWER and b"Body" in numbers and b"ParentId" in numbers and b"Id" in numbers:
+                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
+                held = best.get(parent)
+                if held is None or score > held[0] or (score == held[0] and answer_id < held[1]):
+                    best[parent] = (score, answer_id, offset, line_no)
+        return questions, best, cursor.get("lines", 0)
+
+    def read_range(self, dump: SiteDump, stats: ReaderStats, top: dict[int, tuple[int, int, int, int]],
+                   first_line: int, progress: Callable[[int], None] | None = None) -> Iterator[Candidate]:
+        """Pass 2 over one byte range: one Candidate per question in it.
+
+        ``top``: ``{question id: (score, answer id, byte offset, line)}`` of the top answer of each of the range's
+        questions, over the whole file (:func:`join_index`); an answer that can pass ``min_answer_score`` is read
+        at its offset, wherever it lies in the file. Answer rows of the range are counted and checked, not
+        parsed. Lines are numbered from ``first_line`` (the file's line number of the range's first line).
+        """
+        hold = self.min_answer_score
+        label = dump.label
+
+        def answer(line: bytes) -> dict[bytes, int] | None:
+            if b'PostTypeId="2"' not in line:
+                return None
+            numbers = _numbers(line)
+            return numbers if numbers.get(b"PostTypeId") == ANSWER else None
+
+        with open(dump.path, "rb") as answers:
+            for line_no, _, row in self._rows(dump, stats, progress, skip=answer, first_line=first_line):
+                if b"PostTypeId" in row:
+                    self._check_answer(row, stats, label, line_no)
+                    continue
+                post = self._post(row, dump, stats, line_no)
+                if post is None:
+                    continue
+                post_type, post_id, question = post
+                if post_type != QUESTION:
+                    stats.count("other")
+                    continue
+                stats.count("questions")
+                found = top.get(post_id)
+                if found is None:
+                    yield _candidate(question, None, None)
+                    continue
+                best = found[:2]
+                if hold is not None and best[0] < hold:
+                    yield _candidate(question, best, None)
+                    continue
+                answers.seek(found[2])
+                text = answers.readline().strip()
+                row = self._parse_row(text, found[3], label, None)
+                if row is None or "Body" not in row:
+                    self._malformed(stats, label, found[3], "top answer row cannot be parsed")
+                yield _candidate(question, best, row if row is not None and "Body" in row else None)
+
+
+def split_ranges(path: Path, shard_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of about ``shard_bytes`` covering the file, each starting at a line start (the dump writes
+    one row per line), so every row lies in exactly one range. One range for a file up to ``shard_bytes``."""
+    size = path.stat().st_size
+    bounds = [0]
+    with open(path, "rb") as fh:
+        for nominal in range(shard_bytes, size, shard_bytes):
+            if nominal <= bounds[-1]:
+                continue
+            fh.seek(nominal - 1)
+            fh.readline()  # the rest of the line holding byte nominal - 1: the next line starts after it
+            if fh.tell() >= size:
+                break
+            bounds.append(fh.tell())
+    bounds.append(size)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def index_range(shard: SiteDump, folder: str, number: int, min_answer_score: int | None) -> int:
+    """Pass 1 over byte range ``number`` of a big Posts.xml, run as its own task: write its question ids and the
+    range's best answer per question to Parquet files in ``folder``; return the range's line count."""
+    import polars as pl
+
+    questions, best, lines = StackExchangeReader(min_answer_score=min_answer_score).index_range(shard)
+    pl.DataFrame({"range": [number] * len(questions), "question_id": questions},
+                 schema={"range": pl.Int32, "question_id": pl.Int64}
+                 ).write_parquet(Path(folder) / f"questions-{number:05d}.parquet")
+    columns = list(zip(*((parent, *held) for parent, held in best.items()))) or [[]] * 5
+    pl.DataFrame(dict(zip(("parent", "score", "answer_id", "offset", "line"), columns)),
+                 schema={"parent": pl.Int64, "score": pl.Int64, "answer_id": pl.Int64, "offset": pl.Int64,
+                         "line": pl.Int64}
+                 ).with_columns(range=pl.lit(number, pl.Int32)).write_parquet(Path(folder) / f"answers-{number:05d}.parquet")
+    return lines
+
+
+def join_index(folder: Path, lines: list[int]) -> None:
+    """The cross-range join with polars: each question's top answer over the whole file (highest score, then
+    lowest id, as :meth:`StackExchangeReader.top_answers`), with the answer's byte offset and file line number,
+    sorted by the question's range into ``top.parquet`` (a range's reader loads only its part)."""
+    import polars as pl
+
+    first_lines = [1]
+    for count in lines[:-1]:
+        first_lines.append(first_lines[-1] + count)
+    starts = pl.LazyFrame({"range": list(range(len(lines))), "first_line": first_lines},
+                          schema={"range": pl.Int32, "first_line": pl.Int64})
+    answers = (pl.scan_parquet(folder / "answers-*.parquet")
+               .join(starts, on="range")
+               .with_columns(line=pl.col("line") + pl.col("first_line") - 1)
+               .group_by("parent")
+               .agg(pl.all().sort_by(["score", "answer_id"], descending=[True, False]).first())
+               .select("parent", "score", "answer_id", "offset", "line"))
+    (pl.scan_parquet(folder / "questions-*.parquet")
+     .join(answers, left_on="question_id", right_on="parent", how="inner")
+     .sort("range", "question_id")
+     .sink_parquet(folder / "top.parquet", row_group_size=1 << 16))
+    (folder / "lines.json").write_text(json.dumps(first_lines))
 
 
 _NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score)="(-?\d+)"')
