@@ -66,7 +66,7 @@ print(kept, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF
 
 
 SPLIT_CHILD = r"""
-import resource, sys, tempfile
+import json, resource, sys, tempfile
 from pathlib import Path
 from lima_data.build import build
 from lima_data.recipe import load_recipe
@@ -75,7 +75,7 @@ recipe.data["sources"]["stackexchange"].setdefault("reader", {})["shard_bytes"] 
 with tempfile.TemporaryDirectory() as tmp:
     result = build(recipe, inputs=[Path(sys.argv[1]).parent], sources=["stackexchange"], out_dir=tmp, quiet=True,
                    workers=2)
-print(result.manifest["timings"]["read+filter"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.loads((result.path / "report" / "stats.json").read_text())["timings"]["read+filter"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
       resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 """
 

@@ -16,6 +16,7 @@ Posts.xml files given. Figures go to stdout; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -111,7 +112,7 @@ def bench_split(path: Path, split_mb: float, tmp: Path) -> None:
         out = tmp / f"split-{workers}"
         result = build(recipe, inputs=[path.parent], sources=["stackexchange"], out_dir=out, quiet=True,
                        workers=workers)
-        seconds = result.manifest["timings"]["read+filter"]
+        seconds = json.loads((result.path / "report" / "stats.json").read_text())["timings"]["read+filter"]
         outputs[workers] = (result.path / "train.jsonl").read_bytes()
         ranges = len(list((out / ".lima-cache").glob("[0-9a-f]*")))
         print(f"(2) {path.parent.name} {mb:.0f} MB in {ranges} ranges of {split_mb:g} MiB, --workers {workers}: "

@@ -135,7 +135,10 @@ def run_task(task: Task, spec: dict[str, Any], seed: int, strict: bool, curation
 
     sink = RejectSink(tmp)
     try:
-        kept = list(chain.run(reader.read(task.shards, stats_for, lambda shard: progress), sink))
+        batched = _Batched(progress) if progress is not None else None
+        kept = list(chain.run(reader.read(task.shards, stats_for, lambda shard: batched), sink))
+        if batched is not None:
+            batched.flush()
     finally:
         sink.close()
     result = TaskResult(kept, chain.candidates, chain.stats, [(s, stats_for(s)) for s in task.shards],
@@ -147,6 +150,25 @@ def run_task(task: Task, spec: dict[str, Any], seed: int, strict: bool, curation
     except OSError:  # another worker finished the same task first
         shutil.rmtree(tmp, ignore_errors=True)
     return str(final)
+
+
+class _Batched:
+    """A byte-count callback that passes counts on once they add up to 1 MiB: readers report every line, and a
+    progress bar update per line would cost more than reading it."""
+
+    def __init__(self, progress: Callable[[int], None], every: int = 1 << 20):
+        self.progress, self.every, self.pending = progress, every, 0
+
+    def __call__(self, n: int) -> None:
+        self.pending += n
+        if self.pending >= self.every:
+            self.progress(self.pending)
+            self.pending = 0
+
+    def flush(self) -> None:
+        if self.pending:
+            self.progress(self.pending)
+            self.pending = 0
 
 
 def load_result(folder: str | Path) -> TaskResult:

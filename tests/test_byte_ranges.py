@@ -15,7 +15,7 @@ from lima_data.sources import ReaderStats
 from lima_data.sources.base import discover
 from lima_data.sources.stackexchange import StackExchangeSource, split_ranges
 
-from .conftest import SAMPLES
+from .conftest import BEER_7Z, SAMPLES
 
 SPLITS = ("train.jsonl", "dev.jsonl", "test.jsonl")
 SMALL = 100_000  # bytes per range: the bundled and real Posts.xml files become 5-35 ranges
@@ -71,6 +71,15 @@ def test_bad_rows_in_ranges_keep_their_file_line_numbers(tmp_path, se_dir):
     assert [e["line"] for e in whole_stats.errors[:3]] == [i + 1 for i in broken]
     assert range_stats.to_dict() == whole_stats.to_dict()
     assert ranged == whole
+
+
+def test_a_big_7z_stays_one_streamed_task_with_a_warning():
+    source = StackExchangeSource({"shard_bytes": SMALL})
+    warnings: list[str] = []
+    found, _ = discover([BEER_7Z], [source], warnings.append)
+    (shard,) = found["stackexchange"]
+    assert shard.member and not shard.is_range
+    assert len(warnings) == 1 and "read as one streamed task" in warnings[0] and "7z x" in warnings[0]
 
 
 def split_recipe(tmp_path):

@@ -282,3 +282,28 @@ def test_missing_path_and_empty_folder(tmp_path):
         discover([tmp_path / "nope.7z"])
     with pytest.raises(InputError, match="no Stack Exchange dump here"):
         discover([tmp_path])
+
+
+def test_questions_answer_score_drops_are_read_light(tmp_path, se_dir):
+    full, full_stats = read_all(one_site(se_dir / "coffee"))
+    light, light_stats = read_all(one_site(se_dir / "coffee"), min_answer_score=10)
+    assert light_stats.to_dict() == full_stats.to_dict()
+    by_id = {c.id: c for c in full}
+    dropped = [c for c in light if c.score is None or c.score < 10]
+    assert dropped and len(light) == len(full)
+    for c in dropped:  # ids, scores, the title decoded as lxml decodes it; nothing the reject does not need
+        assert c.prompt == by_id[c.id].prompt and c.meta["title"] == by_id[c.id].meta["title"]
+        assert c.score == by_id[c.id].score and c.meta.get("answer_id") == by_id[c.id].meta.get("answer_id")
+        assert c.meta.get("accepted") == by_id[c.id].meta.get("accepted")
+        assert c.meta["url"] == by_id[c.id].meta["url"] and "question_body" not in c.meta and c.response == ""
+    assert any("&" in c.prompt or "\u2019" in c.prompt or '"' in c.prompt for c in dropped)
+    # A light row with an entity XML does not define is refused like a parsed one, with its line.
+    lines = _lines(se_dir / "coffee" / "Posts.xml")
+    low = next(i for i, line in enumerate(lines) if f' Id="{dropped[0].meta["question_id"]}" ' in line)
+    lines[low] = lines[low].replace(' Title="', ' Title="&xxe; ', 1)
+    site = tmp_path / "coffee"
+    site.mkdir()
+    (site / "Posts.xml").write_text("".join(lines), encoding="utf-8")
+    candidates, stats = read_all(one_site(site), min_answer_score=10)
+    assert stats.malformed == 1 and stats.errors[0]["line"] == low + 1 and "xxe" in stats.errors[0]["error"]
+    assert len(candidates) == len(full) - 1

@@ -77,7 +77,7 @@ def quality_measures(markdown: str) -> dict[str, float]:
         "top_4gram": round(_top_ngram_share(words, total, 4), 4),
         "dup_5gram": round(_dup_ngram_share(words, total, 5), 4),
         "symbol_ratio": round(symbols / len(tokens), 4) if tokens else 0.0,
-        "alpha_ratio": round(sum(1 for t in tokens if any(ch.isalpha() for ch in t)) / len(tokens), 4) if tokens else 1.0,
+        "alpha_ratio": round(sum(1 for t in tokens if any(map(str.isalpha, t))) / len(tokens), 4) if tokens else 1.0,
         "markup": len(_MARKUP.findall(prose)),
         "words": len(words),
     }

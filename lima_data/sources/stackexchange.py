@@ -16,16 +16,24 @@ Format notes:
 
 Joining answers to questions takes two streaming passes over ``Posts.xml``: the first reads only answer rows (their
 numeric attributes, without an XML parse) and keeps, per question, the top answer's ``(score, id)`` (ints only;
-~100 bytes per answered question); the second emits each question with its top answer's body, parsing only
-question rows and the answers it needs (the others are counted and checked, not parsed). Only questions whose top answer can pass ``min_answer_score``
-are held in memory until their answer row arrives; the others are emitted at once without the answer body, so
-the ``answer_score`` filter records and drops them cheaply. The top answer is the highest-scored one; a tie goes
-to the earlier answer (lower id).
+~100 bytes per answered question); the second emits each question with its top answer's body. It parses only the
+rows whose text is used: questions whose top answer can pass ``min_answer_score`` and those answers. The other
+answers are counted and checked from their numbers; the other questions are read "light" (ids, score and title by
+regular expression, undefined entities refused as lxml would) since the ``answer_score`` filter drops them and
+their reject needs no more. Only questions whose top answer can pass are held in memory until their answer row
+arrives. The top answer is the highest-scored one; a tie goes to the earlier answer (lower id).
+
+A plain ``Posts.xml`` bigger than the reader's ``shard_bytes`` is split into byte ranges at line starts, read by
+separate tasks: pass 1 per range (:func:`index_range`) writes Parquet, :func:`join_index` finds each question's top
+answer over the whole file with polars, and pass 2 per range (:meth:`StackExchangeReader.read_range`) reads the
+range's questions and fetches their top answers by byte offset. Both ways give the same candidates and counts
+(tested on every real dump).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import os
@@ -153,7 +161,7 @@ class StackExchangeSource(Source):
     :class:`StackExchangeReader`. Quota groups: ``stem``, ``other`` (set by the ``site_group`` filter).
 
     Reader settings: ``min_answer_score`` (default: the ``answer_score`` filter's ``min_score``);
-    ``shard_bytes`` (default 256 MiB): a plain ``Posts.xml`` bigger than this is split into byte ranges of about
+    ``shard_bytes`` (default 64 MiB): a plain ``Posts.xml`` bigger than this is split into byte ranges of about
     this size at line starts, each its own task (so one huge file, e.g. Stack Overflow's ~100 GB, keeps every
     worker busy in bounded memory). Ranges are joined by :meth:`prepare`: a first pass per range writes question
     ids and the range's best answers to Parquet, polars joins them into each question's top answer with its byte
@@ -165,7 +173,7 @@ class StackExchangeSource(Source):
     name = SOURCE
     groups = ("stem", "other")
     methods = ("tau",)
-    defaults = {"min_answer_score": None, "shard_bytes": 256 << 20}
+    defaults = {"min_answer_score": None, "shard_bytes": 64 << 20}
 
     def configure(self, filters) -> None:
         """Take the reader's cheap-skip bound from the chain's ``answer_score`` filter unless set."""
@@ -197,6 +205,10 @@ class StackExchangeSource(Source):
             by_site[shard.domain] = shard
         out = []
         for shard in by_site.values():
+            if shard.member and shard.size > self.settings["shard_bytes"]:
+                warn(f"{shard.path.name}: its {shard.size / 2**30:.1f} GiB Posts.xml is read as one streamed task (a "
+                     f".7z cannot be read from the middle); extract it (7z x) to have it read in "
+                     f"{-(-shard.size // self.settings['shard_bytes'])} parallel byte ranges")
             if shard.member or shard.size <= self.settings["shard_bytes"]:
                 out.append(shard)
                 continue
@@ -376,8 +388,10 @@ class StackExchangeReader:
     """Turns one :class:`SiteDump` into Candidates (see the module docstring for the two passes).
 
     Args:
-        min_answer_score: questions whose top answer scores below this are emitted without the answer body
-            (the ``answer_score`` filter drops them); ``None`` reads every top answer.
+        min_answer_score: questions without an answer or whose top answer scores below this are emitted light
+            (ids, scores, title and url; no body, no answer), for the ``answer_score`` filter to drop: set it
+            only with that filter (the source takes it from the chain). ``None`` reads every question in full
+            and every top answer.
         strict: raise :class:`~lima_data.errors.InputError` on the first malformed row or truncated file
             instead of counting it.
         max_decompressed_bytes: bound on the bytes decompressed from an archive member; by default the size the
@@ -521,6 +535,22 @@ class StackExchangeReader:
         else:
             stats.count("answers")
 
+    def _unparsed(self, numbers: dict[bytes, Any], dump: SiteDump, stats: ReaderStats, line_no: int,
+                  top: dict[int, tuple]) -> Candidate | None:
+        """Handle a row read without an XML parse: an answer is counted and checked; a light question (see
+        :func:`_light_question`) becomes a Candidate for ``answer_score`` to drop, or is recorded as malformed."""
+        if numbers[b"PostTypeId"] == ANSWER:
+            self._check_answer(numbers, stats, dump.label, line_no)
+            return None
+        if b"Error" in numbers:
+            self._malformed(stats, dump.label, line_no, numbers[b"Error"])
+            return None
+        stats.count("questions")
+        question = {"id": numbers[b"Id"], "site": dump.domain, "title": numbers[b"Title"],
+                    "score": numbers.get(b"Score", 0), "accepted_answer_id": numbers.get(b"AcceptedAnswerId")}
+        best = top.get(question["id"])
+        return _candidate(question, best[:2] if best is not None else None, None)
+
     def _post(self, row: dict[str, str], dump: SiteDump, stats: ReaderStats, line_no: int
               ) -> tuple[int, int, dict[str, Any] | None] | None:
         """``(post type, post id, question fields or None)`` of a parsed row, or ``None`` (recorded as
@@ -572,17 +602,24 @@ class StackExchangeReader:
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
         label = dump.label
 
-        def unneeded(line: bytes) -> dict[bytes, int] | None:  # answers nobody waits for: numbers only
-            if b'PostTypeId="2"' not in line:
-                return None
-            numbers = _numbers(line)  # (the text may also be in a question's body: the number decides)
-            if numbers.get(b"PostTypeId") != ANSWER or numbers.get(b"Id") in top_ids:
-                return None
-            return numbers
+        def unneeded(line: bytes) -> dict[bytes, Any] | None:  # rows read without a parse: answers nobody
+            if b'PostTypeId="2"' in line:                       # waits for, questions answer_score drops
+                numbers = _numbers(line)  # (the text may also be in a question's body: the number decides)
+                if numbers.get(b"PostTypeId") == ANSWER and numbers.get(b"Id") not in top_ids:
+                    return numbers
+            elif hold is not None and b'PostTypeId="1"' in line:
+                numbers = _numbers(line)
+                if numbers.get(b"PostTypeId") == QUESTION and b"Id" in numbers:
+                    best = top.get(numbers[b"Id"])
+                    if best is None or best[0] < hold:
+                        return _light_question(line, numbers)
+            return None
 
         for line_no, _, row in self._rows(dump, stats, progress, skip=unneeded):
-            if b"PostTypeId" in row:  # an answer nobody needs: counted and checked, not parsed
-                self._check_answer(row, stats, label, line_no)
+            if b"PostTypeId" in row:  # read without a parse
+                candidate = self._unparsed(row, dump, stats, line_no, top)
+                if candidate is not None:
+                    yield candidate
                 continue
             post = self._post(row, dump, stats, line_no)
             if post is None:
@@ -643,16 +680,25 @@ class StackExchangeReader:
         hold = self.min_answer_score
         label = dump.label
 
-        def answer(line: bytes) -> dict[bytes, int] | None:
-            if b'PostTypeId="2"' not in line:
-                return None
-            numbers = _numbers(line)
-            return numbers if numbers.get(b"PostTypeId") == ANSWER else None
+        def unparsed(line: bytes) -> dict[bytes, Any] | None:  # every answer; questions answer_score drops
+            if b'PostTypeId="2"' in line:
+                numbers = _numbers(line)
+                if numbers.get(b"PostTypeId") == ANSWER:
+                    return numbers
+            elif hold is not None and b'PostTypeId="1"' in line:
+                numbers = _numbers(line)
+                if numbers.get(b"PostTypeId") == QUESTION and b"Id" in numbers:
+                    found = top.get(numbers[b"Id"])
+                    if found is None or found[0] < hold:
+                        return _light_question(line, numbers)
+            return None
 
         with open(dump.path, "rb") as answers:
-            for line_no, _, row in self._rows(dump, stats, progress, skip=answer, first_line=first_line):
+            for line_no, _, row in self._rows(dump, stats, progress, skip=unparsed, first_line=first_line):
                 if b"PostTypeId" in row:
-                    self._check_answer(row, stats, label, line_no)
+                    candidate = self._unparsed(row, dump, stats, line_no, top)
+                    if candidate is not None:
+                        yield candidate
                     continue
                 post = self._post(row, dump, stats, line_no)
                 if post is None:
@@ -737,7 +783,11 @@ def join_index(folder: Path, lines: list[int]) -> None:
     (folder / "lines.json").write_text(json.dumps(first_lines))
 
 
-_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score)="(-?\d+)"')
+_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d+)"')
+_TITLE = re.compile(rb' Title="([^"]*)"')
+#: A reference to an entity XML does not predefine (the dump uses only these and character references); lxml
+#: refuses such a row, so a row read without lxml must be refused too.
+_UNDEFINED_ENTITY = re.compile(rb"&(?!(?:quot|amp|lt|gt|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s]{0,40};?")
 
 
 def _numbers(line: bytes) -> dict[bytes, int]:
@@ -754,6 +804,26 @@ def _numbers(line: bytes) -> dict[bytes, int]:
             found = {name: int(value) for name, value in _NUMBER_ATTRIBUTE.findall(line)}
         found[b"Body"] = 1
     return found
+
+
+def _light_question(line: bytes, numbers: dict[bytes, int]) -> dict[bytes, Any]:
+    """Add the title of a question row that is read without an XML parse (its top answer cannot pass the minimum
+    score, so the ``answer_score`` filter drops it: ids, score and title are all its reject needs) to its
+    numbers, as ``numbers[b"Title"]``; or, when lxml would refuse the row, the reason as ``numbers[b"Error"]``.
+    An attribute's text holds no raw ``"`` (the dump writes ``&quot;``), so a regular expression finds exactly
+    the attribute; its entities are decoded with :func:`html.unescape` once undefined ones are ruled out."""
+    title = _TITLE.search(line)
+    undefined = _UNDEFINED_ENTITY.search(line)
+    if undefined is not None:
+        numbers[b"Error"] = f"bad XML: undefined entity {undefined.group(0).decode(errors='replace')}"
+    elif title is None or b"Body" not in numbers:
+        numbers[b"Error"] = f"row without required attribute {'Title' if title is None else 'Body'}"
+    else:
+        try:
+            numbers[b"Title"] = html.unescape(title.group(1).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            numbers[b"Error"] = f"bad XML: not UTF-8 ({exc.reason})"
+    return numbers
 
 
 def _question(row: dict[str, str], site: str) -> dict[str, Any]:
@@ -784,20 +854,22 @@ def _author(site: str, user_id: str | None, display_name: str | None) -> tuple[s
 def _candidate(question: dict[str, Any], best: tuple[int, int] | None, answer: dict[str, str] | None) -> Candidate:
     """A Candidate from a question and its top answer; ``answer`` is None when its body was not read."""
     site, question_id = question["site"], question["id"]
-    author, author_url = _author(site, question["owner_user_id"], question["owner_display_name"])
-    meta: dict[str, Any] = {
-        "question_id": question_id,
-        "question_score": question["score"],
-        "title": question["title"],
-        "question_body": question["body"],
-        "tags": question["tags"],
-        "created": question["created"],
-        "answer_count": question["answer_count"],
-        "url": f"https://{site}/questions/{question_id}",
-        "question_author": author,
-        "question_author_url": author_url,
-        "question_licence": question["licence"],
-    }
+    meta: dict[str, Any] = {"question_id": question_id, "question_score": question["score"],
+                            "title": question["title"]}
+    if "body" in question:
+        author, author_url = _author(site, question["owner_user_id"], question["owner_display_name"])
+        meta.update({
+            "question_body": question["body"],
+            "tags": question["tags"],
+            "created": question["created"],
+            "answer_count": question["answer_count"],
+            "url": f"https://{site}/questions/{question_id}",
+            "question_author": author,
+            "question_author_url": author_url,
+            "question_licence": question["licence"],
+        })
+    else:  # a light question (:func:`_light_question`): what its reject needs
+        meta["url"] = f"https://{site}/questions/{question_id}"
     if best is not None:
         answer_id = best[1]
         meta["answer_id"] = answer_id
