@@ -2,7 +2,7 @@
 
 (b) peak RSS of the Stack Exchange path (reader + LIMA chain) on a Posts.xml at 1x and 10x its size, the 10x made
     by repeating the real rows with new ids (each copy's Id / ParentId / AcceptedAnswerId shifted), each size in a
-    fresh process; then the same files built as 4 MiB byte ranges with 2 workers (peak RSS of the main process and
+    fresh process; then the same files built as 1 MiB byte ranges with 2 workers (peak RSS of the main process and
     of the largest worker);
 (c) the Reddit path in MB/s of decompressed NDJSON beside a raw zstd + json.loads scan of the same file: a
     Pushshift file made by concatenating the real AskMen submissions and RC_2005-12 comments N times; once with
@@ -75,7 +75,8 @@ recipe.data["sources"]["stackexchange"].setdefault("reader", {})["shard_bytes"] 
 with tempfile.TemporaryDirectory() as tmp:
     result = build(recipe, inputs=[Path(sys.argv[1]).parent], sources=["stackexchange"], out_dir=tmp, quiet=True,
                    workers=2)
-print(json.loads((result.path / "report" / "stats.json").read_text())["timings"]["read+filter"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    seconds = json.loads((result.path / "report" / "stats.json").read_text())["timings"]["read+filter"]
+print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
       resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 """
 
@@ -98,10 +99,10 @@ def bench_rss(shared: Path, copies: int) -> None:
         split = {}
         for n in (1, copies):
             posts = Path(tmp) / f"x{n}" / "matheducators" / "Posts.xml"
-            out = subprocess.run([sys.executable, "-c", SPLIT_CHILD, str(posts), str(4 << 20)], capture_output=True,
+            out = subprocess.run([sys.executable, "-c", SPLIT_CHILD, str(posts), str(1 << 20)], capture_output=True,
                                  text=True, check=True).stdout.split()
             split[n] = max(float(out[1]), float(out[2]))
-            print(f"(b) {n:>2}x as 4 MiB byte ranges, 2 workers: read+filter {float(out[0]):5.1f} s, peak RSS "
+            print(f"(b) {n:>2}x as 1 MiB byte ranges, 2 workers: read+filter {float(out[0]):5.1f} s, peak RSS "
                   f"main {float(out[1]):.0f} MiB, largest worker {float(out[2]):.0f} MiB")
         print(f"(b) byte ranges: peak RSS of any process {copies}x / 1x = {split[copies] / split[1]:.2f}")
 

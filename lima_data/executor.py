@@ -23,10 +23,10 @@ import json
 import os
 import pickle
 import shutil
-from multiprocessing import get_context
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 

@@ -18,7 +18,7 @@ def _py3langid():
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
-def detect(text: str, detector: str = "langdetect", seed: int = 0) -> tuple[str, float]:
+def detect(text: str, detector: str = "py3langid", seed: int = 0) -> tuple[str, float]:
     """``(ISO 639-1 code, probability)`` of ``text``; ``("", 0.0)`` when there is nothing to detect.
 
     ``langdetect`` is made deterministic (its ``DetectorFactory.seed``); ``py3langid`` (langid.py's model,
@@ -45,7 +45,10 @@ class Language(Filter):
 
     Runs on the response with code blocks and inline code removed (on the prompt when there is no response, e.g.
     test prompts), cut to its first ``max_chars`` characters (language ID needs no more, and it bounds the cost).
-    The detector is a recipe setting: ``langdetect`` (default, seeded) or ``py3langid`` (faster).
+    The detector is a recipe setting: ``py3langid`` (default) or ``langdetect`` (seeded). py3langid is about 7x
+    faster (0.43 vs 3.0 ms on a 1,000-character answer) with the same decisions on 400 real Stack Exchange
+    answers, and on 987 real AskReddit titles it drops 11 (mostly megathreads and news posts) where langdetect
+    drops 12, most of them plain questions misread as Dutch, Welsh or Afrikaans.
 
     Value: ``{"lang": code, "probability": p}``. Reasons: ``not_english`` (another language; the name holds for
     any ``languages`` list), ``language_uncertain`` (probability below the bound or nothing to detect).
@@ -53,7 +56,7 @@ class Language(Filter):
 
     name = "language"
     reasons = ("not_english", "language_uncertain")
-    defaults = {"languages": ["en"], "min_probability": 0.8, "detector": "langdetect", "max_chars": 1000}
+    defaults = {"languages": ["en"], "min_probability": 0.8, "detector": "py3langid", "max_chars": 1000}
 
     def __init__(self, seed: int = 0, **settings):
         super().__init__(seed, **settings)

@@ -600,7 +600,6 @@ class StackExchangeReader:
         top_ids = {answer_id for score, answer_id in top.values() if hold is None or score >= hold}
         pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
-        label = dump.label
 
         def unneeded(line: bytes) -> dict[bytes, Any] | None:  # rows read without a parse: answers nobody
             if b'PostTypeId="2"' in line:                       # waits for, questions answer_score drops
