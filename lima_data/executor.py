@@ -267,6 +267,8 @@ def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, stri
             todo.append(task)
     with Runner(executor, workers, address) as runner:
         for source in dict.fromkeys(t.source for t in todo):
+            if source_class(source).prepare is Source.prepare:
+                continue  # nothing to prepare: do not build its chain here
             spec = specs[source]
             filters = make_chain(source, spec, seed, None)
             reader = make_reader(source, spec, seed, strict, filters, cache_root)

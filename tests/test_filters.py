@@ -209,3 +209,28 @@ def test_style_rules_on_html_agree_with_markdown(real, settings):
             assert site_reference(html)[1] == "site_reference", c.id
     assert not differ
     assert first_person(get(real, "beer", 181))[0] == first_person(cleaned(real, settings, "beer", 181))[0]
+
+
+def test_word_pattern_matches_a_flat_alternation_on_real_posts(real, settings):
+    """word_pattern groups its alternatives by first character for speed; on every real post (prose, titles)
+    it finds exactly what one flat alternation of the same words finds."""
+    import re
+
+    from lima_data.text import html_prose, word_pattern
+
+    def flat(words, sensitive=()):
+        parts = []
+        for word in sorted(set(words), key=len, reverse=True):
+            body = re.sub(r"(?:\\ )+", r"\\s+", "".join("['\u2019]" if ch in "'\u2019" else re.escape(ch) for ch in word))
+            parts.append(body if word in sensitive else f"(?i:{body})")
+        return re.compile(rf"(?<![\w'\u2019/-])(?:{'|'.join(parts)})(?![\w'\u2019/-])")
+
+    texts = [html_prose(c.response) for c in real.values() if c.response]
+    texts += [c.meta["title"] for c in real.values()] + ["ßig I'm i I/O I-beam I\u2019ll 'quoted' Stack  Exchange"]
+    first_person = settings["first_person"]["words"]
+    pronoun = [w for w in first_person if w == "I" or w.startswith(("I'", "I\u2019"))]
+    for words, sensitive in ((first_person, pronoun), (settings["site_reference"]["phrases"], ()),
+                             (settings["self_contained"]["body_cues"], ()), (["ßig", "'quoted'", "x"], ())):
+        ours, reference = word_pattern(words, case_sensitive=sensitive), flat(words, sensitive)
+        assert all(ours.findall(t) == reference.findall(t) for t in texts)
+    assert word_pattern(first_person, case_sensitive=pronoun).findall("I'm i I/O I-beam me") == ["I'm", "me"]

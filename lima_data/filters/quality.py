@@ -136,6 +136,9 @@ PII_PATTERNS = {
     "phone": re.compile(r"(?<![\w+.-])(?:\+?\d{1,3}[ -])?(?:\(\d{2,4}\)[ -]?|\d{2,4}[ -])\d{3,4}[ -]\d{3,4}(?![\w-]|\.\d)"),
     "user": re.compile(r"(?<![\w/])/?u/[A-Za-z0-9_-]{3,20}\b|(?<![\w.@])@[A-Za-z_][A-Za-z0-9_]{1,29}\b"),
 }
+#: Text a match of each pattern must contain: a piece without any of it skips that pattern (same result, faster).
+_PII_NEEDS = {"email": ("@",), "ip": (".",), "phone": ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
+              "user": ("@", "u/")}
 _FENCE_OR_INLINE = re.compile(r"(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)", re.S | re.M)
 
 
@@ -156,6 +159,8 @@ def replace_pii(text: str, placeholders: dict[str, str]) -> tuple[str, dict[str,
     for piece, is_prose in pieces:
         if is_prose:
             for kind, pattern in PII_PATTERNS.items():  # email before user: an address's @ is not a handle
+                if not any(needed in piece for needed in _PII_NEEDS[kind]):
+                    continue
                 piece, n = pattern.subn(placeholders[kind], piece)
                 counts[kind] += n
         out.append(piece)

@@ -177,11 +177,12 @@ class SiteReference(Filter):
 
     def __init__(self, seed: int = 0, **settings):
         super().__init__(seed, **settings)
-        self._pattern = word_pattern(self.phrases)
+        lowered = [phrase.lower() for phrase in self.phrases]  # matched in lower-cased text: 2x faster than (?i)
+        self._pattern = word_pattern(lowered, case_sensitive=lowered)
 
     def measure(self, candidate: Candidate) -> list[str]:
-        found = {" ".join(m.lower().split()).replace("\u2019", "'")
-                 for m in self._pattern.findall(response_prose(candidate))}
+        found = {" ".join(m.split()).replace("\u2019", "'")
+                 for m in self._pattern.findall(response_prose(candidate).lower())}
         return sorted(found)
 
     def decide(self, value: list[str]) -> str | None:

@@ -217,10 +217,13 @@ class StackExchangeSource(Source):
         return out
 
     def _index_folder(self, shard: Shard, workdir: Path) -> Path:
-        """Where the join of ``shard``'s file lives: keyed by the file (path, size, modification time) and the
-        range size, so every range of one file finds the same folder."""
+        """Where the join of ``shard``'s file lives: keyed by the file (path, size, modification time), the
+        range size and lima-data's code, so every range of one file finds the same folder."""
+        from ..executor import code_fingerprint
+
         st = shard.path.stat()
-        key = json.dumps([str(shard.path.resolve()), st.st_size, st.st_mtime_ns, self.settings["shard_bytes"]])
+        key = json.dumps([str(shard.path.resolve()), st.st_size, st.st_mtime_ns, self.settings["shard_bytes"],
+                          code_fingerprint()])
         return workdir / "stackexchange-index" / hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def prepare(self, shards: list[Shard], workdir: Path, run_map) -> None:
@@ -240,8 +243,7 @@ class StackExchangeSource(Source):
             tmp.mkdir(parents=True)
             ranges = [replace(shard, size=end - start, start=start, end=end)
                       for start, end in split_ranges(path, self.settings["shard_bytes"])]
-            lines = run_map(index_range, [(r, str(tmp), k, self.settings["min_answer_score"])
-                                          for k, r in enumerate(ranges)])
+            lines = run_map(index_range, [(r, str(tmp), k) for k, r in enumerate(ranges)])
             join_index(tmp, lines)
             try:
                 tmp.rename(folder)
@@ -741,12 +743,12 @@ def split_ranges(path: Path, shard_bytes: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def index_range(shard: SiteDump, folder: str, number: int, min_answer_score: int | None) -> int:
+def index_range(shard: SiteDump, folder: str, number: int) -> int:
     """Pass 1 over byte range ``number`` of a big Posts.xml, run as its own task: write its question ids and the
     range's best answer per question to Parquet files in ``folder``; return the range's line count."""
     import polars as pl
 
-    questions, best, lines = StackExchangeReader(min_answer_score=min_answer_score).index_range(shard)
+    questions, best, lines = StackExchangeReader().index_range(shard)
     pl.DataFrame({"range": [number] * len(questions), "question_id": questions},
                  schema={"range": pl.Int32, "question_id": pl.Int64}
                  ).write_parquet(Path(folder) / f"questions-{number:05d}.parquet")
