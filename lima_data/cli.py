@@ -65,7 +65,8 @@ def main() -> None:
 @click.option("--drop", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
               help="Candidate ids dropped by hand (reason dropped_by_hand).")
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Processes reading and filtering shards in parallel (one shard per task).")
+              help="Processes reading and filtering shards in parallel (one shard per task; a Posts.xml over "
+                   "64 MiB is split into byte ranges, each its own task).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this machine's processes; ray: the same tasks on a Ray cluster (pip install "
                    "'lima-data[ray]').")

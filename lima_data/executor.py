@@ -203,9 +203,9 @@ class Runner:
     def __enter__(self) -> "Runner":
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+    def __exit__(self, exc_type, *exc) -> None:
+        if self._pool is not None:  # on an error, calls not started yet are dropped, not run first
+            self._pool.shutdown(cancel_futures=exc_type is not None)
 
     @property
     def parallel(self) -> bool:
