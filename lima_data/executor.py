@@ -119,8 +119,9 @@ def run_task(task: Task, spec: dict[str, Any], seed: int, strict: bool, curation
     final = Path(cache_root) / task.key
     if (final / "result.pkl").is_file():
         return str(final)
+    for stale in Path(cache_root).glob(f".{task.key}.partial-*"):  # left by a killed build
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(cache_root) / f".{task.key}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     manual = Manual(keep=curation.get("keep", []), drop=curation.get("drop", [])) if curation else None
     filters = make_chain(task.source, spec, seed, manual)

@@ -21,9 +21,10 @@ SPLITS = ("train.jsonl", "dev.jsonl", "test.jsonl")
 SMALL = 100_000  # bytes per range: the bundled and real Posts.xml files become 5-35 ranges
 
 
-def read(path, **settings):
+def read(path, workdir=None, **settings):
     """Candidates (by id) and the reader counts of all of ``path``'s shards added up."""
     source = StackExchangeSource({"min_answer_score": 10, **settings})
+    source.workdir = workdir
     found, _ = discover([path], [source])
     stats: dict = {}
     candidates = list(source.read(found["stackexchange"], lambda s: stats.setdefault(s, ReaderStats(s.label)),
@@ -54,6 +55,19 @@ def test_ranges_read_exactly_what_the_whole_file_reads(se_dir, site):
     assert len(whole_shards) == 1 and len(range_shards) >= 5
     assert ranged == whole  # every candidate, its top answer (often in another range), meta and licence
     assert range_stats.to_dict() == whole_stats.to_dict()
+
+
+def test_blank_lines_at_range_starts_and_a_cache_path_with_glob_characters(tmp_path, se_dir):
+    lines = (se_dir / "matheducators" / "Posts.xml").read_text(encoding="utf-8").splitlines(keepends=True)
+    site = tmp_path / "matheducators"
+    site.mkdir()
+    (site / "Posts.xml").write_text("".join(line + "\n" for line in lines), encoding="utf-8")  # a blank after each
+    _, whole, whole_stats = read(site)
+    shards, ranged, range_stats = read(site, workdir=tmp_path / "cache [1]*?", shard_bytes=SMALL)
+    data = (site / "Posts.xml").read_bytes()
+    assert any(data[s.start:s.start + 1] == b"\n" for s in shards)  # some range starts on a blank line
+    assert ranged == whole and range_stats.to_dict() == whole_stats.to_dict()
+    assert list((tmp_path / "cache [1]*?" / "stackexchange-index").iterdir())
 
 
 def test_bad_rows_in_ranges_keep_their_file_line_numbers(tmp_path, se_dir):
@@ -147,8 +161,11 @@ def test_killed_split_build_resumes_without_redoing_the_join(reference, tmp_path
     joined = len(joins)
     assert joined >= 1
     finished = set(calls[:9])
+    stale = tmp_path / ".lima-cache" / f".{calls[9]}.partial-99999"  # what a process killed mid-task leaves
+    (stale / "rejects").mkdir(parents=True)
     calls.clear()
     resumed = build(split_recipe(tmp_path), out_dir=tmp_path, quiet=True)
+    assert not stale.exists()
     assert finished.isdisjoint(calls) and calls
     assert len(joins) == len(list(SAMPLES.glob("*/Posts.xml")))  # each file joined once over both runs
     assert files(resumed.path) == files(reference.path)

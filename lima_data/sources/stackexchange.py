@@ -32,6 +32,7 @@ range's questions and fetches their top answers by byte offset. Both ways give t
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import html
 import io
@@ -238,8 +239,9 @@ class StackExchangeSource(Source):
             folder = self._index_folder(shard, workdir)
             if (folder / "lines.json").is_file():
                 continue
+            for stale in folder.parent.glob(f".{glob.escape(folder.name)}.partial-*"):  # from a killed build
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             ranges = [replace(shard, size=end - start, start=start, end=end)
                       for start, end in split_ranges(path, self.settings["shard_bytes"])]
@@ -264,7 +266,7 @@ class StackExchangeSource(Source):
         starts = [start for start, _ in split_ranges(shard.path, self.settings["shard_bytes"])]
         number = starts.index(shard.start)
         first_line = json.loads((folder / "lines.json").read_text())[number]
-        table = (pl.scan_parquet(folder / "top.parquet").filter(pl.col("range") == number)
+        table = (pl.scan_parquet(folder / "top.parquet", glob=False).filter(pl.col("range") == number)
                  .select("question_id", "score", "answer_id", "offset", "line").collect())
         return {row[0]: row[1:] for row in table.iter_rows()}, first_line
 
@@ -453,7 +455,7 @@ class StackExchangeReader:
                     if progress is not None:
                         progress(len(line))
                     text = line.strip()
-                    if line_no == 1:
+                    if line_no == 1 and first:
                         text = text.removeprefix(b"\xef\xbb\xbf")
                         if not text.startswith(b"<"):
                             raise InputError(label, "not an XML file (expected a Stack Exchange Posts.xml)", line_no)
@@ -771,13 +773,16 @@ def join_index(folder: Path, lines: list[int]) -> None:
         first_lines.append(first_lines[-1] + count)
     starts = pl.LazyFrame({"range": list(range(len(lines))), "first_line": first_lines},
                           schema={"range": pl.Int32, "first_line": pl.Int64})
-    answers = (pl.scan_parquet(folder / "answers-*.parquet")
+    def scan(prefix: str) -> pl.LazyFrame:  # the files by name: the cache folder's own path may hold glob characters
+        return pl.scan_parquet(sorted(folder.glob(f"{prefix}-*.parquet")), glob=False)
+
+    answers = (scan("answers")
                .join(starts, on="range")
                .with_columns(line=pl.col("line") + pl.col("first_line") - 1)
                .group_by("parent")
                .agg(pl.all().sort_by(["score", "answer_id"], descending=[True, False]).first())
                .select("parent", "score", "answer_id", "offset", "line"))
-    (pl.scan_parquet(folder / "questions-*.parquet")
+    (scan("questions")
      .join(answers, left_on="question_id", right_on="parent", how="inner")
      .sort("range", "question_id")
      .sink_parquet(folder / "top.parquet", row_group_size=1 << 16))
