@@ -161,9 +161,9 @@ def build(
             t0 = time.perf_counter()
             all_tasks = [t for source in wanted for t in tasks[source]]
             with _progress(console, quiet) as progress:
-                bar = progress.add_task(f"reading {len(all_tasks)} task(s) with {workers} worker(s)"
-                                        f"{' on Ray' if executor == 'ray' else ''}",
-                                        total=sum(t.size for t in all_tasks) or None)
+                reading = (f"reading {len(all_tasks)} task(s) with {workers} worker(s)"
+                           f"{' on Ray' if executor == 'ray' else ''}")
+                bar = progress.add_task(reading, total=sum(t.size for t in all_tasks) or None)
 
                 def on_done(task, cached: bool) -> None:
                     progress.update(bar, completed=sum(done_sizes) + task.size)
@@ -172,7 +172,8 @@ def build(
                 done_sizes: list[int] = []
                 results = execute(all_tasks, recipe.sources, recipe.seed, strict, ids, Path(out_dir) / CACHE,
                                   workers=workers, executor=executor, address=address,
-                                  on_progress=lambda task, n: progress.advance(bar, n), on_done=on_done)
+                                  on_progress=lambda task, n: progress.advance(bar, n), on_done=on_done,
+                                  on_stage=lambda text: progress.update(bar, description=text or reading))
             timings["read+filter"] = round(time.perf_counter() - t0, 3)
             by_source: dict[str, list[TaskResult]] = {s: [] for s in wanted}
             for task, result in zip(all_tasks, results):

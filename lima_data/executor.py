@@ -245,13 +245,14 @@ class Runner:
 def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, strict: bool,
             curation: dict[str, list[str]], cache_root: Path, *, workers: int = 1, executor: str = "local",
             address: str | None = None, on_progress: Callable[[Task, int], None] | None = None,
-            on_done: Callable[[Task, bool], None] | None = None) -> list[TaskResult]:
+            on_done: Callable[[Task, bool], None] | None = None,
+            on_stage: Callable[[str | None], None] | None = None) -> list[TaskResult]:
     """Run ``tasks`` (those not cached yet) and return every task's result, in task order. Before a source's
     tasks run, its :meth:`~lima_data.sources.base.Source.prepare` step does (on the same executor) what must
     see all of its shards, e.g. the Stack Exchange join across a big file's byte ranges.
 
     ``on_progress(task, bytes)`` reports reading progress (single process only); ``on_done(task, cached)`` is
-    called as each task completes.
+    called as each task completes; ``on_stage(text)`` names a prepare step while it runs (``None`` after).
 
     Raises:
         LimaDataError: unknown executor, or Ray asked for but not installed.
@@ -273,7 +274,12 @@ def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, stri
             spec = specs[source]
             filters = make_chain(source, spec, seed, None)
             reader = make_reader(source, spec, seed, strict, filters, cache_root)
-            reader.prepare([s for t in todo if t.source == source for s in t.shards], cache_root, runner.map)
+            shards = [s for t in todo if t.source == source for s in t.shards]
+            if on_stage:
+                on_stage(f"{source}: preparing {len(shards)} shard(s)")
+            reader.prepare(shards, cache_root, runner.map)
+            if on_stage:
+                on_stage(None)
         calls = [(t, specs[t.source], seed, strict, curation, str(cache_root)) for t in todo]
         if runner.parallel:
             for i, folder in runner.completed(run_task, calls):
