@@ -539,6 +539,27 @@ class StackExchangeReader:
         else:
             stats.count("answers")
 
+    def _skip(self, top: dict[int, tuple], wanted: set[int]) -> Callable[[bytes], dict[bytes, Any] | None]:
+        """The ``skip`` of pass 2 (see :meth:`_rows`): answer rows whose id is not in ``wanted`` are read for
+        their numbers only, and, with ``min_answer_score`` set, questions whose top answer (``top[id][0]``, the
+        score) cannot pass it are read light (:func:`_light_question`); every other row is parsed."""
+        hold = self.min_answer_score
+
+        def skip(line: bytes) -> dict[bytes, Any] | None:
+            if b'PostTypeId="2"' in line:
+                numbers = _numbers(line)  # (the text may also be in a question's body: the number decides)
+                if numbers.get(b"PostTypeId") == ANSWER and numbers.get(b"Id") not in wanted:
+                    return numbers
+            elif hold is not None and b'PostTypeId="1"' in line:
+                numbers = _numbers(line)
+                if numbers.get(b"PostTypeId") == QUESTION and b"Id" in numbers:
+                    best = top.get(numbers[b"Id"])
+                    if best is None or best[0] < hold:
+                        return _light_question(line, numbers)
+            return None
+
+        return skip
+
     def _unparsed(self, numbers: dict[bytes, Any], dump: SiteDump, stats: ReaderStats, line_no: int,
                   top: dict[int, tuple]) -> Candidate | None:
         """Handle a row read without an XML parse: an answer is counted and checked; a light question (see
@@ -605,20 +626,7 @@ class StackExchangeReader:
         pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
 
-        def unneeded(line: bytes) -> dict[bytes, Any] | None:  # rows read without a parse: answers nobody
-            if b'PostTypeId="2"' in line:                       # waits for, questions answer_score drops
-                numbers = _numbers(line)  # (the text may also be in a question's body: the number decides)
-                if numbers.get(b"PostTypeId") == ANSWER and numbers.get(b"Id") not in top_ids:
-                    return numbers
-            elif hold is not None and b'PostTypeId="1"' in line:
-                numbers = _numbers(line)
-                if numbers.get(b"PostTypeId") == QUESTION and b"Id" in numbers:
-                    best = top.get(numbers[b"Id"])
-                    if best is None or best[0] < hold:
-                        return _light_question(line, numbers)
-            return None
-
-        for line_no, _, row in self._rows(dump, stats, progress, skip=unneeded):
+        for line_no, _, row in self._rows(dump, stats, progress, skip=self._skip(top, top_ids)):
             if b"PostTypeId" in row:  # read without a parse
                 candidate = self._unparsed(row, dump, stats, line_no, top)
                 if candidate is not None:
@@ -682,22 +690,9 @@ class StackExchangeReader:
         """
         hold = self.min_answer_score
         label = dump.label
-
-        def unparsed(line: bytes) -> dict[bytes, Any] | None:  # every answer; questions answer_score drops
-            if b'PostTypeId="2"' in line:
-                numbers = _numbers(line)
-                if numbers.get(b"PostTypeId") == ANSWER:
-                    return numbers
-            elif hold is not None and b'PostTypeId="1"' in line:
-                numbers = _numbers(line)
-                if numbers.get(b"PostTypeId") == QUESTION and b"Id" in numbers:
-                    found = top.get(numbers[b"Id"])
-                    if found is None or found[0] < hold:
-                        return _light_question(line, numbers)
-            return None
-
+        skip = self._skip(top, set())  # every answer row: the ones needed are fetched by offset
         with open(dump.path, "rb") as answers:
-            for line_no, _, row in self._rows(dump, stats, progress, skip=unparsed, first_line=first_line):
+            for line_no, _, row in self._rows(dump, stats, progress, skip=skip, first_line=first_line):
                 if b"PostTypeId" in row:
                     candidate = self._unparsed(row, dump, stats, line_no, top)
                     if candidate is not None:
