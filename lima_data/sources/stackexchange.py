@@ -237,7 +237,7 @@ class StackExchangeSource(Source):
                 files.setdefault(shard.path, shard)
         for path, shard in files.items():
             folder = self._index_folder(shard, workdir)
-            if (folder / "lines.json").is_file():
+            if (folder / "ranges.json").is_file():
                 continue
             for stale in folder.parent.glob(f".{glob.escape(folder.name)}.partial-*"):  # from a killed build
                 shutil.rmtree(stale, ignore_errors=True)
@@ -246,7 +246,7 @@ class StackExchangeSource(Source):
             ranges = [replace(shard, size=end - start, start=start, end=end)
                       for start, end in split_ranges(path, self.settings["shard_bytes"])]
             lines = run_map(index_range, [(r, str(tmp), k) for k, r in enumerate(ranges)])
-            join_index(tmp, lines)
+            join_index(tmp, [r.start for r in ranges], lines)
             try:
                 tmp.rename(folder)
             except OSError:  # another task joined the same file first
@@ -261,11 +261,11 @@ class StackExchangeSource(Source):
             self._tmp = getattr(self, "_tmp", None) or tempfile.TemporaryDirectory(prefix="lima-se-index-")
             self.workdir = Path(self._tmp.name)
         folder = self._index_folder(shard, self.workdir)
-        if not (folder / "lines.json").is_file():
+        if not (folder / "ranges.json").is_file():
             self.prepare([shard], self.workdir, lambda fn, args: [fn(*a) for a in args])
-        starts = [start for start, _ in split_ranges(shard.path, self.settings["shard_bytes"])]
-        number = starts.index(shard.start)
-        first_line = json.loads((folder / "lines.json").read_text())[number]
+        ranges = json.loads((folder / "ranges.json").read_text())  # the split, read once by prepare
+        number = ranges["starts"].index(shard.start)
+        first_line = ranges["first_lines"][number]
         table = (pl.scan_parquet(folder / "top.parquet", glob=False).filter(pl.col("range") == number)
                  .select("question_id", "score", "answer_id", "offset", "line").collect())
         return {row[0]: row[1:] for row in table.iter_rows()}, first_line
@@ -757,22 +757,25 @@ def index_range(shard: SiteDump, folder: str, number: int) -> int:
     return lines
 
 
-def join_index(folder: Path, lines: list[int]) -> None:
+def join_index(folder: Path, starts: list[int], lines: list[int]) -> None:
     """The cross-range join with polars: each question's top answer over the whole file (highest score, then
     lowest id, as :meth:`StackExchangeReader.top_answers`), with the answer's byte offset and file line number,
-    sorted by the question's range into ``top.parquet`` (a range's reader loads only its part)."""
+    sorted by the question's range into ``top.parquet`` (a range's reader loads only its part); and
+    ``ranges.json``: each range's first byte (``starts``) and the file line it starts on (``first_lines``, from
+    the ranges' ``lines`` counts), so range tasks need not split the file again."""
     import polars as pl
 
     first_lines = [1]
     for count in lines[:-1]:
         first_lines.append(first_lines[-1] + count)
-    starts = pl.LazyFrame({"range": list(range(len(lines))), "first_line": first_lines},
-                          schema={"range": pl.Int32, "first_line": pl.Int64})
+    range_lines = pl.LazyFrame({"range": list(range(len(lines))), "first_line": first_lines},
+                               schema={"range": pl.Int32, "first_line": pl.Int64})
+
     def scan(prefix: str) -> pl.LazyFrame:  # the files by name: the cache folder's own path may hold glob characters
         return pl.scan_parquet(sorted(folder.glob(f"{prefix}-*.parquet")), glob=False)
 
     answers = (scan("answers")
-               .join(starts, on="range")
+               .join(range_lines, on="range")
                .with_columns(line=pl.col("line") + pl.col("first_line") - 1)
                .group_by("parent")
                .agg(pl.all().sort_by(["score", "answer_id"], descending=[True, False]).first())
@@ -781,7 +784,7 @@ def join_index(folder: Path, lines: list[int]) -> None:
      .join(answers, left_on="question_id", right_on="parent", how="inner")
      .sort("range", "question_id")
      .sink_parquet(folder / "top.parquet", row_group_size=1 << 16))
-    (folder / "lines.json").write_text(json.dumps(first_lines))
+    (folder / "ranges.json").write_text(json.dumps({"starts": starts, "first_lines": first_lines}))
 
 
 _NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d+)"')
