@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from lima_data.recipe import PACKAGE
+from lima_data.sources import ReaderStats
+from lima_data.sources.base import Shard, Source, discover
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LIMA_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -26,3 +28,13 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def se_dir(shared) -> Path:
     return shared / "stackexchange"
+
+
+def read_source(source: Source, paths) -> tuple[list, dict[Shard, ReaderStats], list[Shard]]:
+    """Discover ``paths`` with ``source`` and read every shard it claims: ``(candidates, reader stats by shard,
+    shards)``."""
+    found, _ = discover(paths, [source])
+    stats: dict[Shard, ReaderStats] = {}
+    candidates = list(source.read(found[source.name], lambda s: stats.setdefault(s, ReaderStats(s.label)),
+                                  lambda s: None))
+    return candidates, stats, found[source.name]

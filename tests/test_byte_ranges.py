@@ -15,7 +15,7 @@ from lima_data.sources import ReaderStats
 from lima_data.sources.base import discover
 from lima_data.sources.stackexchange import StackExchangeSource, split_ranges
 
-from .conftest import BEER_7Z, SAMPLES
+from .conftest import BEER_7Z, SAMPLES, read_source
 
 SPLITS = ("train.jsonl", "dev.jsonl", "test.jsonl")
 SMALL = 100_000  # bytes per range: the bundled and real Posts.xml files become 5-35 ranges
@@ -25,14 +25,11 @@ def read(path, workdir=None, **settings):
     """Candidates (by id) and the reader counts of all of ``path``'s shards added up."""
     source = StackExchangeSource({"min_answer_score": 10, **settings})
     source.workdir = workdir
-    found, _ = discover([path], [source])
-    stats: dict = {}
-    candidates = list(source.read(found["stackexchange"], lambda s: stats.setdefault(s, ReaderStats(s.label)),
-                                  lambda s: None))
+    candidates, stats, shards = read_source(source, [path])
     total = ReaderStats(str(path))
     for shard_stats in stats.values():
         total.merge(shard_stats)
-    return found["stackexchange"], {c.id: c.to_dict() for c in candidates}, total
+    return shards, {c.id: c.to_dict() for c in candidates}, total
 
 
 def test_ranges_cover_the_file_at_line_starts(se_dir):

@@ -11,20 +11,14 @@ import zstandard
 
 from lima_data.filters import build_filter
 from lima_data.recipe import load_recipe
-from lima_data.sources import ReaderStats
-from lima_data.sources.base import discover
 from lima_data.sources.reddit import RedditSource
 
-from .conftest import SHARED
+from .conftest import SHARED, read_source
 
 
 def read(paths, **settings):
-    source = RedditSource(settings)
-    found, _ = discover(paths, [source])
-    stats = {}
-    candidates = list(source.read(found["reddit"], lambda s: stats.setdefault(s, ReaderStats(s.label)),
-                                  lambda s: None))
-    return candidates, {s.path.name: st for s, st in stats.items()}, found["reddit"]
+    candidates, stats, shards = read_source(RedditSource(settings), paths)
+    return candidates, {s.path.name: st for s, st in stats.items()}, shards
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,13 @@ import pytest
 
 from lima_data.candidate import Candidate
 from lima_data.selection import category_sample
-from lima_data.sources import ReaderStats
-from lima_data.sources.base import discover
 from lima_data.sources.wikihow import WikiHowSource, clean_title, rewrite_intro, title_to_prompt
+
+from .conftest import read_source
 
 
 def read(paths, **settings):
-    source = WikiHowSource(settings)
-    found, skipped = discover(paths, [source])
-    stats = {}
-    candidates = list(source.read(found["wikihow"], lambda s: stats.setdefault(s, ReaderStats(s.label)),
-                                  lambda s: None))
-    return candidates, stats, found["wikihow"]
+    return read_source(WikiHowSource(settings), paths)
 
 
 @pytest.fixture(scope="module")
