@@ -25,7 +25,6 @@ import pickle
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from . import __version__
 from .candidate import Candidate
 from .errors import LimaDataError
 from .filters import build_filter
+from .filters.base import module_files
+from .fingerprint import code_fingerprint, files_fingerprint
 from .filters.manual import Manual
 from .pipeline import Chain, FilterStats, RejectSink
 from .sources import ReaderStats
@@ -82,15 +83,6 @@ def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filt
     return reader
 
 
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A fingerprint of lima-data's own code (its .py files' paths, sizes and modification times), so a cache
-    written by other code, e.g. an edited checkout of the same version, is not reused."""
-    root = Path(__file__).resolve().parent
-    entries = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*.py"))
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
-
-
 def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
              curation: dict[str, list[str]]) -> str:
     """sha256 of everything a task's result depends on (see the module docstring)."""
@@ -99,8 +91,10 @@ def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, 
         st = shard.path.stat()
         files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns, shard.start, shard.end])
     part = {k: v for k, v in spec.items() if k not in ("selection", "inputs")}
-    text = json.dumps({"version": __version__, "code": code_fingerprint(), "source": source, "files": files, "spec": part, "seed": seed,
-                       "strict": strict, "curation": curation}, sort_keys=True, default=str)
+    text = json.dumps({"version": __version__, "code": code_fingerprint(),
+                       "user_filters": files_fingerprint(module_files(spec["chain"])), "source": source,
+                       "files": files, "spec": part, "seed": seed, "strict": strict, "curation": curation},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -9,10 +9,20 @@ what it changed through the value it returns.
 
 A filter's registry name, its recipe key (``[filters.<name>]``) and the prefix of its documentation agree; its
 reason strings are declared on the class so tests and reports can list them.
+
+Filters a user writes need no edit of this package: a recipe's chain may name a :class:`Filter` subclass by
+``"module:Class"`` (importable from the build's Python path), or by the name under which an installed distribution
+publishes it in the entry point group ``lima_data.filters`` (``[project.entry-points."lima_data.filters"]``). Such a
+filter runs like a built-in one: its stats, rejects and measurements are named by its class's ``name``; its
+settings table is keyed by the chain entry as written.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..candidate import Candidate
@@ -38,8 +48,8 @@ class Filter:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            REGISTRY[cls.name] = cls
+        if "name" in cls.__dict__ and cls.__module__.startswith(__package__ + "."):
+            REGISTRY[cls.name] = cls  # built-in filters only: a user filter is named by "module:Class"
 
     def __init__(self, seed: int = 0, **settings: Any):
         unknown = set(settings) - set(self.defaults)
@@ -71,16 +81,69 @@ class Filter:
         return value, reason
 
 
-def build_filter(name: str, settings: dict[str, Any], seed: int) -> Filter:
-    """Instantiate the registered filter ``name`` with the recipe's settings.
+#: Entry point group under which installed distributions publish filters (name -> ``module:Class``).
+ENTRY_POINT_GROUP = "lima_data.filters"
 
-    Raises:
-        RecipeError: the name is not registered or a setting is unknown.
-    """
+
+def _builtin_registry() -> dict[str, type[Filter]]:
     from . import clean, language, length, manual, quality, reddit, score, site, style, task  # noqa: F401
 
+    return REGISTRY
+
+
+def _user_class(spec: str, where: str) -> type[Filter]:
+    module_name, _, attr = spec.partition(":")
     try:
-        cls = REGISTRY[name]
-    except KeyError:
-        raise RecipeError(f"unknown filter {name!r}; known filters: {sorted(REGISTRY)}") from None
-    return cls(seed=seed, **settings)
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RecipeError(f"filter {spec!r}{where}: cannot import module {module_name!r}: {exc}") from None
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Filter) and "name" in cls.__dict__):
+        raise RecipeError(f"filter {spec!r}{where}: {attr!r} is not a Filter subclass with a `name` in "
+                          f"module {module_name!r}")
+    return cls
+
+
+def filter_class(name: str) -> type[Filter]:
+    """The filter class a recipe's chain entry names: a built-in filter's name (``"length"``), ``"module:Class"``
+    for a filter defined outside the package, or a name published in the ``lima_data.filters`` entry point group.
+
+    Raises:
+        RecipeError: nothing of that name, a module that cannot be imported, a class that is not a
+            :class:`Filter`, or a user filter whose ``name`` is a built-in filter's (it would mix their stats).
+    """
+    builtin = _builtin_registry()
+    if ":" in name:
+        cls = _user_class(name, "")
+    elif name in builtin:
+        return builtin[name]
+    else:
+        found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name))
+        if not found:
+            raise RecipeError(f"unknown filter {name!r}; known filters: {sorted(builtin)}, or 'module:Class' of "
+                              f"a Filter subclass, or a name in the {ENTRY_POINT_GROUP!r} entry point group")
+        cls = _user_class(found[0].value, f" (entry point {name!r})")
+    if cls.name in builtin and builtin[cls.name] is not cls:
+        raise RecipeError(f"filter {name!r}: its name {cls.name!r} is a built-in filter's; choose another name")
+    return cls
+
+
+def build_filter(name: str, settings: dict[str, Any], seed: int) -> Filter:
+    """Instantiate the filter a chain entry names (see :func:`filter_class`) with the recipe's settings.
+
+    Raises:
+        RecipeError: the name resolves to no filter, or a setting is unknown.
+    """
+    return filter_class(name)(seed=seed, **settings)
+
+
+def module_files(chain: list[str]) -> list[str]:
+    """The source files of the filters a chain names from outside the package (for cache keys: an edited user
+    filter must not reuse results cached with its old code)."""
+    files = []
+    for name in chain:
+        module = sys.modules.get(filter_class(name).__module__)
+        path = getattr(module, "__file__", None)
+        if path and not Path(path).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+            files.append(path)
+    return files

@@ -220,7 +220,7 @@ class StackExchangeSource(Source):
     def _index_folder(self, shard: Shard, workdir: Path) -> Path:
         """Where the join of ``shard``'s file lives: keyed by the file (path, size, modification time), the
         range size and lima-data's code, so every range of one file finds the same folder."""
-        from ..executor import code_fingerprint
+        from ..fingerprint import code_fingerprint
 
         st = shard.path.stat()
         key = json.dumps([str(shard.path.resolve()), st.st_size, st.st_mtime_ns, self.settings["shard_bytes"],
