@@ -36,8 +36,8 @@ def test_html_pages(pages):
     assert steak.meta["licence"] == "CC BY-NC-SA 3.0"
     text = steak.response
     assert text.startswith("Flank steak is a flavorful cut of meat")
-    assert "## Scoring and Seasoning the Meat\n\n1. **Score your steak to a depth of" in text
-    assert "\n2. **Choose a marinade or dry rub" in text
+    assert "## Scoring and Seasoning the Meat\n\n1. Score your steak to a depth of" in text  # headline not bold
+    assert "\n2. Choose a marinade or dry rub" in text and "**" not in text
     for pruned in ("## Tips", "Things You'll Need", "## References", "Related wikiHows", "Warnings"):
         assert pruned not in text
     for markup in ("<", "http", "![", "](", "WH.performance"):
@@ -64,15 +64,16 @@ def test_per_step_csv(shared):
     assert len(candidates) == 223 and stats[shard].rows == 223
     lint = next(c for c in candidates if c.id == "wikihow/Remove-Lint-from-Clothes")
     assert lint.prompt == "How to remove lint from clothes?"
-    assert lint.response.startswith("1. **Use a lint roller.** You can find them in the laundry department")
-    assert "**Use a lint roller.** Use a lint roller." not in lint.response  # heading not repeated
+    assert lint.response.startswith("## Steps\n\n1. Use a lint roller. You can find them in the laundry department")
+    assert "Use a lint roller. Use a lint roller." not in lint.response  # heading not repeated
 
 
 def test_titles_and_intro_rewrite():
     assert clean_title("How to Grill Flank Steak: 15 Steps (with Pictures) - wikiHow") == "Grill Flank Steak"
     assert clean_title("3 Simple Ways to Pass a Coding Interview - wikiHow") == "Pass a Coding Interview"
     assert title_to_prompt("How to Grill Flank Steak") == "How to grill flank steak?"
-    assert title_to_prompt("Verify Your YouTube Account") == "How to verify your YouTube account?"
+    assert title_to_prompt("Verify Your YouTube Account") == "How to verify your youtube account?"  # LIMA: all lower
+    assert title_to_prompt("Verify Your YouTube Account", "words") == "How to verify your YouTube account?"
     assert rewrite_intro("This article explains how to grill.") == ("The following answer explains how to grill.", True)
     assert rewrite_intro("Grilling is fun.") == ("Grilling is fun.", False)
 
@@ -113,8 +114,8 @@ def test_wikihow_sep_csv_fixture(tmp_path):
     assert shard.kind == "wikihow_sep_csv"
     fish, sleep = candidates
     assert fish.response == (
-        "Grilled fish is healthy.\n\n## Preparing the Grill\n\n1. **Heat the grill.** Heat it to medium-high.\n"
-        "2. **Oil the grates.** Use a paper towel.\n\n## Cooking the Fish\n\n1. **Place the fish.** Skin side down.")
+        "Grilled fish is healthy.\n\n## Preparing the Grill\n\n1. Heat the grill. Heat it to medium-high.\n"
+        "2. Oil the grates. Use a paper towel.\n\n## Cooking the Fish\n\n1. Place the fish. Skin side down.")
     assert sleep.prompt == "How to sleep better?"
 
 

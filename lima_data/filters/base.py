@@ -77,7 +77,8 @@ def build_filter(name: str, settings: dict[str, Any], seed: int) -> Filter:
     Raises:
         RecipeError: the name is not registered or a setting is unknown.
     """
-    from . import clean, language, length, manual, quality, reddit, score, site, style, task  # noqa: F401
+    from . import (clean, language, length, manual, quality, reddit, score, site, style, task,  # noqa: F401
+                   title_not_howto)
 
     try:
         cls = REGISTRY[name]
