@@ -10,9 +10,17 @@ from collections import Counter
 
 import pytest
 
+import re
+
+from lima_data.build import build
 from lima_data.candidate import Candidate
+from lima_data.filters.quality import Pii
+from lima_data.filters.title_not_howto import TitleNotHowto
+from lima_data.recipe import load_recipe
+from lima_data.report import iter_rejects
 from lima_data.selection import category_sample
-from lima_data.sources.wikihow import WikiHowSource, clean_title, rewrite_intro, title_to_prompt
+from lima_data.sources.wikihow import (WikiHowSource, clean_title, parse_title, rewrite_intro, strip_debris,
+                                       title_to_prompt)
 
 from .conftest import read_source
 
@@ -144,3 +152,111 @@ def test_category_first_then_article():
     picks = Counter(category_sample(pools, 1, random.Random(seed))[0].domain for seed in range(400))
     assert 0.4 < picks["small"] / 400 < 0.6  # categories are drawn uniformly, not by size
     assert len(category_sample(pools, 500, random.Random(0))) == 101
+
+
+# -- page debris, title forms, PII rule (issue 11) -------------------------------------------------------------
+
+#: What no wikiHow train row may keep: citation pop-ups and numbers, reader polls, image tags / inline icon JSON,
+#: sentences naming the site, bold step headlines (LIMA's release has none of them).
+DEBRIS = re.compile(r"X (?:Research|Expert|Trustworthy) [Ss]ource|Go to source|Expert Interview|\[\d+\]"
+                    r"|Reader Poll|Take Poll|wikiHow|smallUrl|mw-parser-output|!\[|\[\[|\{\{|<img|\*\*")
+
+
+@pytest.fixture(scope="module")
+def wikihow_build(tmp_path_factory, shared):
+    out = tmp_path_factory.mktemp("manifests")
+    result = build(load_recipe("lima"), inputs=[shared / "wikihow"], sources=["wikihow"], out_dir=out, name="wh",
+                   quiet=True)
+    rows = [json.loads(line) for line in open(result.path / "train.jsonl", encoding="utf-8")]
+    return result, rows
+
+
+def test_no_train_row_keeps_page_debris_or_a_broken_prompt(wikihow_build, shared):
+    result, rows = wikihow_build
+    raw = (shared / "wikihow" / "scraped_paragraphs" / "wikihow.csv").read_text(encoding="utf-8")
+    assert raw.count("X Expert Source") > 100 and raw.count("[Take Poll]") >= 7  # the input has them
+    assert len(rows) >= 190
+    for row in rows:
+        prompt, response = (m["content"] for m in row["messages"])
+        assert re.fullmatch(r"How to [^A-Z]+\?", prompt), prompt  # lower case after "How", never "How to 19"
+        assert not re.match(r"How to \d", prompt)
+        found = DEBRIS.search(response)
+        assert found is None, (row["id"], response[max(0, found.start() - 80):found.end() + 80])
+        assert response.count("## ") >= 1  # method headings (a lone unnamed method: "## Steps")
+    # the debris no longer drops good articles as leftover markup
+    funnel = {s["filter"]: s for s in result.manifest["funnel"]["wikihow"]["stages"]}
+    assert "leftover_markup" not in funnel["quality"]["dropped"]
+
+
+def test_listicle_titles_are_dropped_with_a_reason(wikihow_build):
+    result, rows = wikihow_build
+    rejects = {r["id"]: r for r in iter_rejects(result.path, filter_name="title_not_howto")}
+    assert "wikihow/19-Powerful-Prayers-for-a-Financial-Miracle-from-God" in rejects
+    assert "wikihow/Angel-Number-333-Meaning-in-Love-Spirituality-More" in rejects
+    assert {r["reason"] for r in rejects.values()} == {"title_not_howto"}
+    prompts = {row["messages"][0]["content"] for row in rows}
+    assert "How to install vinyl plank flooring on concrete?" in prompts  # "Easy Ways to ..." made a question
+    assert "How to get stronger and thicker wrists?" in prompts           # "Expert Advice on How to ..."
+
+
+@pytest.mark.parametrize("title, form, prompt", [
+    ("How to Thin Your Blood: Can Natural Remedies Help?", "how_to", "How to thin your blood?"),
+    ("How to Teach a Kid to Roller Skate in 14 Easy and Safe Steps", "how_to", "How to teach a kid to roller skate?"),
+    ("Easy Ways to Install Vinyl Plank Flooring on Concrete", "ways_to",
+     "How to install vinyl plank flooring on concrete?"),
+    ("3 Simple Ways to Fix a Cigarette Lighter in a Car - wikiHow", "ways_to", "How to fix a cigarette lighter in a car?"),
+    ("Expert Advice on How to Get Stronger and Thicker Wrists - wikiHow", "how_to",
+     "How to get stronger and thicker wrists?"),
+    ("Kill Flying Termites: 3 Ways to Get Rid of Alates and Their Colony", "ways_to",
+     "How to get rid of alates and their colony?"),
+    ("Grill Flank Steak", "task", "How to grill flank steak?"),
+    ("Why Do You Get Sleepy Around Someone You Love? 8 Reasons", "question",
+     "Why do you get sleepy around someone you love?"),
+    ("19 Powerful Prayers for a Financial Miracle from God", "listicle",
+     "19 Powerful Prayers for a Financial Miracle from God?"),
+    ("20+ of the Best AI Writing Tools", "listicle", "20+ of the Best AI Writing Tools?"),
+    ("Angel Number 333: Meaning in Love, Spirituality, & More", "listicle",
+     "Angel Number 333: Meaning in Love, Spirituality, & More?"),
+    ("Titanium Dioxide Explained: How to Mix and Use It", "listicle",
+     "Titanium Dioxide Explained: How to Mix and Use It?"),  # "it" points back at the title
+])
+def test_title_forms(title, form, prompt):
+    assert parse_title(title)[0] == form
+    assert title_to_prompt(title) == prompt
+    keep = TitleNotHowto()
+    assert keep(Candidate("w", "wikihow", "d", prompt, "r", meta={"title_form": form}))[1] == (
+        None if form in ("how_to", "ways_to", "task") else "title_not_howto")
+    assert TitleNotHowto(forms=["question"])(
+        Candidate("w", "wikihow", "d", prompt, "r", meta={"title_form": "question"}))[1] is None
+
+
+def test_strip_debris_on_real_steps(shared):
+    rows = list(csv.DictReader(open(shared / "wikihow" / "scraped_paragraphs" / "wikihow.csv", encoding="utf-8")))
+    microwave = next(r["paragraph"] for r in rows if "Bridgett Price" in r["paragraph"])
+    text, removed = strip_debris(microwave)
+    assert "Wash the turntable with soapy water." in text and "Bridgett" not in text and "[2]" not in text
+    assert removed["citations"] >= 2
+    poll = next(r["paragraph"] for r in rows if "We asked 232 wikiHow readers" in r["paragraph"])
+    text, removed = strip_debris(poll)
+    assert removed["polls"] == 1 and "Reader Poll" not in text and "Take Poll" not in text
+    assert "Talking to a counselor or therapist might not be the first thing" in text  # the advice stays
+    icon = next(r["paragraph"] for r in rows if "smallUrl" in r["paragraph"])
+    text, removed = strip_debris(icon)
+    assert removed["images"] >= 1 and "{" not in text and "Fair Use" not in text
+    text, removed = strip_debris("Soy is central.[14] X Research source This wikiHow article offers some ideas on "
+                                 "vegan cooking. Remember, though.")
+    assert text == "Soy is central. Remember, though." and removed["site_sentences"] == 1
+
+
+def test_pii_keeps_public_contacts_in_wikihow_but_masks_user_posts(wikihow_build):
+    _, rows = wikihow_build
+    phishing = next(r for r in rows if r["id"] == "wikihow/Report-Phishing")["messages"][1]["content"]
+    assert "Call TransUnion (800) 680-7289, Equifax (800) 525-6285 or Experian (888) 397-3742" in phishing
+    assert "[PHONE]" not in phishing and "[EMAIL]" not in phishing
+    # the same sentence in a user post (the default: every kind masked) loses the numbers
+    post = Candidate("reddit/x/1", "reddit", "x", "p", "Call TransUnion (800) 680-7289 or mail me at jo@example.com")
+    value, _ = Pii()(post)
+    assert post.response == "Call TransUnion [PHONE] or mail me at [EMAIL]" and value["phone"] == 1
+    article = Candidate("wikihow/x", "wikihow", "x", "p", "Call TransUnion (800) 680-7289.")
+    value, _ = Pii(mask=[])(article)
+    assert article.response == "Call TransUnion (800) 680-7289." and value["phone"] == 1  # counted, kept
