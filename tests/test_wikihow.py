@@ -260,3 +260,42 @@ def test_pii_keeps_public_contacts_in_wikihow_but_masks_user_posts(wikihow_build
     article = Candidate("wikihow/x", "wikihow", "x", "p", "Call TransUnion (800) 680-7289.")
     value, _ = Pii(mask=[])(article)
     assert article.response == "Call TransUnion (800) 680-7289." and value["phone"] == 1  # counted, kept
+
+
+def test_debris_and_titles_in_every_format(tmp_path, shared):
+    """The same cleaning in the WikiHow-Dataset CSV shapes and JSON lines (fixtures quote real debris)."""
+    cite = ("[2] X Expert Source Bridgett PriceProfessional Cleaner Expert Interview. 23 May 2019. "
+            "[3] X Trustworthy Source Mayo Clinic Educational website from one of the world's leading hospitals "
+            "Go to source")
+    poll = ("Reader Poll: We asked 232 wikiHow readers how they build self-confidence, and only 9% of them said "
+            "Seeking therapy. [Take Poll]")
+    all_csv = tmp_path / "wikihowAll.csv"
+    with open(all_csv, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["headline", "title", "text"])
+        writer.writerow(["x", "How to Disable JavaScript", f"This wikiHow teaches you how to turn off JavaScript.{cite}\n"
+                         f"Open the settings. {poll} Click Privacy."])
+        writer.writerow(["x", "19 Powerful Prayers for a Financial Miracle from God", "Pray daily.[1] X Research source"])
+    sep_csv = tmp_path / "wikihowSep.csv"
+    with open(sep_csv, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["overview", "headline", "text", "sectionLabel", "title"])
+        writer.writerow(["Clean it.", "Mix a paste.", f" Use baking soda.[1] X Research source Wash the tray.{cite}",
+                         "Steps", "Easy Ways to Clean a Microwave"])
+    jsonl = tmp_path / "articles.jsonl"
+    jsonl.write_text(json.dumps({"title": "Grill Fish", "category": "Recipes",
+                                 "text": "Heat the grill. ![Grill](https://www.wikihow.com/images/a.jpg) [[Image:Grill.jpg]]"
+                                         " Oil it."}) + "\n")
+    candidates, _, shards = read([all_csv, sep_csv, jsonl])
+    assert {s.kind for s in shards} == {"wikihow_all_csv", "wikihow_sep_csv", "wikihow_jsonl"}
+    by_id = {c.id: c for c in candidates}
+    js = by_id["wikihow/Disable-JavaScript"]
+    assert js.response == "The following answer teaches you how to turn off JavaScript.\n\nOpen the settings. Click Privacy."
+    assert js.prompt == "How to disable javascript?" and js.meta["removed"] == {"citations": 2, "polls": 1}
+    prayers = by_id["wikihow/19-Powerful-Prayers-for-a-Financial-Miracle-from-God"]
+    assert prayers.meta["title_form"] == "listicle" and not prayers.prompt.startswith("How to")
+    assert TitleNotHowto()(prayers)[1] == "title_not_howto"
+    micro = by_id["wikihow/Clean-a-Microwave"]
+    assert micro.prompt == "How to clean a microwave?" and micro.meta["title_form"] == "ways_to"
+    assert micro.response == "Clean it.\n\n## Steps\n\n1. Mix a paste. Use baking soda. Wash the tray."
+    assert by_id["wikihow/Grill-Fish"].response == "Heat the grill. Oil it."

@@ -72,7 +72,7 @@ _PRONOUN_END = re.compile(r"\b(?:it|them|this|these|those)\W*$", re.I)
 #: First words of a bare title that mark a listicle or a noun phrase, not a task (ours).
 _NOT_A_VERB = {"the", "a", "an", "all", "best", "top", "easy", "simple", "quick", "ultimate", "complete",
                "everything", "why", "what", "when", "where", "which", "who", "is", "are"}
-_THIS_ARTICLE = re.compile(r"^This article\b", re.I)
+_THIS_ARTICLE = re.compile(r"^This (?:wikiHow(?:\s+article)?|article)\b", re.I)
 
 #: The forms :func:`parse_title` tells apart (``meta["title_form"]``; the ``title_not_howto`` filter keeps the
 #: ones its recipe lists).
@@ -230,7 +230,8 @@ def strip_debris(text: str) -> tuple[str, dict[str, int]]:
 
 
 def rewrite_intro(markdown: str) -> tuple[str, bool]:
-    """LIMA: a leading "This article..." becomes "The following answer..."."""
+    """LIMA: a leading "This article..." becomes "The following answer..." (so does wikiHow's own "This wikiHow
+    [article] teaches you ...")."""
     new, n = _THIS_ARTICLE.subn("The following answer", markdown.lstrip(), count=1)
     return new, bool(n)
 
@@ -338,13 +339,13 @@ class WikiHowSource(Source):
             stats.count("duplicate_titles")
             return None
         seen.add(article_slug)
-        response, removed = strip_debris(article["markdown"].strip())
+        response, rewritten = article["markdown"].strip(), False
+        if self.settings["rewrite_this_article"]:  # before the debris: "This wikiHow teaches ..." is the intro
+            response, rewritten = rewrite_intro(response)
+        response, removed = strip_debris(response)
         for kind, n in removed.items():
             if n:
                 stats.count(f"articles_with_{kind}_removed")
-        rewritten = False
-        if self.settings["rewrite_this_article"]:
-            response, rewritten = rewrite_intro(response)
         title_form, _ = parse_title(title)
         categories = article.get("categories") or []
         stats.count("articles")
