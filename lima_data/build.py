@@ -214,8 +214,8 @@ def build(
             dedup = Dedup(recipe.data.get("dedup"))
             result = dedup.run([c for source in wanted for c in kept[source]])
             stage_stats: dict[str, dict[str, FilterStats]] = {s: {} for s in wanted}
-            kept = {source: run_stage(dedup.name, kept[source], lambda c: result.decisions[c.id],
-                                      stage_stats[source], sink) for source in wanted}
+            kept = {source: run_stage(dedup.name, kept[source], result.decision,
+                                      stage_stats[source], sink, frozenset({"duplicate_id"})) for source in wanted}
             with open(stage.path / "report" / "dedup_clusters.jsonl", "w", encoding="utf-8") as fh:
                 for cluster in result.clusters:
                     fh.write(dumps(cluster) + "\n")
