@@ -92,6 +92,8 @@ def test_build_with_lima_release_as_input(tmp_path, shared):
     assert len(rows) == 10 and {r["domain"] for r in rows} == {"authors", "multi_turn"}
     (reader,) = result.manifest["readers"]
     assert reader["counts"]["skipped_stackexchange"] == 5 and reader["rows"] == 30
+    assert any("20 row(s) skipped, by label: nlp 5, stackexchange 5, wikihow 5, writingprompts 5" in w
+               for w in result.warnings)
 
 
 def test_messages_and_pairs_layouts_with_splits(tmp_path):
