@@ -252,6 +252,7 @@ def test_pii_keeps_public_contacts_in_wikihow_but_masks_user_posts(wikihow_build
     _, rows = wikihow_build
     phishing = next(r for r in rows if r["id"] == "wikihow/Report-Phishing")["messages"][1]["content"]
     assert "Call TransUnion (800) 680-7289, Equifax (800) 525-6285 or Experian (888) 397-3742" in phishing
+    assert "Forward phishing emails to spam@uce.gov." in phishing
     assert "[PHONE]" not in phishing and "[EMAIL]" not in phishing
     # the same sentence in a user post (the default: every kind masked) loses the numbers
     post = Candidate("reddit/x/1", "reddit", "x", "p", "Call TransUnion (800) 680-7289 or mail me at jo@example.com")
