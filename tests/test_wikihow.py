@@ -300,3 +300,13 @@ def test_debris_and_titles_in_every_format(tmp_path, shared):
     assert micro.prompt == "How to clean a microwave?" and micro.meta["title_form"] == "ways_to"
     assert micro.response == "Clean it.\n\n## Steps\n\n1. Mix a paste. Use baking soda. Wash the tray."
     assert by_id["wikihow/Grill-Fish"].response == "Heat the grill. Oil it."
+
+
+def test_articles_about_wikihow_keep_their_sentences(tmp_path):
+    path = tmp_path / "articles.jsonl"
+    text = "Log in to wikiHow. Click Edit on the wikiHow article.[1] X Research source Save it."
+    path.write_text(json.dumps({"title": "How to Edit a wikiHow Article", "category": "wikiHow", "text": text})
+                    + "\n" + json.dumps({"title": "Grill Fish", "category": "Recipes", "text": text}) + "\n")
+    (about, other), _, _ = read([path])
+    assert about.response == "Log in to wikiHow. Click Edit on the wikiHow article. Save it."
+    assert other.response == "Save it."

@@ -207,19 +207,20 @@ DEBRIS = {
                          r"|\{\s*\"smallUrl\"[^{}]*\})", re.I),  # an inline icon's JSON (URL sizes, licence HTML)
     # a sentence that names the site ("This wikiHow article offers some ideas ...", "... a good wikiHow
     # article on the subject!"): site boilerplate, not part of the answer
-    "site_sentences": re.compile(r"(?:^|(?<=[.!?][ \t])|(?<=[.!?]\*\*[ \t]))[^.!?\n]*\bwikiHow\b[^.!?\n]*[.!?]*",
+    "site_sentences": re.compile(r"(?:^|(?<=[.!?][ \t])|(?<=[.!?]\*\*[ \t]))[^.!?\n]*\b(?i:wikihow)\b[^.!?\n]*[.!?]*",
                                  re.M),
 }
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])(?!\S)")
 
 
-def strip_debris(text: str) -> tuple[str, dict[str, int]]:
-    """Remove wikiHow's page debris (:data:`DEBRIS`) from an article's text; returns the text and how many of
-    each kind were removed. Line structure (headings, list items) is kept; a line left empty by the removal is
-    dropped, spaces before punctuation are closed up ("hands[7] X Expert ... 2021. . Try" -> "hands. Try")."""
-    counts = {}
-    for kind, pattern in DEBRIS.items():
-        text, counts[kind] = pattern.subn("", text)
+def strip_debris(text: str, kinds=tuple(DEBRIS)) -> tuple[str, dict[str, int]]:
+    """Remove wikiHow's page debris (:data:`DEBRIS`, the ``kinds`` named) from an article's text; returns the
+    text and how many of each kind were removed. Line structure (headings, list items) is kept; a line left empty
+    by the removal is dropped, spaces before punctuation are closed up ("hands[7] X Expert ... 2021. . Try" ->
+    "hands. Try")."""
+    counts = dict.fromkeys(DEBRIS, 0)
+    for kind in kinds:
+        text, counts[kind] = DEBRIS[kind].subn("", text)
     if any(counts.values()):
         text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
         lines = [re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", line).rstrip() for line in text.split("\n")]
@@ -342,11 +343,12 @@ class WikiHowSource(Source):
         response, rewritten = article["markdown"].strip(), False
         if self.settings["rewrite_this_article"]:  # before the debris: "This wikiHow teaches ..." is the intro
             response, rewritten = rewrite_intro(response)
-        response, removed = strip_debris(response)
+        title_form, task = parse_title(title)
+        about_the_site = "wikihow" in task.lower()  # "Edit a wikiHow Article": sentences naming the site stay
+        response, removed = strip_debris(response, [k for k in DEBRIS if k != "site_sentences" or not about_the_site])
         for kind, n in removed.items():
             if n:
                 stats.count(f"articles_with_{kind}_removed")
-        title_form, _ = parse_title(title)
         categories = article.get("categories") or []
         stats.count("articles")
         return Candidate(
