@@ -310,3 +310,10 @@ def test_articles_about_wikihow_keep_their_sentences(tmp_path):
     (about, other), _, _ = read([path])
     assert about.response == "Log in to wikiHow. Click Edit on the wikiHow article. Save it."
     assert other.response == "Save it."
+
+
+def test_prompt_case_is_checked():
+    from lima_data.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="prompt_case"):
+        WikiHowSource({"prompt_case": "upper"})

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..candidate import Candidate
-from ..errors import InputError
+from ..errors import InputError, RecipeError
 from ..filters.clean import html_to_markdown
 from . import ReaderStats
 from .base import Shard, Source, csv_rows, peek_csv_header, peek_json_keys, peek_lines
@@ -282,6 +282,12 @@ class WikiHowSource(Source):
         "bold_headlines": False,
         "unnamed_method": "Steps",
     }
+
+    def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(settings, **kwargs)
+        if self.settings["prompt_case"] not in ("lower", "words"):
+            raise RecipeError(f"[sources.wikihow.reader]: prompt_case must be \"lower\" or \"words\", not "
+                              f"{self.settings['prompt_case']!r}")
 
     def claim(self, path: Path, explicit: bool) -> Shard | None:
         suffix = path.suffix.lower()
