@@ -94,6 +94,11 @@ def test_build_with_lima_release_as_input(tmp_path, shared):
     assert reader["counts"]["skipped_stackexchange"] == 5 and reader["rows"] == 30
     assert any("20 row(s) skipped, by label: nlp 5, stackexchange 5, wikihow 5, writingprompts 5" in w
                for w in result.warnings)
+    # the skipped community picks still serve as decontamination material (--benchmark reads every user turn)
+    from lima_data.filters.decontaminate import benchmark_prompts
+
+    prompts = benchmark_prompts(shared / "lima" / "lima_train_slice.jsonl")
+    assert any(p.startswith("Can brain cells move?") for p in prompts) and len(prompts) >= 30
 
 
 def test_messages_and_pairs_layouts_with_splits(tmp_path):
