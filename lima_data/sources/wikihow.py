@@ -201,7 +201,7 @@ DEBRIS = {
         r"|Expert\s+Source\b(?:[^\n]{0,200}?Expert\s+Interview\.\s*" + _DATE + r")?"
         r"|Research\s+source\b(?:[^\n]{0,160}?Personal\s+interview\.\s*" + _DATE + r")?)"
         r"|[ \t]*\[\d{1,3}\](?!\()", re.I),
-    "polls": re.compile(r"[ \t]*Reader\s+Poll:[^\n]{0,600}?(?:\[Take\s+Poll\]|$)", re.I | re.M),
+    "polls": re.compile(r"[ \t]*Reader\s+Poll:[^\n]{0,600}?(?:\[?Take\s+Poll\]?|$)", re.I | re.M),
     "images": re.compile(r"[ \t]*(?:!\[[^\]\n]*\]\([^)\n]*\)|\[\[(?:Image|File):[^\]\n]*\]\]|\{\{[^}\n]*\}\}"
                          r"|\[Image:[^\]\n]*\]"
                          r"|\{\s*\"smallUrl\"[^{}]*\})", re.I),  # an inline icon's JSON (URL sizes, licence HTML)
