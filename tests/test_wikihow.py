@@ -204,7 +204,8 @@ def test_listicle_titles_are_dropped_with_a_reason(wikihow_build):
     ("How to Teach a Kid to Roller Skate in 14 Easy and Safe Steps", "how_to", "How to teach a kid to roller skate?"),
     ("Easy Ways to Install Vinyl Plank Flooring on Concrete", "ways_to",
      "How to install vinyl plank flooring on concrete?"),
-    ("3 Simple Ways to Fix a Cigarette Lighter in a Car - wikiHow", "ways_to", "How to fix a cigarette lighter in a car?"),
+    ("3 Simple Ways to Fix a Cigarette Lighter in a Car - wikiHow", "ways_to",
+     "How to fix a cigarette lighter in a car?"),
     ("Expert Advice on How to Get Stronger and Thicker Wrists - wikiHow", "how_to",
      "How to get stronger and thicker wrists?"),
     ("Kill Flying Termites: 3 Ways to Get Rid of Alates and Their Colony", "ways_to",
@@ -274,9 +275,11 @@ def test_debris_and_titles_in_every_format(tmp_path, shared):
     with open(all_csv, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["headline", "title", "text"])
-        writer.writerow(["x", "How to Disable JavaScript", f"This wikiHow teaches you how to turn off JavaScript.{cite}\n"
+        writer.writerow(["x", "How to Disable JavaScript",
+                         f"This wikiHow teaches you how to turn off JavaScript.{cite}\n"
                          f"Open the settings. {poll} Click Privacy."])
-        writer.writerow(["x", "19 Powerful Prayers for a Financial Miracle from God", "Pray daily.[1] X Research source"])
+        writer.writerow(["x", "19 Powerful Prayers for a Financial Miracle from God",
+                         "Pray daily.[1] X Research source"])
     sep_csv = tmp_path / "wikihowSep.csv"
     with open(sep_csv, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -285,13 +288,14 @@ def test_debris_and_titles_in_every_format(tmp_path, shared):
                          "Steps", "Easy Ways to Clean a Microwave"])
     jsonl = tmp_path / "articles.jsonl"
     jsonl.write_text(json.dumps({"title": "Grill Fish", "category": "Recipes",
-                                 "text": "Heat the grill. ![Grill](https://www.wikihow.com/images/a.jpg) [[Image:Grill.jpg]]"
-                                         " Oil it."}) + "\n")
+                                 "text": "Heat the grill. ![Grill](https://www.wikihow.com/images/a.jpg) "
+                                         "[[Image:Grill.jpg]] Oil it."}) + "\n")
     candidates, _, shards = read([all_csv, sep_csv, jsonl])
     assert {s.kind for s in shards} == {"wikihow_all_csv", "wikihow_sep_csv", "wikihow_jsonl"}
     by_id = {c.id: c for c in candidates}
     js = by_id["wikihow/Disable-JavaScript"]
-    assert js.response == "The following answer teaches you how to turn off JavaScript.\n\nOpen the settings. Click Privacy."
+    assert js.response == ("The following answer teaches you how to turn off JavaScript.\n\n"
+                           "Open the settings. Click Privacy.")
     assert js.prompt == "How to disable javascript?" and js.meta["removed"] == {"citations": 2, "polls": 1}
     prayers = by_id["wikihow/19-Powerful-Prayers-for-a-Financial-Miracle-from-God"]
     assert prayers.meta["title_form"] == "listicle" and not prayers.prompt.startswith("How to")
