@@ -205,6 +205,11 @@ def build(
                         "size": shard.path.stat().st_size,
                         "sha256": sha256_file(shard.path),
                     })
+                    skipped = {k[len("skipped_"):]: n for k, n in stats.counts.items() if k.startswith("skipped_")}
+                    if skipped:  # e.g. LIMA's release: community picks are rebuilt from dumps, not re-used
+                        warn(f"{stats.shard}: {sum(skipped.values())} row(s) skipped, by label: "
+                             + ", ".join(f"{k} {n}" for k, n in sorted(skipped.items()))
+                             + " (not training rows; the file can serve as --reference or --benchmark)")
                     if stats.malformed or stats.truncated:
                         where = ", ".join(f"line {e['line']}: {e['error']}" for e in stats.errors[:3])
                         warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
@@ -214,8 +219,8 @@ def build(
             dedup = Dedup(recipe.data.get("dedup"))
             result = dedup.run([c for source in wanted for c in kept[source]])
             stage_stats: dict[str, dict[str, FilterStats]] = {s: {} for s in wanted}
-            kept = {source: run_stage(dedup.name, kept[source], lambda c: result.decisions[c.id],
-                                      stage_stats[source], sink) for source in wanted}
+            kept = {source: run_stage(dedup.name, kept[source], result.decision,
+                                      stage_stats[source], sink, frozenset({"duplicate_id"})) for source in wanted}
             with open(stage.path / "report" / "dedup_clusters.jsonl", "w", encoding="utf-8") as fh:
                 for cluster in result.clusters:
                     fh.write(dumps(cluster) + "\n")

@@ -46,7 +46,9 @@ def main() -> None:
 @click.option("--input", "-i", "inputs", multiple=True, type=click.Path(exists=True, path_type=Path),
               metavar="PATH", help="A dump file or a folder of them, any source: Stack Exchange .7z / Posts.xml, "
                                    "wikiHow pages / CSVs / JSONL, Pushshift .zst / NDJSON / top-post CSV, "
-                                   "natural-instructions task JSON, your authored JSONL. Files are recognised by "
+                                   "natural-instructions task JSON, your authored JSONL, LIMA's release (GAIR "
+                                   "train.jsonl / test.jsonl, LLaMA-Factory lima.json: its authors' rows only). "
+                                   "Files are recognised by "
                                    "name and content. Repeat for more. Default: the recipe's own inputs.")
 @click.option("--sources", default=None, metavar="LIST",
               help=f"Comma-separated sources to build (of: {', '.join(SOURCE_NAMES)}). Default: all in the recipe.")

@@ -242,17 +242,19 @@ class Chain:
 
 
 def run_stage(name: str, candidates: list[Candidate], decide, stats: dict[str, FilterStats],
-              sink: RejectSink) -> list[Candidate]:
+              sink: RejectSink, hard_reasons: frozenset[str] = frozenset()) -> list[Candidate]:
     """Apply a global stage (dedup, decontamination) to one source's candidates, with the same bookkeeping as a
     filter: ``decide(candidate) -> (value, reason | None)``; a ``None`` value means the stage does not apply to
-    that candidate (it passes). Returns the kept candidates; ``stats[name]`` gets the counts."""
+    that candidate (it passes). A hand keep overrides any reason but those in ``hard_reasons`` (dedup's
+    ``duplicate_id``: a keep list names an id, and one candidate of that id is kept). Returns the kept
+    candidates; ``stats[name]`` gets the counts."""
     st = stats.setdefault(name, FilterStats(name, {}))
     out = []
     start = time.perf_counter()
     for candidate in candidates:
         value, reason = decide(candidate)
         st.entered += 1
-        if reason is not None and candidate.values.get("manual") == "keep":
+        if reason is not None and reason not in hard_reasons and candidate.values.get("manual") == "keep":
             candidate.meta.setdefault("kept_by_hand_over", []).append(f"{name}:{reason}")
             st.overridden += 1
             reason = None

@@ -25,18 +25,80 @@ def read(source, paths):
 
 
 def test_lima_gair_layout(shared):
+    """LIMA's release (GAIR layout): the authors' rows are read, the community picks skipped and counted."""
     candidates, (stats,) = read(AuthoredSource(), [shared / "lima" / "lima_train_slice.jsonl"])
-    assert len(candidates) == 30 and stats.malformed == 0
-    assert {c.domain for c in candidates} == {"stackexchange", "authors", "wikihow", "nlp", "writingprompts",
-                                              "multi_turn"}
+    assert len(candidates) == 10 and stats.malformed == 0 and stats.rows == 30
+    assert {c.domain for c in candidates} == {"authors", "multi_turn"}
+    assert {k: v for k, v in stats.counts.items() if k.startswith("skipped_")} == {
+        "skipped_stackexchange": 5, "skipped_wikihow": 5, "skipped_nlp": 5, "skipped_writingprompts": 5}
     first = candidates[0]
-    assert first.prompt.startswith("Can brain cells move?") and first.response.startswith("The question is")
+    assert first.prompt == "Create csv file with python" and first.response
     multi = [c for c in candidates if c.meta["turns"] > 2]
-    assert multi and all(c.domain == "multi_turn" for c in multi)
+    assert len(multi) == 5 and all(c.domain == "multi_turn" for c in multi)
     row = to_example(multi[0])
     assert len(row["messages"]) == multi[0].meta["turns"] > 2
     assert [m["role"] for m in row["messages"][:3]] == ["user", "assistant", "user"]
     assert to_example(multi[0], prompt_only=True)["messages"] == row["messages"][:1]
+    # a recipe can read more labels as authored
+    more, _ = read(AuthoredSource({"authored_labels": ["authors", "multi_turn", "nlp"]}),
+                   [shared / "lima" / "lima_train_slice.jsonl"])
+    assert len(more) == 15
+
+
+def _slice(shared):
+    return [json.loads(line) for line in (shared / "lima" / "lima_train_slice.jsonl").read_text().splitlines()]
+
+
+def test_lima_test_jsonl_prompts_go_to_test(tmp_path, shared):
+    """GAIR's test.jsonl layout: one user turn per row; authored prompts become test rows."""
+    rows = [{"conversations": r["conversations"][:1], "source": r["source"]} for r in _slice(shared)]
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    candidates, (stats,) = read(AuthoredSource(), [path])
+    assert len(candidates) == 10 and {c.meta["split"] for c in candidates} == {"test"}
+    assert all(c.response == "" for c in candidates) and stats.counts["skipped_nlp"] == 5
+
+
+def test_llama_factory_lima_json_and_sharegpt(tmp_path, shared):
+    """LLaMA-Factory's lima.json (one JSON array, Alpaca columns, no labels) and its ShareGPT layout."""
+    alpaca = []
+    for r in _slice(shared):
+        turns = r["conversations"]
+        pairs = [turns[i:i + 2] for i in range(0, len(turns) - 2, 2)]
+        alpaca.append({"instruction": turns[-2], "input": "", "output": turns[-1], "history": pairs})
+    path = tmp_path / "lima.json"
+    path.write_text(json.dumps(alpaca, indent=2))
+    candidates, (stats,) = read(AuthoredSource(), [path])
+    assert stats.counts["skipped_unlabelled"] == 25  # single-turn rows carry no label: cannot be told apart
+    assert len(candidates) == 5 and all(c.meta["turns"] > 2 for c in candidates)
+    multi = next(r for r in _slice(shared) if r["source"] == "multi_turn")
+    got = next(c for c in candidates if c.prompt == multi["conversations"][0])
+    assert [m["content"] for m in got.meta["messages"]] == multi["conversations"]
+    sharegpt = tmp_path / "lima_sharegpt.jsonl"
+    sharegpt.write_text("".join(json.dumps({"conversations": [
+        {"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(r["conversations"])],
+        "source": r["source"]}) + "\n" for r in _slice(shared)))
+    candidates, (stats,) = read(AuthoredSource(), [sharegpt])
+    assert len(candidates) == 10 and stats.malformed == 0
+
+
+def test_build_with_lima_release_as_input(tmp_path, shared):
+    from lima_data.build import build
+
+    result = build(load_recipe("lima"), inputs=[shared / "lima" / "lima_train_slice.jsonl"], sources=["authored"],
+                   out_dir=tmp_path, quiet=True)
+    rows = [json.loads(line) for split in ("train", "dev", "test")
+            for line in (result.path / f"{split}.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and {r["domain"] for r in rows} == {"authors", "multi_turn"}
+    (reader,) = result.manifest["readers"]
+    assert reader["counts"]["skipped_stackexchange"] == 5 and reader["rows"] == 30
+    assert any("20 row(s) skipped, by label: nlp 5, stackexchange 5, wikihow 5, writingprompts 5" in w
+               for w in result.warnings)
+    # the skipped community picks still serve as decontamination material (--benchmark reads every user turn)
+    from lima_data.filters.decontaminate import benchmark_prompts
+
+    prompts = benchmark_prompts(shared / "lima" / "lima_train_slice.jsonl")
+    assert any(p.startswith("Can brain cells move?") for p in prompts) and len(prompts) >= 30
 
 
 def test_messages_and_pairs_layouts_with_splits(tmp_path):

@@ -63,15 +63,15 @@ def test_build_full_recipe_from_a_folder_of_dumps(dumps, tmp_path):
     result = build(load_recipe("lima"), inputs=[dumps], out_dir=tmp_path, quiet=True)
     m = result.manifest
     by_source = {split: m["counts"][split]["by_source"] for split in ("train", "dev", "test")}
-    # The fixture's WritingPrompts story is a real one from LIMA's set, so it is also one of the authored rows:
-    # dedup keeps the scored Reddit copy and drops the authored one.
-    assert by_source["train"] == {"authored": 29, "natural_instructions": 3, "reddit": 1, "stackexchange": 17,
+    # LIMA's release as authored input: only its authors' rows (5 "authors" + 5 "multi_turn") are read; its
+    # community picks are skipped and counted (the fixture's WritingPrompts story, a real one from LIMA's set, is
+    # no longer read twice: once from the release, once from the dump).
+    assert by_source["train"] == {"authored": 10, "natural_instructions": 3, "reddit": 1, "stackexchange": 17,
                                   "wikihow": 10}
     clusters = [json.loads(line) for line in (result.path / "report" / "dedup_clusters.jsonl").read_text().splitlines()]
-    mixed = [c for c in clusters if {m["source"] for m in c["members"]} != {"reddit"}]
-    assert [sorted(m["source"] for m in c["members"]) for c in mixed] == [["authored", "reddit"]]
-    assert mixed[0]["keeper"] == "reddit/writingprompts/wp1"
-    assert by_source["dev"] == {} and by_source["test"] == {"reddit": 70}  # all 30 authored rows fill train first
+    assert [c for c in clusters if {m["source"] for m in c["members"]} != {"reddit"}] == []
+    assert any("authored.jsonl: 20 row(s) skipped, by label" in w for w in result.warnings)
+    assert by_source["dev"] == {} and by_source["test"] == {"reddit": 70}  # the 10 authored rows fill train first
     shortfalls = {(s["source"], s["group"]): (s["selected"], s["wanted"]) for s in m["shortfalls"]}
     assert shortfalls[("reddit", "writingprompts")] == (1, 150)
     assert shortfalls[("wikihow", "wikihow")] == (10, 200)

@@ -20,12 +20,13 @@ ENTRY = "tests.user_filters:QuestionMarkPrompt"
 
 def _recipe(tmp_path, chain_entry: str, settings: str = ""):
     path = tmp_path / "mine.toml"
+    chain = ", ".join(f'"{name}"' for name in load_recipe("sample").sources["wikihow"]["chain"] + [chain_entry])
     path.write_text(f"""
 name = "mine"
 include = ["sample.toml"]
 
 [sources.wikihow]
-chain = ["length", "quality", "language", "pii", "{chain_entry}"]
+chain = [{chain}]
 {settings}
 """)
     return load_recipe(path)

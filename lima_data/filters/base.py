@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import pkgutil
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,9 +87,11 @@ class Filter:
 ENTRY_POINT_GROUP = "lima_data.filters"
 
 
+@lru_cache(maxsize=1)
 def _builtin_registry() -> dict[str, type[Filter]]:
-    from . import clean, language, length, manual, quality, reddit, score, site, style, task  # noqa: F401
-
+    """Every built-in filter: each module of this package is imported once, so its classes register."""
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        importlib.import_module(f"{__package__}.{info.name}")
     return REGISTRY
 
 

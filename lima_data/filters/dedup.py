@@ -2,10 +2,11 @@
 (rapidfuzz), as one global stage between the filter chains and selection (DESIGN.md section 2).
 
 Like a filter it has a name (``dedup``), records a measured value for every candidate (the size of its cluster,
-1 when unique) and drops with a reason: ``exact_duplicate`` (same normalised prompt or response as another
+1 when unique) and drops with a reason: ``duplicate_id`` (the same id as another candidate: one wikiHow page,
+Reddit post or question read from two inputs), ``exact_duplicate`` (same normalised prompt or response as another
 candidate), ``near_duplicate`` (response MinHash Jaccard >= ``near.threshold``), ``similar_prompt`` (short prompts
 with a rapidfuzz ``token_sort_ratio`` >= ``prompt.threshold``: cross-posted questions, repeated wikiHow titles,
-reposted WritingPrompts). A candidate's reason is the strongest link it has (exact, then near, then similar).
+reposted WritingPrompts). A candidate's reason is the strongest link it has (id, exact, near, then similar).
 
 Duplicates are linked into clusters (union-find); each cluster keeps one member, the first by (score descending,
 ``None`` last, then id): deterministic whatever the read order. Scores of different sources are not comparable
@@ -17,13 +18,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import Candidate
 
-REASONS = ("exact_duplicate", "near_duplicate", "similar_prompt")
-_STRENGTH = {"exact_duplicate": 0, "near_duplicate": 1, "similar_prompt": 2}
+REASONS = ("duplicate_id", "exact_duplicate", "near_duplicate", "similar_prompt")
+_STRENGTH = {"duplicate_id": -1, "exact_duplicate": 0, "near_duplicate": 1, "similar_prompt": 2}
 _WORDS = re.compile(r"\w+")
 
 DEFAULTS: dict[str, Any] = {
@@ -92,11 +93,23 @@ class _UnionFind:
 
 @dataclass
 class DedupResult:
-    """Per candidate id: ``(value, reason)``; and the clusters of more than one member, each
+    """Per candidate id: ``(value, reason)`` (for an id shared by several candidates, the kept one's); per
+    candidate in input order: ``ordered``; and the clusters of more than one member, each
     ``{"keeper", "size", "members": [{"id", "source", "reason"}]}``."""
 
     decisions: dict[str, tuple[int, str | None]]
     clusters: list[dict[str, Any]]
+    ordered: list[tuple[int, str | None]] = field(default_factory=list)
+    _positions: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def decision(self, candidate: Candidate) -> tuple[int, str | None]:
+        """``(value, reason)`` of this very candidate object (of those passed to :meth:`Dedup.run`): two
+        candidates with one id get their own decisions, exactly one of them kept.
+
+        Raises:
+            KeyError: the candidate was not part of the run.
+        """
+        return self.ordered[self._positions[id(candidate)]]
 
 
 class Dedup:
@@ -137,11 +150,17 @@ class Dedup:
                 if i not in links or _STRENGTH[kind] < _STRENGTH[links[i]]:
                     links[i] = kind
 
+        first_of_id: dict[str, int] = {}
+        for i, c in enumerate(candidates):  # always (even with dedup off): one id names one example
+            if c.id in first_of_id:
+                link(first_of_id[c.id], i, "duplicate_id")
+            else:
+                first_of_id[c.id] = i
         if self.enabled and self.exact:
-            for field in ("prompt", "response"):
+            for attr in ("prompt", "response"):
                 first: dict[str, int] = {}
                 for i, c in enumerate(candidates):
-                    key = normalise(getattr(c, field))
+                    key = normalise(getattr(c, attr))
                     if not key:
                         continue
                     if key in first:
@@ -157,13 +176,15 @@ class Dedup:
         for i in range(n):
             members[uf.find(i)].append(i)
         decisions: dict[str, tuple[int, str | None]] = {}
+        by_position: list[tuple[int, str | None]] = [(1, None)] * n
         clusters = []
         for group in members.values():
             ordered = sorted(group, key=lambda i: keeper_order(candidates[i]))
             keeper = ordered[0]
-            decisions[candidates[keeper].id] = (len(group), None)
+            decisions[candidates[keeper].id] = by_position[keeper] = (len(group), None)
             for i in ordered[1:]:
-                decisions[candidates[i].id] = (len(group), links[i])
+                by_position[i] = (len(group), links[i])
+                decisions.setdefault(candidates[i].id, by_position[i])
             if len(group) > 1:
                 clusters.append({
                     "keeper": candidates[keeper].id,
@@ -173,7 +194,7 @@ class Dedup:
                                  "reason": None if i == keeper else links[i]} for i in ordered],
                 })
         clusters.sort(key=lambda c: c["keeper"])
-        return DedupResult(decisions, clusters)
+        return DedupResult(decisions, clusters, by_position, {id(c): i for i, c in enumerate(candidates)})
 
     def _minhash_pairs(self, candidates: list[Candidate], link) -> None:
         from datasketch import MinHashLSH

@@ -142,10 +142,11 @@ _PII_NEEDS = {"email": ("@",), "ip": (".",), "phone": ("0", "1", "2", "3", "4", 
 _FENCE_OR_INLINE = re.compile(r"(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)", re.S | re.M)
 
 
-def replace_pii(text: str, placeholders: dict[str, str]) -> tuple[str, dict[str, int]]:
-    """Replace emails, IPv4 addresses, phone numbers and ``u/`` / ``@`` handles outside code with placeholders.
+def replace_pii(text: str, placeholders: dict[str, str], kinds=PII_PATTERNS) -> tuple[str, dict[str, int]]:
+    """Replace emails, IPv4 addresses, phone numbers and ``u/`` / ``@`` handles outside code with placeholders
+    (only the ``kinds`` named, default all).
 
-    Returns the new text and how many of each kind were replaced.
+    Returns the new text and how many of each kind were replaced (0 for kinds not asked for).
     """
     counts = dict.fromkeys(PII_PATTERNS, 0)
     pieces = []
@@ -159,7 +160,7 @@ def replace_pii(text: str, placeholders: dict[str, str]) -> tuple[str, dict[str,
     for piece, is_prose in pieces:
         if is_prose:
             for kind, pattern in PII_PATTERNS.items():  # email before user: an address's @ is not a handle
-                if not any(needed in piece for needed in _PII_NEEDS[kind]):
+                if kind not in kinds or not any(needed in piece for needed in _PII_NEEDS[kind]):
                     continue
                 piece, n = pattern.subn(placeholders[kind], piece)
                 counts[kind] += n
@@ -168,22 +169,47 @@ def replace_pii(text: str, placeholders: dict[str, str]) -> tuple[str, dict[str,
 
 
 class Pii(Filter):
-    """Replace personal data in the prompt and response with placeholders (a transform; never drops): emails
+    """Replace personal contacts in the prompt and response with placeholders (a transform; never drops): emails
     ``[EMAIL]``, phone numbers ``[PHONE]``, IPv4 addresses ``[IP]``, Reddit ``u/name`` and ``@handle`` ``[USER]``.
     Code is left as it is.
 
-    Value: counts replaced, ``{"email", "ip", "phone", "user"}``.
+    The rule (ours): mask what a person wrote about themselves or others in a user post (Stack Exchange answers,
+    Reddit posts: contacts there are personal); leave edited reference text as written: a wikiHow article's
+    numbers and addresses are organisations' public contacts ("Call TransUnion (800) 680-7289", "Forward
+    phishing emails to reportphishing@apwg.org"), and blanking them breaks the instructions. So ``mask`` (the
+    kinds replaced, default all four) is recipe data per source: LIMA's recipe sets ``mask = []`` for wikiHow,
+    where the filter still counts what it finds (the report shows it) but changes nothing.
+
+    Value: contacts found, ``{"email", "ip", "phone", "user"}`` (counts; replaced when the kind is in ``mask``).
     """
 
     name = "pii"
     reasons = ()
-    defaults = {"placeholders": {"email": "[EMAIL]", "ip": "[IP]", "phone": "[PHONE]", "user": "[USER]"}}
+    defaults = {"placeholders": {"email": "[EMAIL]", "ip": "[IP]", "phone": "[PHONE]", "user": "[USER]"},
+                "mask": ["email", "ip", "phone", "user"]}
+
+    def __init__(self, seed: int = 0, **settings):
+        super().__init__(seed, **settings)
+        from ..errors import RecipeError
+
+        unknown = set(self.mask) - set(PII_PATTERNS)
+        if unknown:
+            raise RecipeError(f"[filters.pii]: mask names unknown kind(s) {sorted(unknown)}; "
+                              f"known: {sorted(PII_PATTERNS)}")
 
     def measure(self, candidate: Candidate) -> dict[str, int]:
         placeholders = {**self.defaults["placeholders"], **self.placeholders}
-        candidate.prompt, in_prompt = replace_pii(candidate.prompt, placeholders)
-        candidate.response, in_response = replace_pii(candidate.response, placeholders)
-        return {k: in_prompt[k] + in_response[k] for k in in_prompt}
+        found = dict.fromkeys(PII_PATTERNS, 0)
+        for field in ("prompt", "response"):
+            text = getattr(candidate, field)
+            masked, counts = replace_pii(text, placeholders)  # every kind counted
+            if any(counts[kind] for kind in self.mask):
+                if set(self.mask) != set(PII_PATTERNS):
+                    masked = replace_pii(text, placeholders, kinds=self.mask)[0]
+                setattr(candidate, field, masked)
+            for kind, n in counts.items():
+                found[kind] += n
+        return found
 
     def decide(self, value: dict[str, int]) -> str | None:
         return None

@@ -16,8 +16,14 @@ Formats (each file is one shard; the format is recognised by name and content):
   path), and the body as ``text`` (Markdown or plain) or ``methods``: ``[{"title", "steps": [str, ...]}]``, with an
   optional ``intro``.
 
-The response is Markdown: the intro, then each method as a ``##`` heading and its steps as a numbered list (a
-step's bold headline kept). Sections in ``prune`` are left out; links (text kept), images and videos always are.
+The response is Markdown: the intro, then each method as a ``##`` heading and its steps as a numbered list of
+plain ``1. `` lines (LIMA's release: the step's headline is not bold; ``bold_headlines`` keeps it bold); an
+article with one unnamed method gets the heading ``unnamed_method``. Sections in ``prune`` are left out; links
+(text kept), images and videos always are. Page debris is removed in every format (:func:`strip_debris`:
+citation numbers and their reference pop-ups, reader polls, image tags, sentences naming wikiHow).
+The prompt is "How to <task>?" (:func:`title_to_prompt`); ``meta["title_form"]`` says what the title was
+(:func:`parse_title`), and the ``title_not_howto`` filter drops titles that are no how-to (listicles, noun
+phrases with an SEO subtitle), so no prompt reads "How to 19 ...".
 The candidate's group is ``wikihow``; ``meta["category"]`` is its top-level category (one of ``top_categories``).
 """
 
@@ -30,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..candidate import Candidate
-from ..errors import InputError
+from ..errors import InputError, RecipeError
 from ..filters.clean import html_to_markdown
 from . import ReaderStats
 from .base import Shard, Source, csv_rows, peek_csv_header, peek_json_keys, peek_lines
@@ -56,35 +62,116 @@ SECTIONS = {
     "ingredients": ("ingredients",),
 }
 
-_TITLE_SUFFIX = re.compile(r"\s*(?::\s*\d+\+?\s+[\w ]+?)?\s*(?:\(with Pictures\))?\s*(?:-\s*wikiHow)?\s*$", re.I)
-_HOW_TO = re.compile(r"^\s*(?:\d+\s+(?:simple\s+|easy\s+)?ways\s+to|how\s+to)\s+", re.I)
-_THIS_ARTICLE = re.compile(r"^This article\b", re.I)
+_SITE_SUFFIX = re.compile(r"\s*(?:\(with pictures\)\s*)?(?:[-|]\s*wikiHow\s*)?$", re.I)
+_STEPS_TAIL = re.compile(r"\s+in\s+\d+\+?\s+(?:[\w&-]+\s+){0,3}(?:steps|ways)$", re.I)
+_HOW_TO = re.compile(r"\bhow\s+to\s+(?P<task>.+)$", re.I)  # .match: at the start; .search: anywhere
+_WAYS_TO = re.compile(r"^(?:\d+\+?\s+)?(?:[A-Za-z-]+\s+){0,2}ways\s+to\s+(?P<task>.+)$", re.I)
+_QUESTION = re.compile(r"^(?:why|what|when|where|which|who|whose|how|can|could|should|is|are|was|were|do|does|did|"
+                       r"will|would|has|have)\b[^?]*\?", re.I)
+_PRONOUN_END = re.compile(r"\b(?:it|them|this|these|those)\W*$", re.I)
+#: First words of a bare title that mark a listicle or a noun phrase, not a task (ours).
+_NOT_A_VERB = {"the", "a", "an", "all", "best", "top", "easy", "simple", "quick", "ultimate", "complete",
+               "everything", "why", "what", "when", "where", "which", "who", "is", "are"}
+_THIS_ARTICLE = re.compile(r"^This (?:wikiHow(?:\s+article)?|article)\b", re.I)
+
+#: The forms :func:`parse_title` tells apart (``meta["title_form"]``; the ``title_not_howto`` filter keeps the
+#: ones its recipe lists).
+TITLE_FORMS = ("how_to", "ways_to", "task", "question", "listicle")
+
+
+def _strip_site(title: str) -> str:
+    return _SITE_SUFFIX.sub("", " ".join(title.split())).strip()
+
+
+def parse_title(title: str) -> tuple[str, str]:
+    """What a wikiHow title asks, as ``(form, text)``; ``text`` keeps the title's own case.
+
+    Forms (rules ours, from the real titles in ../shared/data/wikihow): the site suffix (``" - wikiHow"``,
+    ``"(with Pictures)"``) and SEO subtitles (``": 15 Steps"``, ``": Tips & Tricks"``, ``" in 14 Easy Steps"``)
+    are dropped first, then
+
+    - ``how_to``: ``"How to Thin Your Blood: Can Natural Remedies Help?"`` -> ``"Thin Your Blood"``; also a
+      "how to" inside the title (``"Expert Advice on How to Get Stronger Wrists"``) or its subtitle, unless the
+      task ends on a pronoun that points back at the title (``"Titanium Dioxide Explained: How to Mix and Use It"``
+      is a ``listicle``);
+    - ``ways_to``: ``"3 Easy Ways to Break Down Clay Soil Fast"``, ``"Simple Ways to Clean Painted Wood"`` ->
+      the task after "to";
+    - ``question``: a title that opens with a question (``"Why Do You Get Sleepy Around Someone You Love? 8
+      Reasons"`` -> ``"Why Do You Get Sleepy Around Someone You Love?"``);
+    - ``task``: a bare page name without a subtitle (``wgTitle`` of a saved page: ``"Grill Flank Steak"``);
+    - ``listicle``: anything else: a title that starts with a number (``"19 Powerful Prayers for a Financial
+      Miracle from God"``), an article or adjective (``"The Best ..."``), or a noun phrase with a subtitle
+      (``"Angel Number 333: Meaning in Love"``; a page name with a subtitle cannot be told from a noun phrase
+      without a part-of-speech tagger, so it is not guessed at). ``text`` is the cleaned title.
+    """
+    clean = _strip_site(title)
+    if not re.match(r"how\s+to\b", clean, re.I):
+        question = _QUESTION.match(clean)
+        if question:
+            return "question", question.group(0).strip()
+    head, _, subtitle = (part.strip() for part in clean.partition(":"))
+    match = _HOW_TO.match(head)
+    if match and _task(match.group("task")):
+        return "how_to", _task(match.group("task"))
+    match = _WAYS_TO.match(head)
+    if match and _task(match.group("task")):
+        return "ways_to", _task(match.group("task"))
+    for part in (head, subtitle):  # "Expert Advice on How to ...", "Kill Flying Termites: 3 Ways to ..."
+        match = _HOW_TO.search(part)
+        form = "how_to"
+        if not match:
+            match, form = _WAYS_TO.match(part), "ways_to"
+        if match and _task(match.group("task")) and not _PRONOUN_END.search(match.group("task")):
+            return form, _task(match.group("task"))
+        if part is head and not subtitle and _looks_like_task(head):
+            return "task", _task(head)
+    return "listicle", clean
+
+
+def _task(text: str) -> str:
+    return _STEPS_TAIL.sub("", text).strip(" .?!")
+
+
+def _looks_like_task(text: str) -> bool:
+    words = text.split()
+    return bool(words) and not words[0][:1].isdigit() and words[0].lower() not in _NOT_A_VERB
 
 
 def clean_title(title: str) -> str:
     """The bare task of a wikiHow title: ``"How to Grill Flank Steak: 15 Steps (with Pictures) - wikiHow"`` ->
-    ``"Grill Flank Steak"``; ``"3 Ways to Grill Fish"`` -> ``"Grill Fish"``."""
-    title = " ".join(title.split())
-    title = _TITLE_SUFFIX.sub("", title)
-    return _HOW_TO.sub("", title).strip()
+    ``"Grill Flank Steak"``; ``"3 Ways to Grill Fish"`` -> ``"Grill Fish"``; a title that is no how-to (see
+    :func:`parse_title`) comes back cleaned of its site suffix only."""
+    return parse_title(title)[1]
 
 
-def title_to_prompt(title: str) -> str:
-    """LIMA's prompt: ``"How to Grill Flank Steak"`` -> ``"How to grill flank steak?"``.
-
-    Title-cased words after the first are lower-cased; words with inner capitals or all capitals (``YouTube``,
-    ``COVID``) are kept. Proper nouns written like ordinary words ("California") are lower-cased too.
-    """
-    task = clean_title(title)
-    words = task.split()
+def _lower_words(text: str, case: str) -> str:
+    if case == "lower":
+        return text.lower()
     out = []
-    for word in words:
+    for word in text.split():
         core = word.strip("()\"'.,:;")
         if core[:1].isupper() and core[1:].islower() or (len(core) == 1 and core.isupper() and core != "I"):
             word = word.replace(core, core.lower(), 1)
         out.append(word)
-    text = " ".join(out).rstrip(".?!")
-    return f"How to {text}?"
+    return " ".join(out)
+
+
+def title_to_prompt(title: str, case: str = "lower") -> str:
+    """LIMA's prompt: ``"How to Grill Flank Steak"`` -> ``"How to grill flank steak?"``.
+
+    ``case="lower"`` (LIMA's release: every prompt is lower case after "How", proper nouns too: "... on
+    facebook?"); ``case="words"`` lower-cases title-cased words only and keeps words with inner or all capitals
+    (``YouTube``, ``COVID``). A ``question`` title keeps its own words (first letter upper, the rest by ``case``);
+    a ``listicle`` title becomes the cleaned title with a question mark, never "How to 19 ..." (the
+    ``title_not_howto`` filter drops it).
+    """
+    form, text = parse_title(title)
+    if form == "question":
+        first, _, rest = text.partition(" ")
+        return f"{first[:1].upper()}{first[1:].lower()} {_lower_words(rest, case)}".strip()
+    if form == "listicle":
+        return text.rstrip(".?!") + "?"
+    return f"How to {_lower_words(text, case).rstrip('.?!')}?"
 
 
 def slug(title: str) -> str:
@@ -102,8 +189,50 @@ def top_category(categories: list[str], top: tuple[str, ...] = TOP_CATEGORIES) -
     return categories[-1].strip() if categories else ""
 
 
+_DATE = r"\d{1,2}\s+[A-Z][a-z]+\.?\s+\d{4}\b\.?"
+#: wikiHow's debris in text scraped from its pages (rules ours, from ../shared/data/wikihow): the reference
+#: pop-up that follows a citation number ("[2] X Expert Source Bridgett Price Professional Cleaner Expert
+#: Interview. 23 May 2019.", "X Trustworthy Source Mayo Clinic ... Go to source", "X Research source"), bare
+#: citation numbers, reader polls and wiki / Markdown image tags.
+DEBRIS = {
+    "citations": re.compile(
+        r"[ \t]*(?:\[\d{1,3}\][ \t]*)?\bX\s+(?:"
+        r"Trustworthy\s+Source\b[^\n]{0,400}?Go\s+to\s+source"
+        r"|Expert\s+Source\b(?:[^\n]{0,200}?Expert\s+Interview\.\s*" + _DATE + r")?"
+        r"|Research\s+source\b(?:[^\n]{0,160}?Personal\s+interview\.\s*" + _DATE + r")?)"
+        r"|[ \t]*\[\d{1,3}\](?!\()", re.I),
+    "polls": re.compile(r"[ \t]*Reader\s+Poll:[^\n]{0,600}?(?:\[?Take\s+Poll\]?|$)", re.I | re.M),
+    "images": re.compile(r"[ \t]*(?:!\[[^\]\n]*\]\([^)\n]*\)|\[\[(?:Image|File):[^\]\n]*\]\]|\{\{[^}\n]*\}\}"
+                         r"|\[Image:[^\]\n]*\]"
+                         r"|\{\s*\"smallUrl\"[^{}]*\})", re.I),  # an inline icon's JSON (URL sizes, licence HTML)
+    # a sentence that names the site ("This wikiHow article offers some ideas ...", "... a good wikiHow
+    # article on the subject!"): site boilerplate, not part of the answer
+    "site_sentences": re.compile(r"(?:^|(?<=[.!?][ \t])|(?<=[.!?]\*\*[ \t]))[^.!?\n]*\b(?i:wikihow)\b[^.!?\n]*[.!?]*",
+                                 re.M),
+}
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])(?!\S)")
+
+
+def strip_debris(text: str, kinds=tuple(DEBRIS)) -> tuple[str, dict[str, int]]:
+    """Remove wikiHow's page debris (:data:`DEBRIS`, the ``kinds`` named) from an article's text; returns the
+    text and how many of each kind were removed. Line structure (headings, list items) is kept; a line left empty
+    by the removal is dropped, spaces before punctuation are closed up ("hands[7] X Expert ... 2021. . Try" ->
+    "hands. Try")."""
+    counts = dict.fromkeys(DEBRIS, 0)
+    for kind in kinds:
+        text, counts[kind] = DEBRIS[kind].subn("", text)
+    if any(counts.values()):
+        text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+        lines = [re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", line).rstrip() for line in text.split("\n")]
+        text = re.sub(r"\n{3,}", "\n\n", "\n".join(line for line in lines
+                                                  if line.strip() or not line)).strip()
+        text = re.sub(r"^(\d+\.|[*-]|#+)[ \t]*$\n?", "", text, flags=re.M)  # an item left without text
+    return text, counts
+
+
 def rewrite_intro(markdown: str) -> tuple[str, bool]:
-    """LIMA: a leading "This article..." becomes "The following answer..."."""
+    """LIMA: a leading "This article..." becomes "The following answer..." (so does wikiHow's own "This wikiHow
+    [article] teaches you ...")."""
     new, n = _THIS_ARTICLE.subn("The following answer", markdown.lstrip(), count=1)
     return new, bool(n)
 
@@ -136,7 +265,10 @@ class WikiHowSource(Source):
 
     Reader settings: ``prune`` (sections left out: any of ``references``, ``things_youll_need``,
     ``related_wikihows``, ``tips``, ``warnings``, ``ingredients``), ``rewrite_this_article`` (LIMA's "This
-    article" -> "The following answer"), ``top_categories`` (the 19 top-level categories).
+    article" -> "The following answer"), ``top_categories`` (the 19 top-level categories), ``prompt_case``
+    (``"lower"``: all lower case after "How", as LIMA's release; ``"words"``: keeps ``YouTube``, ``COVID``),
+    ``bold_headlines`` (False: plain steps, as LIMA's release), ``unnamed_method`` (heading of a lone method
+    without a name; ``""`` for none).
     """
 
     name = SOURCE
@@ -146,7 +278,16 @@ class WikiHowSource(Source):
         "prune": ["references", "things_youll_need", "related_wikihows", "tips", "warnings"],
         "rewrite_this_article": True,
         "top_categories": list(TOP_CATEGORIES),
+        "prompt_case": "lower",
+        "bold_headlines": False,
+        "unnamed_method": "Steps",
     }
+
+    def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(settings, **kwargs)
+        if self.settings["prompt_case"] not in ("lower", "words"):
+            raise RecipeError(f"[sources.wikihow.reader]: prompt_case must be \"lower\" or \"words\", not "
+                              f"{self.settings['prompt_case']!r}")
 
     def claim(self, path: Path, explicit: bool) -> Shard | None:
         suffix = path.suffix.lower()
@@ -205,17 +346,22 @@ class WikiHowSource(Source):
             stats.count("duplicate_titles")
             return None
         seen.add(article_slug)
-        response = article["markdown"].strip()
-        rewritten = False
-        if self.settings["rewrite_this_article"]:
+        response, rewritten = article["markdown"].strip(), False
+        if self.settings["rewrite_this_article"]:  # before the debris: "This wikiHow teaches ..." is the intro
             response, rewritten = rewrite_intro(response)
+        title_form, task = parse_title(title)
+        about_the_site = "wikihow" in task.lower()  # "Edit a wikiHow Article": sentences naming the site stay
+        response, removed = strip_debris(response, [k for k in DEBRIS if k != "site_sentences" or not about_the_site])
+        for kind, n in removed.items():
+            if n:
+                stats.count(f"articles_with_{kind}_removed")
         categories = article.get("categories") or []
         stats.count("articles")
         return Candidate(
             id=f"{SOURCE}/{article_slug}",
             source=SOURCE,
             domain=top_category(categories, tuple(self.settings["top_categories"])) or "(none)",
-            prompt=title_to_prompt(title),
+            prompt=title_to_prompt(title, self.settings["prompt_case"]),
             response=response,
             score=None,
             meta={
@@ -226,9 +372,24 @@ class WikiHowSource(Source):
                 "url": article.get("url") or f"https://www.wikihow.com/{article_slug}",
                 "licence": LICENCE,
                 "rewrote_this_article": rewritten,
+                "title_form": title_form,
+                "removed": {kind: n for kind, n in removed.items() if n},
                 "format": shard.kind,
             },
         )
+
+    def _step(self, headline: str, text: str) -> str:
+        """One step: its headline (bold with ``bold_headlines``) then its text."""
+        if not headline:
+            return text
+        return (f"**{headline}** {text}" if self.settings["bold_headlines"] else f"{headline} {text}").strip()
+
+    def _article(self, intro: str, methods: list[tuple[str, list[str]]]) -> str:
+        """:func:`article_markdown`; a lone method without a name gets the heading ``unnamed_method`` (LIMA's
+        release: every article has ``## `` headings; a single-method article's is "Step")."""
+        if len(methods) == 1 and not methods[0][0].strip() and self.settings["unnamed_method"]:
+            methods = [(self.settings["unnamed_method"], methods[0][1])]
+        return article_markdown(intro, methods)
 
     # -- formats -----------------------------------------------------------------------------------------------
 
@@ -250,6 +411,9 @@ class WikiHowSource(Source):
         for junk in soup.select("script, noscript, style, img, video, .mwimg, .video, sup.reference, "
                                 ".wh_vote_container, .altblock, .clearall"):
             junk.decompose()
+        if not self.settings["bold_headlines"]:
+            for headline in soup.select("div.step b.whb"):
+                headline.unwrap()
         intro_node = soup.select_one("#mf-section-0")
         intro = html_to_markdown(str(intro_node))[0] if intro_node else ""
         methods = []
@@ -275,7 +439,7 @@ class WikiHowSource(Source):
         if not methods or not any(steps for _, steps in methods):
             self.malformed(stats, None, "no steps found (not a wikiHow article page?)")
             return
-        markdown = article_markdown(intro, methods)
+        markdown = self._article(intro, methods)
         if extra:
             markdown += "\n\n" + "\n\n".join(extra)
         canonical = soup.select_one('link[rel="canonical"]')
@@ -316,8 +480,8 @@ class WikiHowSource(Source):
                 text = " ".join((row.get("text") or "").split())
                 if not methods or methods[-1][0] != label:
                     methods.append((label, []))
-                methods[-1][1].append(f"**{headline}** {text}".strip() if headline else text)
-            yield line, {"title": title, "markdown": article_markdown(intro, methods)}
+                methods[-1][1].append(self._step(headline, text))
+            yield line, {"title": title, "markdown": self._article(intro, methods)}
 
     def _steps_csv(self, shard: Shard, stats: ReaderStats):
         for line, title, rows in self._grouped(shard, stats):
@@ -327,8 +491,8 @@ class WikiHowSource(Source):
                 paragraph = " ".join((row.get("paragraph") or "").split())
                 if heading and paragraph.startswith(heading):
                     paragraph = paragraph[len(heading):].strip()
-                steps.append(f"**{heading}** {paragraph}".strip() if heading else paragraph)
-            yield line, {"title": title, "markdown": article_markdown("", [("", steps)])}
+                steps.append(self._step(heading, paragraph))
+            yield line, {"title": title, "markdown": self._article("", [("", steps)])}
 
     def _jsonl(self, shard: Shard, stats: ReaderStats):
         with open(shard.path, encoding="utf-8-sig") as fh:
@@ -340,7 +504,7 @@ class WikiHowSource(Source):
                 if row.get("methods"):
                     methods = [(m.get("title") or m.get("name") or "", [str(s) for s in m.get("steps", [])])
                                for m in row["methods"]]
-                    markdown = article_markdown(row.get("intro") or "", methods)
+                    markdown = self._article(row.get("intro") or "", methods)
                 else:
                     markdown = str(row.get("text") or row.get("article") or row.get("body") or "")
                 yield line, {"title": row.get("title") or "", "categories": categories, "markdown": markdown,
