@@ -7,6 +7,7 @@ runs on the small set of kept candidates. The manifest folder is written atomica
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -39,6 +40,7 @@ from .sources.base import Shard, Source, discover
 #: Candidate meta keys kept in rejects but left out of manifest rows (large, and the prompt when chosen).
 MANIFEST_META_EXCLUDE = ("question_body",)
 SELECTION_STAGE = "selection"
+log = logging.getLogger(__name__)
 SE = "stackexchange"
 
 
@@ -97,7 +99,7 @@ def build(
         out_dir: where ``<name>/`` is written.
         name: manifest folder name (default: the recipe's name).
         strict: malformed rows, truncated files and quota shortfalls become errors.
-        quiet: no progress bars and no warnings on the console.
+        quiet: no progress bars. Warnings go to the ``lima_data.build`` logger (and ``BuildResult.warnings``).
         benchmarks: files of prompts that no train row may overlap (added to the recipe's
             ``[decontamination] benchmarks``).
         keep, drop: files of candidate ids kept or dropped by hand (see :mod:`lima_data.filters.manual`).
@@ -122,8 +124,7 @@ def build(
 
     def warn(message: str) -> None:
         warnings.append(message)
-        if not quiet:
-            console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)
+        log.warning(message)
 
     wanted = list(sources) if sources else list(recipe.sources)
     for source in wanted:
@@ -166,6 +167,11 @@ def build(
                 "skipped": [display_path(p) for p in skipped]}
         return BuildResult(path=None, manifest=plan, stats={}, warnings=warnings)
     missing = [source for source in wanted if not shards[source]]
+    if len(missing) == len(wanted) and not allow_empty:
+        raise EmptyBuildError(
+            f"no input file was found for {', '.join(wanted)}"
+            + (f" ({len(skipped)} file(s) under the inputs are no source's dump, e.g. {display_path(skipped[0])}; "
+               "--dry-run lists them)" if skipped else "") + "; pass --allow-empty to write an empty manifest anyway")
     for source in missing:
         message = f"{source}: no input found for this source; its quotas stay empty"
         if strict:
@@ -304,13 +310,8 @@ def build(
             )
 
         if not any(splits.values()) and not allow_empty:
-            if not any(shards[s] for s in wanted):
-                why = "no input file was found for " + ", ".join(wanted)
-                if skipped:
-                    why += f" ({len(skipped)} file(s) were skipped as no source's dump, e.g. {skipped[0]})"
-            else:
-                why = ("no candidate passed the filters and selection (see the funnel with "
-                       "`lima-data build --allow-empty`, then `lima-data report`)")
+            why = ("no candidate passed the filters and selection (see the funnel with "
+                   "`lima-data build --allow-empty`, then `lima-data report`)")
             raise EmptyBuildError(f"the build selected no row: {why}; pass --allow-empty to write an empty "
                                   "manifest anyway")
 
