@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
+from ..text import loads_json
 from . import ReaderStats
 
 Progress = Callable[[int], None]
@@ -123,7 +124,7 @@ class Source:
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw)
+                row = loads_json(raw)
             except json.JSONDecodeError as exc:
                 self.malformed(stats, line, f"bad JSON: {exc.msg}")
                 continue
