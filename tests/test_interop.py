@@ -213,3 +213,29 @@ def test_cli_grammar(sample, tmp_path, se_dir):
     # a bad checkpoint folder is a one-line error
     result = runner.invoke(main, ["generate", str(sample.path), "--checkpoint", str(sample.path)])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "no config.json" in result.output
+
+
+def test_minhash_matches_datasketch_on_real_responses(shared):
+    datasketch = pytest.importorskip("datasketch")
+    from datasketch.lsh import _optimal_param
+
+    from lima_data.filters.dedup import shingles
+    from lima_data.filters.minhash import LSHIndex, jaccard, optimal_bands, signature
+
+    for threshold, num_perm in ((0.8, 128), (0.5, 64), (0.9, 256), (0.3, 128)):
+        assert optimal_bands(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
+    texts = [turn for row in jsonl(shared / "lima" / "lima_train_slice.jsonl") for turn in row["conversations"]]
+    sets = [sorted(shingles(t, 5)) or [b""] for t in texts]
+    theirs = datasketch.MinHash.bulk(sets, num_perm=128, seed=1)
+    ours = [signature(s, 128, 1) for s in sets]
+    assert all((m.hashvalues == o).all() for m, o in zip(theirs, ours))
+    assert jaccard(ours[0], ours[1]) == theirs[0].jaccard(theirs[1])
+    lsh, index = datasketch.MinHashLSH(threshold=0.5, num_perm=128), LSHIndex(0.5, 128)
+    edited = [t[: len(t) // 2] + " an edit " + t[len(t) // 2:] for t in texts[:20]]
+    for i, (m, o) in enumerate(zip(theirs, ours)):
+        lsh.insert(i, m)
+        index.insert(i, o)
+    for text in edited:
+        s = sorted(shingles(text, 5)) or [b""]
+        assert set(lsh.query(datasketch.MinHash.bulk([s], num_perm=128, seed=1)[0])) == index.query(
+            signature(s, 128, 1))
