@@ -455,9 +455,13 @@ def fill_dev_from_pool(recipe: Recipe, wanted: Sequence[str], kept: dict[str, li
         selections[source].append(GroupSelection(source=source, group="dev_from_pool", wanted=len(picked),
                                                  split="dev", available=len(picked), selected=picked))
     counts = {s: len(c) for s, c in sorted(by_source.items())}
-    warn(f"dev: {have} of {want} rows from authored data; filled {len(taken)} from the curated pool (never train "
-         f"or test rows: {', '.join(f'{s} {n}' for s, n in counts.items()) or 'the pool is empty'}); "
-         "set [dev_fill] from_pool = false in the recipe to keep dev to authored rows")
+    if taken:
+        warn(f"dev: {have} of {want} rows from authored data; filled {len(taken)} from the curated pool (never "
+             f"train or test rows: {', '.join(f'{s} {n}' for s, n in counts.items())}); set [dev_fill] "
+             "from_pool = false in the recipe to keep dev to authored rows")
+    else:
+        warn(f"dev: {have} of {want} rows from authored data, and the curated pool is empty (the train quotas took "
+             "every candidate that passed), so dev stays short")
     return {"wanted": want, "authored": have, "filled": len(taken), "by_source": counts}
 
 
@@ -470,8 +474,10 @@ def shortfall_cause(source: str, group: GroupSelection, results: list[TaskResult
         for _, stats in result.readers:
             counts.update(stats.counts)
     if source == "reddit" and not group.prompt_only and counts.get("comments", 0) == 0:
-        return (": no comments in the inputs (pairs need a comments dump, e.g. RC_YYYY-MM.zst or "
-                "<subreddit>_comments.zst, beside the submissions)")
+        others = counts.get("other_subreddits", 0)
+        return (f": no comments of the recipe's subreddits in the inputs"
+                f"{f' ({others} rows of other subreddits skipped)' if others else ''}; pairs need a comments dump "
+                f"(RC_YYYY-MM.zst or <subreddit>_comments.zst) beside the submissions")
     if group.available == 0 and not any(result.readers for result in results):
         return ": nothing was read for this source"
     worst = max(((stage["filter"], reason, n) for stage in chain.funnel() for reason, n in
