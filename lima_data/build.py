@@ -32,8 +32,7 @@ from .filters.manual import Manual, read_ids
 from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
 from .pipeline import Chain, FilterStats, RejectSink, dumps, run_stage
 from .recipe import Recipe, display_path
-from .selection import GroupSelection, assign_splits, phase_groups, phase_selection, select
-from .selection import _group_split as group_split
+from .selection import GroupSelection, _group_split, assign_splits, phase_groups, phase_selection, select
 from .sources import ReaderStats
 from .sources.base import Shard, Source, discover
 
@@ -439,7 +438,7 @@ def fill_dev_from_pool(recipe: Recipe, wanted: Sequence[str], kept: dict[str, li
     pool = []
     for source in wanted:
         selection = recipe.sources[source]["selection"]
-        train_groups = {g for g in selection["quotas"] if group_split(selection, g) == "train"} - set(
+        train_groups = {g for g in selection["quotas"] if _group_split(selection, g) == "train"} - set(
             selection.get("prompt_only", []))
         pool += [c for c in kept[source] if c.id not in chosen and c.response
                  and c.meta.get("group", "") in train_groups]
