@@ -19,7 +19,8 @@ class Candidate:
         id: stable id, ``stackexchange/<site>/<question_id>``, ``wikihow/<slug>`` or
             ``reddit/<subreddit>/<submission_id>``. Unique within a build.
         source: source name, e.g. ``"stackexchange"``.
-        domain: site / category / subreddit, e.g. ``"beer.stackexchange.com"``.
+        domain: site / category / subreddit, e.g. ``"beer.stackexchange.com"``; ``""`` when there is none
+            (null in the manifest).
         prompt: the user turn (text; Markdown once cleaned).
         response: the assistant turn (raw HTML as read, Markdown after the ``clean`` filter). Empty when the
             reader did not read it, e.g. a question whose top answer is below the minimum score.
@@ -73,7 +74,8 @@ def to_example(candidate: Candidate, *, prompt_only: bool = False) -> dict[str, 
     Returns ``{"id", "source", "domain", "messages": [{"role": "user", "content"}, {"role": "assistant",
     "content"}], "meta"}``. A multi-turn candidate (``meta["messages"]``, authored rows) keeps its whole
     conversation. With ``prompt_only`` (test prompts) the messages stop after the first user turn; a candidate
-    without a response has no assistant turn. The response's vote score is kept as ``meta["score"]``.
+    without a response has no assistant turn. The response's vote score is kept as ``meta["score"]``. A candidate
+    with no domain (``""``) gets ``"domain": None``.
     """
     meta = dict(candidate.meta)
     conversation = meta.pop("messages", None)
@@ -90,7 +92,7 @@ def to_example(candidate: Candidate, *, prompt_only: bool = False) -> dict[str, 
     return {
         "id": candidate.id,
         "source": candidate.source,
-        "domain": candidate.domain,
+        "domain": candidate.domain or None,
         "messages": messages,
         "meta": meta,
     }

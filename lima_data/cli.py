@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,10 +14,78 @@ from rich.console import Console
 from .errors import LimaDataError
 
 SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored")
+LOGGER = "lima_data"
 
 
 def _console(quiet: bool = False) -> Console:
     return Console(stderr=True, quiet=quiet)
+
+
+class _StderrHandler(logging.Handler):
+    """Messages of the ``lima_data`` loggers on stderr: ``warning: ...`` in yellow, ``error: ...`` in red."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        color = {"warning": "yellow", "error": "red", "critical": "red"}.get(level)
+        prefix = click.style(f"{level}: ", fg=color) if color else ("" if level == "info" else f"{level}: ")
+        click.echo(prefix + record.getMessage(), err=True)
+
+
+def _setup(quiet: bool = False, verbose: bool = False) -> None:
+    """Route the ``lima_data`` loggers to stderr (WARNING; ERROR with --quiet; DEBUG with --verbose) and, with
+    --quiet, silence the progress bars of the libraries too (datasets, huggingface_hub, transformers, tqdm),
+    here and in worker processes (through their environment variables)."""
+    logger = logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    if quiet:
+        for name in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE"):
+            os.environ[name] = "1"
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
+
+
+def _verbosity(command):
+    """Add -q/--quiet and -v/--verbose to a command."""
+    command = click.option("--verbose", "-v", is_flag=True, help="More messages (debug level).")(command)
+    return click.option("--quiet", "-q", is_flag=True,
+                        help="No progress bars (libraries' too), warnings or tables: errors and data only.")(command)
+
+
+class _Greedy(click.Option):
+    """A repeatable option that also takes several values after one flag: ``--input A B C`` is
+    ``--input A --input B --input C`` (values run up to the next argument starting with ``-``)."""
+
+    def add_to_parser(self, parser, ctx):
+        result = super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is None:
+                continue
+            process = option.process
+
+            def greedy(value, state, process=process):
+                process(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    process(state.rargs.pop(0), state)
+
+            option.process = greedy
+        return result
+
+
+def _alias(name: str, *decls: str, **kwargs):
+    """A hidden old spelling of an option (kept for one release), read into ``name``."""
+    return click.option(*decls, name, hidden=True, default=None, **kwargs)
+
+
+def _pick(new, old, flag: str, old_flag: str):
+    if old is not None and new is not None and old != new:
+        raise click.UsageError(f"{flag} and its old spelling {old_flag} disagree; use {flag}")
+    return new if new is not None else old
 
 
 def _fail(error: LimaDataError) -> None:
@@ -43,18 +114,25 @@ def main() -> None:
 @click.option("--recipe", "recipe_name", default=None, metavar="NAME|PATH",
               help="Bundled recipe name (sample, lima) or a TOML file. Default: 'sample' without --input, "
                    "'lima' with it.")
-@click.option("--input", "-i", "inputs", multiple=True, type=click.Path(exists=True, path_type=Path),
-              metavar="PATH", help="A dump file or a folder of them, any source: Stack Exchange .7z / Posts.xml, "
-                                   "wikiHow pages / CSVs / JSONL, Pushshift .zst / NDJSON / top-post CSV, "
-                                   "natural-instructions task JSON, your authored JSONL, LIMA's release (GAIR "
-                                   "train.jsonl / test.jsonl, LLaMA-Factory lima.json: its authors' rows only). "
-                                   "Files are recognised by "
-                                   "name and content. Repeat for more. Default: the recipe's own inputs.")
-@click.option("--sources", default=None, metavar="LIST",
-              help=f"Comma-separated sources to build (of: {', '.join(SOURCE_NAMES)}). Default: all in the recipe.")
+@click.option("--input", "-i", "inputs", multiple=True, type=click.Path(exists=True, path_type=Path), cls=_Greedy,
+              metavar="PATH...", help="Dump files or folders of them, any source: Stack Exchange .7z / Posts.xml, "
+                                      "wikiHow pages / CSVs / JSONL, Pushshift .zst / NDJSON / top-post CSV, "
+                                      "natural-instructions task JSON, your authored JSONL, LIMA's release (GAIR "
+                                      "train.jsonl / test.jsonl, LLaMA-Factory lima.json: its authors' rows only). "
+                                      "Files are recognised by "
+                                      "name and content. Several after one --input (--input A B C) or repeated. "
+                                      "Default: the recipe's own inputs.")
+@click.option("--sources", "--source", "sources", multiple=True, cls=_Greedy, metavar="NAME...",
+              help=f"Sources to build (of: {', '.join(SOURCE_NAMES)}): several after one --sources, repeated, or "
+                   "comma-separated. Default: all in the recipe.")
 @click.option("--name", default=None, help="Manifest folder name. Default: the recipe's name.")
-@click.option("--out", "out_dir", default="manifests", show_default=True, type=click.Path(path_type=Path),
-              help="Folder that receives <name>/.")
+@click.option("--output", "-o", "out_dir", default=None, type=click.Path(path_type=Path),
+              help="Folder that receives <name>/.  [default: manifests]")
+@_alias("out_old", "--out", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Only list which source claims which input file and which files are "
+                                              "skipped (JSON on stdout with --json); read and write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option("--allow-empty", is_flag=True, help="Write a manifest even when no row is selected (else an error).")
 @click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
 @click.option("--strict", is_flag=True, help="Fail on any malformed row, truncated file, source without input "
                                            "or unfilled quota.")
@@ -73,9 +151,9 @@ def main() -> None:
               help="local: this machine's processes; ray: the same tasks on a Ray cluster (pip install "
                    "'lima-data[ray]').")
 @click.option("--address", default=None, help="Ray cluster address (default: a local Ray with --workers CPUs).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars, warnings or tables.")
-def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks, keep, drop, workers, executor,
-          address, quiet):
+@_verbosity
+def build(recipe_name, inputs, sources, name, out_dir, out_old, dry_run, as_json, allow_empty, seed, strict,
+          benchmarks, keep, drop, workers, executor, address, quiet, verbose):
     """Read dumps, run the recipe's filters, select by quotas, write a manifest and its report.
 
     Writes manifests/<name>/ (train.jsonl, dev.jsonl, test.jsonl in the chat "messages" layout, manifest.json,
@@ -87,15 +165,18 @@ def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks,
     Examples:
       lima-data build
       lima-data build --recipe lima --input dumps/ --name lima
-      lima-data build --sources stackexchange,wikihow --input dumps/ --name se-wikihow
+      lima-data build --sources stackexchange wikihow --input se/ wikihow/ --name se-wikihow
+      lima-data build --recipe lima --input dumps/ --dry-run
     """
     from .build import build as run_build
     from .recipe import load_recipe
     from .report import counts_table, funnel_table
 
+    _setup(quiet, verbose)
+    out_dir = _pick(out_dir, out_old, "--output", "--out") or Path("manifests")
     try:
         recipe = load_recipe(recipe_name or ("lima" if inputs else "sample"), seed=seed)
-        wanted = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
+        wanted = [s.strip() for item in sources for s in item.split(",") if s.strip()] or None
         for source in wanted or ():
             if source not in SOURCE_NAMES:
                 raise click.BadParameter(f"unknown source {source!r} (known: {', '.join(SOURCE_NAMES)})",
@@ -103,9 +184,23 @@ def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks,
         console = _console(quiet)
         result = run_build(recipe, inputs=list(inputs) or None, sources=wanted, out_dir=out_dir, name=name,
                            strict=strict, quiet=quiet, console=console, benchmarks=benchmarks, keep=keep,
-                           drop=drop, workers=workers, executor=executor, address=address)
+                           drop=drop, workers=workers, executor=executor, address=address, dry_run=dry_run,
+                           allow_empty=allow_empty)
     except LimaDataError as error:
         _fail(error)
+        return
+    if dry_run:
+        plan = result.manifest
+        if as_json:
+            click.echo(json.dumps(plan, ensure_ascii=False, indent=2))
+            return
+        for source, shards in plan["shards"].items():
+            click.echo(f"{source}: {len(shards)} file(s)")
+            for shard in shards:
+                click.echo(f"  {shard['path']}  ({shard['kind']}{', ' + shard['domain'] if shard['domain'] else ''})")
+        click.echo(f"skipped (no source claims them): {len(plan['skipped'])} file(s)")
+        for path in plan["skipped"]:
+            click.echo(f"  {path}")
         return
     console.print(funnel_table(result.manifest))
     console.print(counts_table(result.manifest))
@@ -118,7 +213,8 @@ def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks,
 @click.option("--reference", type=click.Path(exists=True, path_type=Path), metavar="FILE|DIR",
               help="A set to compare with: LIMA's train.jsonl in GAIR's layout, or another manifest folder.")
 @click.option("--no-html", is_flag=True, help="Only print to the terminal.")
-def report(manifest, per_reason, reference, no_html):
+@_verbosity
+def report(manifest, per_reason, reference, no_html, quiet, verbose):
     """Print the funnel of MANIFEST (a manifests/<name> folder) and a few rejects per drop reason, and write
     MANIFEST/report/report.html: one self-contained page with the funnel, the composition against the quotas,
     histograms of every measured value with the thresholds, dedup clusters, timings and rejected examples.
@@ -130,8 +226,9 @@ def report(manifest, per_reason, reference, no_html):
     from .report import print_report
     from .report.html import build_report
 
+    _setup(quiet, verbose)
     try:
-        print_report(manifest, Console(), per_reason=per_reason)
+        print_report(manifest, Console(quiet=quiet), per_reason=per_reason)
         if not no_html:
             click.echo(str(build_report(manifest, reference=reference, per_reason=max(per_reason, 3))))
     except LimaDataError as error:
@@ -149,7 +246,10 @@ def report(manifest, per_reason, reference, no_html):
 @click.option("--id", "row_id", default=None, help="Show this one id in full.")
 @click.option("--offset", default=0, show_default=True, help="Skip this many matches (paging).")
 @click.option("--limit", default=20, show_default=True, help="Show at most this many matches.")
-def inspect(manifest, what, source, reason, domain, split, row_id, offset, limit):
+@click.option("--json", "as_json", is_flag=True, help="Print the matching rows as JSON lines on stdout (with "
+                                                      "their split, or their filter and reason) instead of a table.")
+@_verbosity
+def inspect(manifest, what, source, reason, domain, split, row_id, offset, limit, as_json, quiet, verbose):
     """List and page the rows of MANIFEST, its rejected candidates, or both; filter by source, reason, domain or
     split; --id shows one row or candidate in full.
 
@@ -158,39 +258,101 @@ def inspect(manifest, what, source, reason, domain, split, row_id, offset, limit
       lima-data inspect manifests/lima --what rejects --reason too_long --limit 5
       lima-data inspect manifests/lima --id stackexchange/beer.stackexchange.com/181
     """
-    from .report import inspect_rows
+    from .report import inspect_rows, iter_rows
 
+    _setup(quiet, verbose)
     try:
+        _check_known(manifest, source, reason)
+        if as_json:
+            matched = 0
+            for row in iter_rows(manifest, "candidates" if row_id else what):
+                if row_id is not None and row["id"] != row_id:
+                    continue
+                if not ((source is None or row.get("source") == source)
+                        and (reason is None or reason in (row.get("reason"), row.get("filter")))
+                        and (domain is None or row.get("domain") == domain)
+                        and (split is None or row.get("split") == split)):
+                    continue
+                matched += 1
+                if matched > offset and matched <= offset + limit:
+                    click.echo(json.dumps(row, ensure_ascii=False))
+            if row_id is not None and not matched:
+                raise LimaDataError(f"{manifest}: no row or candidate with id {row_id!r}")
+            return
         inspect_rows(manifest, Console(), what=what, source=source, reason=reason, domain=domain, split=split,
                      row_id=row_id, offset=offset, limit=limit)
     except LimaDataError as error:
         _fail(error)
 
 
+def _check_known(manifest: Path, source: str | None, reason: str | None) -> None:
+    """Raise a usage error when --source or --reason names nothing the manifest knows, listing what it knows."""
+    from .manifest import load_manifest
+
+    data = load_manifest(manifest)
+    funnel = data.get("funnel", {})
+    sources = sorted(set(data.get("sources", [])) | set(funnel))
+    if source is not None and source not in sources:
+        raise click.BadParameter(f"unknown source {source!r} (this manifest has: {', '.join(sources)})",
+                                 param_hint="--source")
+    if reason is not None:
+        known = sorted({stage["filter"] for f in funnel.values() for stage in f.get("stages", [])}
+                       | {r for f in funnel.values() for stage in f.get("stages", []) for r in stage.get("dropped", {})})
+        if reason not in known:
+            raise click.BadParameter(f"unknown reason or filter {reason!r} (this manifest has: {', '.join(known)})",
+                                     param_hint="--reason")
+
+
 @main.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["gair", "parquet", "hf", "messages"]), required=True,
-              help="gair: LIMA's {conversations, source} JSONL; parquet: one file per split; hf: a datasets "
-                   "DatasetDict (load_from_disk); messages: the manifest's own JSONL.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output folder. Default: MANIFEST/export/<format>.")
-def export(manifest, fmt, out):
-    """Write MANIFEST's train / dev / test splits in another layout."""
-    from .export import export_manifest
+@click.option("--format", "fmt", type=click.Choice(["gair", "parquet", "hf", "messages"]), default=None,
+              help="gair: LIMA's {conversations, source} JSONL (train and test); parquet: one file per split and a "
+                   "dataset card; hf: a datasets DatasetDict (load_from_disk); messages: the manifest's own JSONL "
+                   "and card. Required unless --push-to-hub.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Output folder (outside the manifest). Default: exports/<manifest name>/<format> beside the "
+                   "folder that holds the manifest.")
+@_alias("out_old", "--out", type=click.Path(path_type=Path))
+@click.option("--push-to-hub", "repo", default=None, metavar="REPO",
+              help="Upload the Parquet splits and the dataset card to this Hugging Face dataset repository "
+                   "(user/name; token from HF_TOKEN or `hf auth login`).")
+@click.option("--private", is_flag=True, help="With --push-to-hub: create the repository private.")
+@_verbosity
+def export(manifest, fmt, output, out_old, repo, private, quiet, verbose):
+    """Write MANIFEST's splits in another layout (splits without rows are left out; dev is `validation` in the
+    parquet and hf layouts), or push them to the Hugging Face Hub.
 
+    \b
+    Examples:
+      lima-data export manifests/lima --format hf            # -> exports/lima/hf
+      lima-data export manifests/lima --format gair -o lima-gair/
+      lima-data export manifests/lima --push-to-hub me/lima-se --private
+    """
+    from .export import export_manifest, push_to_hub
+
+    _setup(quiet, verbose)
+    output = _pick(output, out_old, "--output", "--out")
     try:
-        click.echo(str(export_manifest(manifest, fmt, out or Path(manifest) / "export" / fmt)))
+        if repo is None and fmt is None:
+            raise click.UsageError("give --format (or --push-to-hub REPO)")
+        if fmt is not None:
+            click.echo(str(export_manifest(manifest, fmt, output, quiet=quiet)))
+        if repo is not None:
+            plan = push_to_hub(manifest, repo, private=private)
+            click.echo(f"https://huggingface.co/datasets/{plan['repo']}")
     except LimaDataError as error:
         _fail(error)
 
 
 @main.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
-def validate(manifest):
+@_verbosity
+def validate(manifest, quiet, verbose):
     """Check MANIFEST: row schema, sha256 and row counts against manifest.json, duplicate ids. Exits 1 when
     anything is wrong, listing each problem with its file and line."""
     from .export import validate_manifest
 
+    _setup(quiet, verbose)
     try:
         problems = validate_manifest(manifest)
     except LimaDataError as error:
@@ -201,15 +363,17 @@ def validate(manifest):
     if problems:
         click.secho(f"{len(problems)} problem(s)", fg="red", err=True)
         sys.exit(1)
-    click.secho("valid", fg="green", err=True)
+    if not quiet:
+        click.secho("valid", fg="green", err=True)
 
 
 @main.command()
-@click.option("--manifest", type=click.Path(path_type=Path), help="A manifests/<name> folder (train and dev splits).")
+@click.argument("manifest", required=False, type=click.Path(path_type=Path))
+@_alias("manifest_old", "--manifest", type=click.Path(path_type=Path))
 @click.option("--model", help="A Hugging Face model folder (or a config.json for a randomly initialised model); "
                               "with --plan also a preset: llama-7b, llama-13b, llama-33b, llama-65b.")
 @click.option("--tokenizer", help="Tokenizer folder. Default: the model folder.")
-@click.option("--output", type=click.Path(path_type=Path), help="Run folder: checkpoints/, export/, metrics.jsonl.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Run folder: checkpoints/, export/, metrics.jsonl.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A TOML or JSON file of training settings (the options below override it).")
 @click.option("--epochs", type=int, help="Default 15 (LIMA).")
@@ -234,20 +398,23 @@ def validate(manifest):
 @click.option("--plan", "plan_only", is_flag=True, help="Print memory per GPU for the model, GPUs and options, then stop.")
 @click.option("--gpu-memory", type=float, help="GiB per GPU for the plan. Default: this machine's first GPU.")
 @click.option("--force", is_flag=True, help="Start even if the plan says it will not fit.")
-def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr, global_batch, micro_batch,
+@_verbosity
+def train(manifest, manifest_old, quiet, verbose, model, tokenizer, output, config_file, epochs, lr, final_lr, global_batch, micro_batch,
           max_length, residual_dropout, grad_clip, no_activation_checkpointing, fp32, save_every_steps,
           export_epochs, seed, resume, max_steps, nproc_per_node, nnodes, node_rank, rdzv_endpoint, plan_only,
           gpu_memory, force):
-    """Fine-tune a LLaMA-family model on a manifest with FSDP and LIMA's recipe (15 epochs, AdamW 0.9/0.95, weight
+    """Fine-tune a LLaMA-family model on MANIFEST (a manifests/<name> folder: train and dev splits) with FSDP and LIMA's recipe (15 epochs, AdamW 0.9/0.95, weight
     decay 0.1, lr 1e-5 -> 1e-6 linear, no warmup, 32 examples per step, 2,048 tokens, residual dropout rising to
     0.3 / 0.2 with depth, EOT after every utterance, loss on the assistant's tokens).
 
     \b
     Examples:
       lima-data train --plan --model llama-65b --nproc-per-node 8 --gpu-memory 80
-      lima-data train --manifest manifests/lima --model /models/llama-7b --output runs/7b --nproc-per-node 8
-      lima-data train --manifest manifests/lima --model /models/llama-7b --output runs/7b --resume
+      lima-data train manifests/lima --model /models/llama-7b -o runs/7b --nproc-per-node 8
+      lima-data train manifests/lima --model /models/llama-7b -o runs/7b --resume
     """
+    _setup(quiet, verbose)
+    manifest = _pick(manifest, manifest_old, "MANIFEST", "--manifest")
     try:
         from .train.config import TrainConfig
         from .train.plan import plan
@@ -286,7 +453,7 @@ def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr,
             _print_plan(estimate)
             raise LimaDataError("this plan does not fit in GPU memory (see above); use more GPUs, or --force")
         if not config.manifest:
-            raise click.UsageError("--manifest is required")
+            raise click.UsageError("MANIFEST is required (the first argument)")
         from .train.launch import launch
 
         summary = launch(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
@@ -315,18 +482,37 @@ def _print_plan(estimate: dict) -> None:
 
 
 @main.command()
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.argument("manifest", required=False, type=click.Path(path_type=Path))
+@_alias("manifest_old", "--manifest", type=click.Path(path_type=Path))
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
               help="An exported checkpoint (runs/<name>/export/epoch-NN).")
-@click.option("--manifest", required=True, type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "dev", "test"]))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="JSONL of {id, prompt, generation}.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="JSONL of {id, prompt, generation}. Default: stdout.")
+@_alias("out_old", "--out", type=click.Path(path_type=Path))
 @click.option("--limit", type=int, default=None, help="Only the first N prompts.")
 @click.option("--max-new-tokens", type=int, default=2048, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def generate(checkpoint, manifest, split, out, limit, max_new_tokens, device, seed):
-    """Sample replies to a manifest's prompts from an exported checkpoint with LIMA's settings (nucleus p 0.9,
-    temperature 0.7, repetition penalty 1.2), stopping at EOT."""
+@_verbosity
+def generate(manifest, manifest_old, checkpoint, split, output, out_old, limit, max_new_tokens, device, seed, quiet,
+             verbose):
+    """Sample replies to MANIFEST's prompts from an exported checkpoint with LIMA's settings (nucleus p 0.9,
+    temperature 0.7, repetition penalty 1.2), stopping at EOT.
+
+    \b
+    Example:
+      lima-data generate manifests/lima --checkpoint runs/7b/export/epoch-05 -o generations.jsonl
+    """
+    _setup(quiet, verbose)
+    manifest = _pick(manifest, manifest_old, "MANIFEST", "--manifest")
+    out = _pick(output, out_old, "--output", "--out")
+    if manifest is None:
+        raise click.UsageError("MANIFEST is required (the first argument)")
+    problem = _checkpoint_problem(checkpoint)
+    if problem:
+        _fail(LimaDataError(f"{checkpoint}: {problem}"))
+        return
     try:
         import torch
 
@@ -336,12 +522,41 @@ def generate(checkpoint, manifest, split, out, limit, max_new_tokens, device, se
     except ImportError:
         _fail(LimaDataError("generation needs the train extra: pip install 'lima-data[train]'"))
         return
-    rows = read_split(manifest, split)[:limit]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = TrainConfig(max_new_tokens=max_new_tokens, seed=seed)
-    write_jsonl(out, generate_rows(checkpoint, rows, config, device=device))
+    try:
+        rows = read_split(manifest, split)[:limit]
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        config = TrainConfig(max_new_tokens=max_new_tokens, seed=seed)
+        try:
+            generated = generate_rows(checkpoint, rows, config, device=device)
+        except (OSError, ValueError, KeyError) as exc:
+            raise LimaDataError(f"{checkpoint}: cannot load the checkpoint: {str(exc).splitlines()[0]}") from None
+    except LimaDataError as error:
+        _fail(error)
+        return
+    if out is None:
+        for row in generated:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    write_jsonl(out, generated)
     click.echo(str(out))
+
+
+def _checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not an exported checkpoint (``None`` when it looks like one): it must be a folder with
+    config.json, weights (*.safetensors or *.bin) and a tokenizer (tokenizer.json or tokenizer_config.json)."""
+    if not folder.exists():
+        return "no such folder"
+    if not folder.is_dir():
+        return "not a folder (give an exported checkpoint folder, e.g. runs/<name>/export/epoch-05)"
+    if not (folder / "config.json").is_file():
+        hint = " (a resume checkpoint? give one of runs/<name>/export/epoch-NN)" if any(folder.glob("*.distcp")) else ""
+        return f"not an exported checkpoint: no config.json{hint}"
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        return "not an exported checkpoint: no weights (*.safetensors)"
+    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
+        return "not an exported checkpoint: no tokenizer (tokenizer.json)"
+    return None
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import InputError
 from .pipeline import dumps
+from .text import loads_json
 
 SPLIT_FILES = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
 MANIFEST_FILE = "manifest.json"
@@ -104,7 +105,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             if not raw.strip():
                 continue
             try:
-                yield line, json.loads(raw)
+                yield line, loads_json(raw)
             except json.JSONDecodeError as exc:
                 raise InputError(path, f"not JSON: {exc.msg}", line) from None
 

@@ -42,7 +42,10 @@ PACKAGE = Path(str(resources.files("lima_data")))
 PACKAGE_PREFIX = "package:"
 
 SPLITS = ("train", "dev", "test")
-_TOP_KEYS = {"name", "description", "seed", "include", "sources", "dedup", "decontamination"}
+_TOP_KEYS = {"name", "description", "seed", "include", "sources", "dedup", "decontamination", "dev_fill"}
+#: ``[dev_fill]``: when the dev quota cannot be filled from authored rows, take the rest from the curated pool
+#: (kept candidates no quota took; never train or test rows). Off unless the recipe turns it on (lima.toml does).
+DEV_FILL_DEFAULTS = {"from_pool": False}
 _SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "selection"}
 _SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
 
@@ -161,6 +164,8 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
                            if not (isinstance(spec, dict) and spec.get("enabled", True) is False)}
     if seed is not None:
         data["seed"] = seed
+    if isinstance(data.get("dev_fill", {}), dict):
+        data["dev_fill"] = {**DEV_FILL_DEFAULTS, **data.get("dev_fill", {})}
     validate(data, path)
     return Recipe(path=path, data=data)
 
@@ -177,6 +182,11 @@ def validate(data: dict[str, Any], path: Path) -> None:
         fail(key, f"unknown key (known: {sorted(_TOP_KEYS)})")
     if not isinstance(data["seed"], int):
         fail("seed", "must be an integer")
+    dev_fill = data.get("dev_fill", {})
+    if not isinstance(dev_fill, dict) or set(dev_fill) - set(DEV_FILL_DEFAULTS):
+        fail("dev_fill", f"must be a table with the keys {sorted(DEV_FILL_DEFAULTS)}")
+    if not isinstance(dev_fill.get("from_pool", False), bool):
+        fail("dev_fill.from_pool", "must be true or false")
     from .filters.decontaminate import Decontaminate
     from .filters.dedup import Dedup
 

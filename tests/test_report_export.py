@@ -89,24 +89,26 @@ def test_every_export_reads_back_row_by_row(built, tmp_path):
     from datasets import load_from_disk
 
     originals = {split: rows(built.path, f"{split}.jsonl") for split in ("train", "dev", "test")}
+    hf_name = {"train": "train", "dev": "validation", "test": "test"}
     out = export_manifest(built.path, "gair", tmp_path / "gair")
-    for split, expected in originals.items():
-        assert rows(out, f"{split}.jsonl") == [to_gair(r) for r in expected]
+    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl"]  # GAIR has no dev split
+    for split in ("train", "test"):
+        assert rows(out, f"{split}.jsonl") == [to_gair(r) for r in originals[split]]
     out = export_manifest(built.path, "messages", tmp_path / "messages")
     for split, expected in originals.items():
         assert rows(out, f"{split}.jsonl") == expected
     out = export_manifest(built.path, "parquet", tmp_path / "parquet")
     for split, expected in originals.items():
-        table = pq.read_table(out / f"{split}.parquet").to_pylist()
+        table = pq.read_table(out / f"{hf_name[split]}.parquet").to_pylist()
         assert [t["id"] for t in table] == [r["id"] for r in expected]
         assert [t["messages"] for t in table] == [r["messages"] for r in expected]
-        assert [json.loads(t["meta"]) for t in table] == [r["meta"] for r in expected]
+        assert [t["meta"] for t in table] == [r["meta"] for r in expected]
     out = export_manifest(built.path, "hf", tmp_path / "hf")
     dataset = load_from_disk(str(out))
     for split, expected in originals.items():
-        assert dataset[split]["id"] == [r["id"] for r in expected]
-        assert dataset[split]["messages"] == [r["messages"] for r in expected]
-        assert [json.loads(m) for m in dataset[split]["meta"]] == [r["meta"] for r in expected]
+        assert dataset[hf_name[split]]["id"] == [r["id"] for r in expected]
+        assert dataset[hf_name[split]]["messages"] == [r["messages"] for r in expected]
+        assert list(dataset[hf_name[split]]["meta"]) == [r["meta"] for r in expected]
 
 
 def test_validate_catches_an_edited_jsonl(built, tmp_path):

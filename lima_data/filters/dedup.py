@@ -60,19 +60,13 @@ def keeper_order(candidate: Candidate) -> tuple:
             candidate.id)
 
 
-def _minhashes(sets, num_perm: int, seed: int, batch: int = 512):
-    """LeanMinHash of each set (empty sets hash as one empty shingle), computed with datasketch's vectorised
-    ``MinHash.bulk`` in batches so the transient hash matrices stay small."""
-    from datasketch import LeanMinHash, MinHash
+def _minhashes(sets, num_perm: int, seed: int):
+    """MinHash signature of each set (empty sets hash as one empty shingle); see :mod:`.minhash` (datasketch's
+    sketches without importing datasketch and scipy)."""
+    from .minhash import signature
 
-    chunk: list[list[bytes]] = []
     for s in sets:
-        chunk.append(sorted(s) or [b""])
-        if len(chunk) == batch:
-            yield from (LeanMinHash(m) for m in MinHash.bulk(chunk, num_perm=num_perm, seed=seed))
-            chunk = []
-    if chunk:
-        yield from (LeanMinHash(m) for m in MinHash.bulk(chunk, num_perm=num_perm, seed=seed))
+        yield signature(sorted(s) or [b""], num_perm, seed)
 
 
 class _UnionFind:
@@ -197,7 +191,8 @@ class Dedup:
         return DedupResult(decisions, clusters, by_position, {id(c): i for i, c in enumerate(candidates)})
 
     def _minhash_pairs(self, candidates: list[Candidate], link) -> None:
-        from datasketch import MinHashLSH
+        from .minhash import LSHIndex as MinHashLSH
+        from .minhash import jaccard
 
         size, num_perm, threshold = self.near["shingle"], self.near["num_perm"], self.near["threshold"]
         indexed = [i for i, c in enumerate(candidates) if c.response.strip()]
@@ -206,14 +201,15 @@ class Dedup:
         for i, minhash in zip(indexed, _minhashes((shingles(candidates[i].response, size) for i in indexed),
                                                   num_perm, seed=1)):
             for j in lsh.query(minhash):
-                if minhash.jaccard(seen[j]) >= threshold:  # LSH gives candidates; the estimate decides
+                if jaccard(minhash, seen[j]) >= threshold:  # LSH gives candidates; the estimate decides
                     link(j, i, "near_duplicate")
             lsh.insert(i, minhash)
             seen[i] = minhash
 
     def _prompt_pairs(self, candidates: list[Candidate], link) -> None:
-        from datasketch import MinHashLSH
         from rapidfuzz import fuzz
+
+        from .minhash import LSHIndex as MinHashLSH
 
         p = self.prompt
         short = [(i, normalise(c.prompt)) for i, c in enumerate(candidates) if 0 < len(c.prompt) <= p["max_chars"]]

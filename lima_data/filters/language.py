@@ -64,6 +64,14 @@ class Language(Filter):
             from ..errors import RecipeError
 
             raise RecipeError(f"[filters.language]: detector must be one of {DETECTORS}, not {self.detector!r}")
+        if self.detector == "langdetect":
+            import importlib.util
+
+            if importlib.util.find_spec("langdetect") is None:
+                from ..errors import RecipeError
+
+                raise RecipeError("[filters.language]: detector \"langdetect\" needs the langdetect extra: "
+                                  "pip install 'lima-data[langdetect]' (or use the default, \"py3langid\")")
 
     def measure(self, candidate: Candidate) -> dict:
         text = strip_code(candidate.response or candidate.prompt)[: self.max_chars]

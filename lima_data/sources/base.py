@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
+from ..text import loads_json
 from . import ReaderStats
 
 Progress = Callable[[int], None]
@@ -123,7 +124,7 @@ class Source:
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw)
+                row = loads_json(raw)
             except json.JSONDecodeError as exc:
                 self.malformed(stats, line, f"bad JSON: {exc.msg}")
                 continue
@@ -187,15 +188,15 @@ def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
 
 
 def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[[str], None] = lambda m: None
-             ) -> tuple[dict[str, list[Shard]], int]:
+             ) -> tuple[dict[str, list[Shard]], list[Path]]:
     """Offer every file under ``paths`` to ``sources`` (in order); return the shards per source name and the
-    number of files no source claimed.
+    files no source claimed (in walk order).
 
     Raises:
         InputError: a path does not exist, or a file named explicitly is not a dump of any of ``sources``.
     """
     found: dict[str, list[Shard]] = {s.name: [] for s in sources}
-    skipped = 0
+    skipped: list[Path] = []
     for path, explicit in walk(paths):
         for source in sources:
             shard = source.claim(path, explicit)
@@ -206,7 +207,7 @@ def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[
             if explicit:
                 raise InputError(path, "not a dump of any source being built "
                                        f"({', '.join(s.name for s in sources)})")
-            skipped += 1
+            skipped.append(path)
     return {s.name: s.finalize(found[s.name], warn) for s in sources}, skipped
 
 

@@ -83,7 +83,7 @@ class NaturalInstructionsSource(Source):
         return Candidate(
             id=f"{SOURCE}/{name}",
             source=SOURCE,
-            domain=categories[0] if categories else "(none)",
+            domain=categories[0] if categories else "",
             prompt=f"{definition.strip()}\n\n{str(instance['input']).strip()}",
             response=str(output).strip(),
             meta={

@@ -360,7 +360,7 @@ class WikiHowSource(Source):
         return Candidate(
             id=f"{SOURCE}/{article_slug}",
             source=SOURCE,
-            domain=top_category(categories, tuple(self.settings["top_categories"])) or "(none)",
+            domain=top_category(categories, tuple(self.settings["top_categories"])) or "",
             prompt=title_to_prompt(title, self.settings["prompt_case"]),
             response=response,
             score=None,

@@ -17,10 +17,30 @@ EOT = "<|eot|>"
 PAD = "<|pad|>"
 IGNORE = -100
 
-#: Jinja chat template saved with exported checkpoints: utterances joined by EOT, as in training.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}{{ message['content'] }}{{ '" + EOT + "' }}{% endfor %}"
-)
+def chat_template(eot: str = EOT) -> str:
+    """The Jinja chat template of the training format (set by :func:`prepare_tokenizer`, saved with exported
+    checkpoints), rendering exactly the tokens :func:`encode` trains on: BOS, then each utterance followed by
+    ``eot``, no role words.
+
+    - Assistant utterances and their EOT are wrapped in ``{% generation %}`` markers, so
+      ``apply_chat_template(..., return_assistant_tokens_mask=True)`` marks the tokens that carry loss and TRL's
+      ``SFTTrainer(assistant_only_loss=True)`` accepts it.
+    - A system message is allowed first only (as in the authored rows), rendered like a user turn (its text and
+      EOT, no loss), as ``encode`` does; a system message later in the conversation raises an error.
+    - ``add_generation_prompt`` adds nothing: with no role words the reply starts right after the last EOT.
+    """
+    return (
+        "{{ bos_token }}{% for message in messages %}"
+        "{% if message['role'] == 'system' and not loop.first %}"
+        "{{ raise_exception('a system message must come first') }}{% endif %}"
+        "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] }}{{ '" + eot + "' }}"
+        "{% endgeneration %}{% else %}{{ message['content'] }}{{ '" + eot + "' }}{% endif %}"
+        "{% endfor %}{% if add_generation_prompt %}{% endif %}"
+    )
+
+
+#: The chat template of :func:`chat_template` with lima-data's EOT token.
+CHAT_TEMPLATE = chat_template()
 
 
 def prepare_tokenizer(tokenizer) -> tuple[int, int]:
