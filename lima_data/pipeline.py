@@ -177,11 +177,16 @@ class RejectSink:
         self._rejects: dict[str, ZstdJsonlWriter] = {}
         self.measurements = ZstdJsonlWriter(report_dir / "measurements.jsonl.zst")
 
-    def reject(self, stage: str, candidate: Candidate, reason: str) -> None:
+    def reject(self, stage: str, candidate: Candidate, reason: str, match: list[dict[str, str]] | None = None) -> None:
+        """Write ``candidate`` dropped by ``stage`` for ``reason``; ``match`` (the filter's
+        :meth:`~lima_data.filters.Filter.explain`: the spans that made it drop) is kept as the row's ``"match"``."""
         writer = self._rejects.get(stage)
         if writer is None:
             writer = self._rejects[stage] = ZstdJsonlWriter(self.report_dir / "rejects" / f"{stage}.jsonl.zst")
-        writer.write({"filter": stage, "reason": reason, **candidate.to_dict()})
+        row = {"filter": stage, "reason": reason, **candidate.to_dict()}
+        if match:
+            row["match"] = match
+        writer.write(row)
 
     def measured(self, candidate: Candidate, dropped_by: str | None, reason: str | None) -> None:
         self.measurements.write({"id": candidate.id, "source": candidate.source, "values": candidate.values,
@@ -230,7 +235,7 @@ class Chain:
                 if reason is not None:
                     stats.dropped[reason] += 1
                     dropped_by = flt.name
-                    sink.reject(flt.name, candidate, reason)
+                    sink.reject(flt.name, candidate, reason, flt.explain(candidate, value))
                     break
                 stats.kept += 1
             sink.measured(candidate, dropped_by, reason)
