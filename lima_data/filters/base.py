@@ -13,6 +13,7 @@ reason strings are declared on the class so tests and reports can list them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from ..candidate import Candidate
@@ -32,8 +33,8 @@ def match_spans(field: str, text: str, spans) -> list[dict[str, str]]:
     out = []
     for start, end in spans:
         out.append({"field": field, "match": text[start:end],
-                    "before": " ".join(text[max(0, start - EXPLAIN_CONTEXT):start].split()),
-                    "after": " ".join(text[end:end + EXPLAIN_CONTEXT].split())})
+                    "before": re.sub(r"\s+", " ", text[max(0, start - EXPLAIN_CONTEXT):start]),
+                    "after": re.sub(r"\s+", " ", text[end:end + EXPLAIN_CONTEXT])})
         if len(out) >= EXPLAIN_LIMIT:
             break
     return out
