@@ -236,8 +236,10 @@ def _comparison(manifest: dict[str, Any], train: list[dict[str, Any]], reference
             "ref_labels": labels,
             "ours": len(ours), "ref": len(ref),
             "svg": Markup(lengths_svg([
-                ("prompt", {ours_name: [len(p) for p, _ in ours], label: [len(p) for p, _ in ref]}),
-                ("response", {ours_name: [len(a) for _, a in ours if a], label: [len(a) for _, a in ref if a]}),
+                ("prompt", {f"{ours_name} ({len(ours)})": [len(p) for p, _ in ours],
+                            f"{label} ({len(ref)})": [len(p) for p, _ in ref]}),
+                ("response", {f"{ours_name} ({len(ours)})": [len(a) for _, a in ours if a],
+                              f"{label} ({len(ref)})": [len(a) for _, a in ref if a]}),
             ])),
         })
     ours_by = Counter(r["source"] for r in train)
@@ -355,25 +357,33 @@ def _drop_sections(path: Path, manifest: dict[str, Any], examples: int) -> dict[
     return out
 
 
-def diff_marked(before: str, after: str, limit: int = 6000) -> tuple[Markup, Markup]:
+def diff_marked(before: str, after: str, context: int = 300) -> tuple[Markup, Markup]:
     """``before`` and ``after`` escaped, with the words removed marked ``<del>`` in the first and the words added
-    marked ``<ins>`` in the second (a word-level difflib diff; each side clipped to ``limit`` characters)."""
-    a = re.findall(r"\s+|[^\s]+", before[:limit])
-    b = re.findall(r"\s+|[^\s]+", after[:limit])
+    marked ``<ins>`` in the second (a word-level difflib diff). Unchanged stretches longer than twice ``context``
+    characters are cut to ``context`` characters each side of a change ("… N unchanged characters …")."""
+    a = re.findall(r"\s+|[^\s]+", before)
+    b = re.findall(r"\s+|[^\s]+", after)
     left, right = [], []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old, new = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    for k, (op, i1, i2, j1, j2) in enumerate(opcodes):
+        old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
         if op == "equal":
-            left.append(old)
-            right.append(new)
+            head = context if k > 0 else 0  # text kept after the previous change
+            tail = context if k < len(opcodes) - 1 else 0  # text kept before the next change
+            if len(old) > head + tail + 80:
+                cut = Markup("<span class='muted'> … %d unchanged characters … </span>") % (len(old) - head - tail)
+                kept = escape(old[:head]) + cut + escape(old[len(old) - tail:] if tail else "")
+                left.append(kept)
+                right.append(kept)
+            else:
+                left.append(escape(old))
+                right.append(escape(new))
             continue
         if i2 > i1:
-            left.append(Markup("<del>") + old + Markup("</del>"))
+            left.append(Markup("<del>") + escape(old) + Markup("</del>"))
         if j2 > j1:
-            right.append(Markup("<ins>") + new + Markup("</ins>"))
-    clip = Markup("<span class='muted'> … (clipped)</span>")
-    return (Markup("").join(left) + (clip if len(before) > limit else ""),
-            Markup("").join(right) + (clip if len(after) > limit else ""))
+            right.append(Markup("<ins>") + escape(new) + Markup("</ins>"))
+    return Markup("").join(left), Markup("").join(right)
 
 
 def _traces(path: Path) -> list[dict[str, Any]]:

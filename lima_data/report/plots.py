@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Sequence
 
 #: Colours: kept / passed, dropped, and the reference set (Tableau 10, readable for the common colour blindness).
@@ -47,7 +48,8 @@ def _svg(fig) -> str:
     with matplotlib.rc_context(_RC):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg"):], flags=re.S)  # RDF boilerplate
+    return text
 
 
 def number(value: float) -> str:
@@ -168,30 +170,38 @@ def funnel_svg(rows: Sequence[tuple[str, int, int]], *, width: float = 5.6) -> s
 def lengths_svg(panels: Sequence[tuple[str, dict[str, Sequence[float]]]], *, unit: str = "characters",
                 width: float = 7.6, height: float = 2.4) -> str:
     """Side-by-side length distributions as shares of each set (so sets of different sizes compare): one panel
-    per ``(title, {set name: values})``, the first set in the kept colour, the second in the reference colour."""
+    per ``(title, {set name: values})``, the first set in the kept colour, the second in the reference colour;
+    each panel's title gives the sets' medians, one legend below names the sets."""
     import numpy as np
 
     fig, axes = _figure(width, height, ncols=len(panels))
     axes = list(np.atleast_1d(axes))
+    handles = {}
     for ax, (title, series) in zip(axes, panels):
         values = [v for vs in series.values() for v in vs]
-        ax.set_title(title)
         if not values:
-            ax.text(0.5, 0.5, "no rows", transform=ax.transAxes, ha="center")
+            ax.set_title(f"{title}: no rows")
             continue
         log = wants_log(values)
         edges = _bins(values, log, count=30)
         floor = edges[0]
+        medians = []
         for colour, (name, vs) in zip((KEPT, REFERENCE, DROPPED), series.items()):
             if not vs:
+                medians.append("-")
                 continue
+            medians.append(number(float(np.median(vs))))
             vs = [max(v, floor) for v in vs] if log else list(vs)
-            ax.hist(vs, bins=edges, weights=[100.0 / len(vs)] * len(vs), histtype="step", linewidth=1.6,
-                    color=colour, label=f"{name} (n={len(vs):,}, median {number(float(np.median(vs)))})")
+            _, _, patches = ax.hist(vs, bins=edges, weights=[100.0 / len(vs)] * len(vs), histtype="step",
+                                    linewidth=1.6, color=colour)
+            handles.setdefault(name, patches[0])
+        ax.set_title(f"{title}: median " + " vs ".join(medians))
         if log:
             _log_x(ax, edges)
         ax.xaxis.set_major_formatter(_formatter())
         ax.set_xlabel(unit + (" (log scale)" if log else ""))
         ax.set_ylabel("% of the set")
-        ax.legend(fontsize=7, frameon=False, loc="upper right")
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=len(handles),
+                   frameon=False, fontsize=8)
     return _svg(fig)
