@@ -80,7 +80,7 @@ def test_plots_are_kept_versus_dropped_with_units_and_thresholds(lima):
     card = section.find("div", class_="value", attrs={"data-filter": "raw_length"})
     text = card.get_text(" ")
     assert "min_chars = 1,200" in text and "characters" in text
-    assert re.search(r"kept by this filter \(\d+\)", text) and "dropped by raw_length" in text
+    assert re.search(r"kept by this filter \(\d+\)", text) and re.search(r"dropped: too_short \(\d+\)", text)
     assert "e+0" not in str(soup)  # no scientific notation anywhere
     # categorical values (the site group) are a count table, not a plot
     table = section.find("div", class_="value", attrs={"data-filter": "site_group"}).find("table")

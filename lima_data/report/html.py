@@ -118,7 +118,7 @@ def _effective_settings(manifest: dict[str, Any], source: str, filter_name: str)
 def _read_measurements(path: Path, wanted_ids: set[str]):
     """One pass over ``measurements.jsonl.zst``: per (source, filter, key) the numbers of candidates the filter
     kept and dropped; per (source, filter) the categories kept and dropped; the values of ``wanted_ids``."""
-    numbers: dict[tuple, tuple[list, list]] = defaultdict(lambda: ([], []))
+    numbers: dict[tuple, tuple[list, dict[str, list]]] = defaultdict(lambda: ([], defaultdict(list)))
     categories: dict[tuple, tuple[Counter, Counter]] = defaultdict(lambda: (Counter(), Counter()))
     values: dict[str, dict[str, Any]] = {}
     file = path / "report" / "measurements.jsonl.zst"
@@ -129,10 +129,15 @@ def _read_measurements(path: Path, wanted_ids: set[str]):
         if row["id"] in wanted_ids:
             values[row["id"]] = row["values"]
         for filter_name, value in row["values"].items():
-            side = 1 if row.get("dropped_by") == filter_name else 0
+            dropped = row.get("dropped_by") == filter_name
+            side = 1 if dropped else 0
             parts = _numbers(value)
             for key, number in parts.items():
-                numbers[(source, filter_name, key)][side].append(number)
+                kept, by_reason = numbers[(source, filter_name, key)]
+                if dropped:
+                    by_reason[row.get("reason") or ""].append(number)
+                else:
+                    kept.append(number)
             if not parts:
                 for category in _categories(value):
                     categories[(source, filter_name)][side][category] += 1
@@ -141,7 +146,8 @@ def _read_measurements(path: Path, wanted_ids: set[str]):
 
 def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, list[dict[str, Any]]]:
     """Per source, one entry per measured value: a plot (``svg``) or, when the values are degenerate (fewer than
-    three distinct numbers, or categories), a count table (``table``: ``[(value, kept, dropped)]``)."""
+    three distinct numbers, at most eight distinct counts, or categories), a count table (``table``:
+    ``[(value, kept, dropped)]``)."""
     from .plots import histogram_svg
 
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -152,18 +158,19 @@ def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, lis
         chain = chains.get(source, [])
         return (source, chain.index(filter_name) if filter_name in chain else 99, filter_name, str(key))
 
-    for (source, filter_name, key), (passed, dropped) in sorted(numbers.items(), key=order):
+    for (source, filter_name, key), (passed, by_reason) in sorted(numbers.items(), key=order):
         title = filter_name + (f" · {key}" if key else "")
+        dropped = [v for vs in by_reason.values() for v in vs]
         entry = {"title": title, "filter": filter_name, "count": len(passed) + len(dropped),
                  "dropped": len(dropped)}
         distinct = set(passed) | set(dropped)
-        if len(distinct) < 3:
+        if len(distinct) < 3 or (len(distinct) <= 8 and all(float(v).is_integer() for v in distinct)):
             kept_c, dropped_c = Counter(passed), Counter(dropped)
             entry["table"] = [(_fmt(v), kept_c[v], dropped_c[v]) for v in sorted(distinct)]
         else:
             lines = thresholds_for(_effective_settings(manifest, source, filter_name), key)
-            entry["svg"] = Markup(histogram_svg(passed, dropped, unit=unit_for(filter_name, key), thresholds=lines,
-                                                dropped_label=f"dropped by {filter_name}"))
+            entry["svg"] = Markup(histogram_svg(passed, dict(by_reason), unit=unit_for(filter_name, key),
+                                                thresholds=lines, dropped_label="dropped"))
             entry["thresholds"] = lines
         out[source].append(entry)
     for (source, filter_name), (kept_c, dropped_c) in sorted(categories.items(), key=lambda kv: order((kv[0], 0))):
