@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -194,3 +195,9 @@ def test_renders_in_headless_chromium(lima):
                 for s in result.manifest["funnel"]}
     assert {k: v for k, v in selected.items() if v} == dict(kept)
     assert len(soup.find_all("svg")) >= len(result.manifest["funnel"])
+
+
+def test_the_cli_starts_without_matplotlib():
+    code = ("import sys, lima_data.cli, lima_data.report, lima_data.report.html, lima_data.build; "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

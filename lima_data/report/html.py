@@ -409,6 +409,44 @@ def _traces(path: Path) -> list[dict[str, Any]]:
     return [{"source": s, "filter": f, "field": fld, "rows": rows} for (s, f, fld), rows in grouped.items()]
 
 
+def _pruning_trace(manifest: dict[str, Any], limit: int = TRACE_PER_FILTER) -> dict[str, Any] | None:
+    """The wikiHow reader's pruning, for up to ``limit`` saved pages among the manifest's inputs that can still be
+    read: the text of every section the recipe's ``prune`` setting leaves out (Tips, Warnings, Things You'll Need,
+    References, ...), marked as removed. ``None`` when no such page is readable."""
+    from bs4 import BeautifulSoup
+
+    from ..recipe import PACKAGE, PACKAGE_PREFIX
+    from ..sources.wikihow import SECTIONS, WikiHowSource
+
+    prune = manifest["recipe"]["sources"].get("wikihow", {}).get("reader", {}).get(
+        "prune", WikiHowSource.defaults["prune"])
+    rows = []
+    for entry in manifest.get("inputs", []):
+        name = entry["path"]
+        if entry["source"] != "wikihow" or not name.lower().endswith((".html", ".htm")):
+            continue
+        file = PACKAGE / name[len(PACKAGE_PREFIX):] if name.startswith(PACKAGE_PREFIX) else Path(name)
+        if not file.is_file():
+            continue
+        soup = BeautifulSoup(file.read_text(encoding="utf-8", errors="replace"), "lxml")
+        removed = []
+        for section in prune:
+            for cls in SECTIONS.get(section, (section,)):
+                node = soup.select_one(f"div.section.{cls}")
+                if node is not None:
+                    removed.append(f"## {section.replace('_', ' ')}\n" + " ".join(node.get_text(" ").split()))
+                    break
+        if removed:
+            before, after = diff_marked("\n\n".join(removed), "")
+            rows.append({"id": Path(name).name, "before": before, "after": Markup("<span class='muted'>(removed)"
+                                                                                   "</span>"),
+                         "chars": (sum(map(len, removed)), 0)})
+        if len(rows) >= limit:
+            break
+    return {"source": "wikihow", "filter": "reader pruning", "field": "sections of the saved page",
+            "rows": rows} if rows else None
+
+
 def _summary(manifest: dict[str, Any], splits: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One row per source: candidates read, selected per split against the quotas, median prompt and response
     length (characters) of the selected rows, the biggest drop (filter: reason, count) and a waterfall SVG."""
@@ -483,7 +521,7 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
         plots=_value_plots(manifest, numbers, categories),
         kept=_kept_examples(manifest, splits, values_by_id, md.render),
         drops=_drop_sections(path, manifest, examples),
-        traces=_traces(path),
+        traces=_traces(path) + [t for t in [_pruning_trace(manifest)] if t],
         clusters=clusters[:100],
         cluster_count=len(clusters),
         comparison=comparison,
