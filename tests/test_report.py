@@ -54,6 +54,11 @@ def test_navigation_summary_and_sections(lima):
             assert f"{funnel['stages'][-1]['kept']:,}" in figure.get_text()
     top = soup.find("table", class_="summary").find("tr", attrs={"data-source": "stackexchange"})
     assert "answer_score: answer_score_too_low" in top.get_text()  # what was dropped most, and why
+    groups = [g for g in result.manifest["selection"]["stackexchange"] if g["split"] == "train"]
+    assert len(groups) == 2  # STEM and Other: one line for the train split, both groups added up
+    assert (f"train {sum(g['selected'] for g in groups)}/{sum(g['wanted'] for g in groups)}"
+            in top.find_all("td")[2].text)
+    assert "beer.stackexchange.com" in top.find_all("td")[3].text  # from where
 
 
 def test_kept_examples_are_every_selected_row_per_source_and_group(lima):

@@ -59,7 +59,7 @@ def _categories(value: Any) -> list[str]:
     if isinstance(value, bool):
         return [str(value).lower()]
     if isinstance(value, str):
-        return [value]
+        return [value or "(empty)"]
     if isinstance(value, list):
         return [str(v) for v in value] or ["(none)"]
     if isinstance(value, dict):
@@ -145,9 +145,9 @@ def _read_measurements(path: Path, wanted_ids: set[str]):
 
 
 def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, list[dict[str, Any]]]:
-    """Per source, one entry per measured value: a plot (``svg``) or, when the values are degenerate (fewer than
-    three distinct numbers, at most eight distinct counts, or categories), a count table (``table``:
-    ``[(value, kept, dropped)]``)."""
+    """Per source, one entry per measured value: a plot (``svg``); or, when the values are degenerate, the one
+    value every candidate has (``constant``) or a one-line count table (``table``: ``[(value, kept, dropped)]``;
+    fewer than three distinct numbers, at most eight distinct counts, or categories)."""
     from .plots import histogram_svg
 
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -164,7 +164,9 @@ def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, lis
         entry = {"title": title, "filter": filter_name, "count": len(passed) + len(dropped),
                  "dropped": len(dropped)}
         distinct = set(passed) | set(dropped)
-        if len(distinct) < 3 or (len(distinct) <= 8 and all(float(v).is_integer() for v in distinct)):
+        if len(distinct) == 1:
+            entry["constant"] = _fmt(next(iter(distinct)))
+        elif len(distinct) < 3 or (len(distinct) <= 8 and all(float(v).is_integer() for v in distinct)):
             kept_c, dropped_c = Counter(passed), Counter(dropped)
             entry["table"] = [(_fmt(v), kept_c[v], dropped_c[v]) for v in sorted(distinct)]
         else:
@@ -179,8 +181,11 @@ def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, lis
         if len(keys) > 12:
             rest = keys[12:]
             rows.append((f"({len(rest)} other values)", sum(kept_c[k] for k in rest), sum(dropped_c[k] for k in rest)))
-        out[source].append({"title": filter_name, "filter": filter_name, "count": sum(kept_c.values())
-                            + sum(dropped_c.values()), "dropped": sum(dropped_c.values()), "table": rows})
+        entry = {"title": filter_name, "filter": filter_name, "count": sum(kept_c.values())
+                 + sum(dropped_c.values()), "dropped": sum(dropped_c.values()), "table": rows}
+        if len(keys) == 1:
+            entry["constant"] = keys[0]
+        out[source].append(entry)
     return dict(out)
 
 
@@ -448,8 +453,9 @@ def _pruning_trace(manifest: dict[str, Any], limit: int = TRACE_PER_FILTER) -> d
 
 
 def _summary(manifest: dict[str, Any], splits: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per source: candidates read, selected per split against the quotas, median prompt and response
-    length (characters) of the selected rows, the biggest drop (filter: reason, count) and a waterfall SVG."""
+    """One row per source: candidates read, selected per split against the quotas, where the selected rows come
+    from (top domains), median prompt and response length (characters) of the selected rows, the three biggest
+    drops (filter: reason, count) and a waterfall SVG."""
     from .plots import funnel_svg
 
     out = []
@@ -468,12 +474,20 @@ def _summary(manifest: dict[str, Any], splits: dict[str, list[dict[str, Any]]]) 
             elif st["filter"] != "selection":
                 quiet.append(st["filter"])
         selected = sum(g["selected"] for g in groups)
+        bars.append(("selected", selected, selected))
+        by_split: dict[str, list[int]] = {}
+        for g in groups:
+            totals = by_split.setdefault(g["split"], [0, 0])
+            totals[0] += g["selected"]
+            totals[1] += g["wanted"]
+        domains = Counter(domain_label(r.get("domain", "")) for r in rows)
         prompts = [len(_turns(r)[0]) for r in rows]
         responses = [len(_turns(r)[1]) for r in rows if _turns(r)[1]]
         out.append({
             "source": source, "candidates": funnel["candidates"], "selected": selected,
             "wanted": sum(g["wanted"] for g in groups),
-            "by_split": {g["split"]: (g["selected"], g["wanted"]) for g in groups},
+            "by_split": {split: tuple(n) for split, n in by_split.items()},
+            "domains": domains.most_common(3), "more_domains": max(0, len(domains) - 3),
             "groups": groups, "median_prompt": _median(prompts), "median_response": _median(responses),
             "top_drops": drops[:3], "quiet": quiet,
             "svg": Markup(funnel_svg(bars)) if funnel["candidates"] else None,

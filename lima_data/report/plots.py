@@ -116,8 +116,9 @@ def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, 
         dropped: the values of those it dropped, or ``{reason: values}``.
         unit: the x axis label (``"characters"``, ``"ratio"``, ``"votes"``...).
         thresholds: ``(setting name, value)`` pairs, e.g. ``("min_chars", 1200)``.
-    Log scale when the values span orders of magnitude (:func:`wants_log`); values <= 0 then count in the lowest
-    bin. Raises ``ValueError`` when there is no value at all.
+    Log x scale when the values span orders of magnitude (:func:`wants_log`); values <= 0 then count in the lowest
+    bin. Log y scale when the tallest bar is 50 times the shortest, so a few candidates beside a tall bar stay
+    visible. Raises ``ValueError`` when there is no value at all.
     """
     groups = dict(dropped) if isinstance(dropped, dict) else {"": list(dropped)}
     groups = dict(sorted(((r, v) for r, v in groups.items() if v), key=lambda kv: -len(kv[1])))
@@ -141,10 +142,17 @@ def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, 
             histtype="stepfilled", label=[labels[i] for i in keep])
     if log:
         _log_x(ax, edges)
+    import numpy as np
+
+    counts = np.histogram(values if not log else clip(values), bins=edges)[0]
+    log_y = counts.max() >= 50 * max(1, counts[counts > 0].min())  # a few candidates beside a tall bar
+    if log_y:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.8)
     ax.xaxis.set_major_formatter(_formatter())
     ax.yaxis.set_major_formatter(_formatter())
     ax.set_xlabel(unit + (" (log scale)" if log else ""))
-    ax.set_ylabel("candidates")
+    ax.set_ylabel("candidates" + (" (log)" if log_y else ""))
     from matplotlib.transforms import blended_transform_factory
 
     trans = blended_transform_factory(ax.transData, ax.transAxes)
