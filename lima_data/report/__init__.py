@@ -90,9 +90,9 @@ def _explained(row: dict[str, Any]) -> Text:
     """The matched spans a filter recorded for a drop, each in its context, the match in bold red."""
     out = Text()
     for item in row.get("match") or []:
-        out.append(f"  {item.get('field', '')}: …{item.get('before', '')[-50:]} ", style="dim")
+        out.append(f"  {item.get('field', '')}: …{item.get('before', '')[-50:]}", style="dim")
         out.append(item["match"], style="bold red")
-        out.append(f" {item.get('after', '')[:50]}…\n", style="dim")
+        out.append(f"{item.get('after', '')[:50]}…\n", style="dim")
     return out
 
 
