@@ -230,6 +230,21 @@ def load_reference(path: str | Path) -> tuple[str, list[dict[str, Any]]]:
     return path.name if path.name != SPLIT_FILES["train"] else path.parent.name, rows
 
 
+def _lengths(manifest: dict[str, Any], splits: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Without a reference: per source, the prompt and response lengths (characters) of its selected rows (every
+    split), as shares."""
+    from .plots import lengths_svg
+
+    out = []
+    for source in manifest["sources"]:
+        rows = [_turns(r) for split in SPLIT_ORDER for r in splits.get(split, []) if r["source"] == source]
+        if rows:
+            out.append({"source": source, "ours": len(rows), "svg": Markup(lengths_svg([
+                ("prompt", {f"{manifest['name']} ({len(rows)})": [len(p) for p, _ in rows]}),
+                ("response", {f"{manifest['name']} ({len(rows)})": [len(a) for _, a in rows if a]})]))})
+    return out
+
+
 def _comparison(manifest: dict[str, Any], train: list[dict[str, Any]], reference) -> dict[str, Any]:
     """Per source, prompt and response lengths (characters) of the selected train rows beside the reference's,
     as shares; and the composition of both sets as shares."""
@@ -539,6 +554,7 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
         clusters=clusters[:100],
         cluster_count=len(clusters),
         comparison=comparison,
+        lengths=_lengths(manifest, splits) if comparison is None else [],
         shown=shown,
         examples=examples,
         no_category=NO_CATEGORY,

@@ -104,6 +104,13 @@ def _log_x(ax, edges) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _linear_x(ax, ticks: int) -> None:
+    """At most ``ticks`` round ticks on a linear x axis, so long labels ("12,000") do not run together."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=ticks, steps=[1, 2, 2.5, 5, 10]))
+
+
 def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, Sequence[float]], *, unit: str,
                   thresholds: Sequence[tuple[str, float]] = (), dropped_label: str = "dropped here",
                   width: float = 5.4, height: float = 2.1) -> str:
@@ -142,6 +149,8 @@ def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, 
             histtype="stepfilled", label=[labels[i] for i in keep])
     if log:
         _log_x(ax, edges)
+    else:
+        _linear_x(ax, 7)
     import numpy as np
 
     counts = np.histogram(values if not log else clip(values), bins=edges)[0]
@@ -210,7 +219,9 @@ def lengths_svg(panels: Sequence[tuple[str, dict[str, Sequence[float]]]], *, uni
     for ax, (title, series) in zip(axes, panels):
         values = [v for vs in series.values() for v in vs]
         if not values:
-            ax.set_title(f"{title}: no rows")
+            ax.set_title(title)
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no rows", transform=ax.transAxes, ha="center", color="#777")
             continue
         log = wants_log(values)
         edges = _bins(values, log, count=30)
@@ -228,6 +239,8 @@ def lengths_svg(panels: Sequence[tuple[str, dict[str, Sequence[float]]]], *, uni
         ax.set_title(f"{title}: median " + " vs ".join(medians))
         if log:
             _log_x(ax, edges)
+        else:
+            _linear_x(ax, 5)
         ax.xaxis.set_major_formatter(_formatter())
         ax.set_xlabel(unit + (" (log scale)" if log else ""))
         ax.set_ylabel("% of the set")
