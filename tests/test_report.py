@@ -179,6 +179,7 @@ def test_report_size_and_same_report_from_build_and_report(lima, tmp_path, share
     assert built.exit_code == 0, built.output
     written = out / "lima" / "report" / REPORT_FILE
     first = written.read_text()
+    assert 'id="lengths"' in first  # without a reference, the selected rows' lengths come after the summary
     assert runner.invoke(main, ["report", str(out / "lima"), "--examples", "3"]).exit_code == 0
     strip = lambda html: re.sub(r"report generated [^.]*\.", "", html)  # noqa: E731
     assert strip(written.read_text()) == strip(first)

@@ -354,6 +354,20 @@ def _cleaned(row: dict[str, Any]) -> tuple[str, bool]:
     return response, False
 
 
+def _body(row: dict[str, Any], limit: int = 2000) -> str | None:
+    """The question or submission body of a reject when it is not its prompt (Stack Exchange ``question_body``
+    cleaned to Markdown, Reddit ``selftext``), clipped to ``limit`` characters."""
+    meta = row.get("meta", {})
+    body = meta.get("selftext") or meta.get("question_body") or ""
+    if body and meta.get("question_body") == body and "<" in body:
+        from ..filters.clean import html_to_markdown
+
+        body = html_to_markdown(body)[0]
+    if not body or body.strip() == (row.get("prompt") or "").strip():
+        return None
+    return body if len(body) <= limit else body[: limit - 1] + "…"
+
+
 def _drop_sections(path: Path, manifest: dict[str, Any], examples: int) -> dict[str, list[dict[str, Any]]]:
     """Per source, every (filter, reason) in funnel order with its count, share of the filter's input and up to
     ``examples`` rejects, each with its matched spans and its response cleaned and highlighted."""
@@ -377,9 +391,12 @@ def _drop_sections(path: Path, manifest: dict[str, Any], examples: int) -> dict[
                                   if row.get("meta", {}).get("title") not in (None, row.get("prompt")) else None),
                         "response": highlight(response, needles) if response else None,
                         "converted": converted, "url": row.get("meta", {}).get("url"),
+                        "body": _body(row),
                     })
+                settings = _effective_settings(manifest, source, stage["filter"])
+                bounds = [f"{name} = {_fmt(x)}" for name, x in thresholds_for(settings, None)]
                 entries.append({"filter": stage["filter"], "reason": reason, "count": count,
-                                "share": _share(count, stage["in"]), "rows": rows})
+                                "share": _share(count, stage["in"]), "rows": rows, "bounds": bounds})
         out[source] = entries
     return out
 
@@ -542,7 +559,8 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = lambda v: "—" if v is None else (_fmt(v) if isinstance(v, (int, float)) else v)
     env.filters["domain"] = domain_label
-    env.filters["compact"] = lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+    env.filters["compact"] = lambda v: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
+                                        else "(empty)" if v == "" else v)
     html = env.get_template("report.html.j2").render(
         manifest=manifest,
         stats=stats,
