@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from array import array
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,7 +119,8 @@ def _effective_settings(manifest: dict[str, Any], source: str, filter_name: str)
 def _read_measurements(path: Path, wanted_ids: set[str]):
     """One pass over ``measurements.jsonl.zst``: per (source, filter, key) the numbers of candidates the filter
     kept and dropped; per (source, filter) the categories kept and dropped; the values of ``wanted_ids``."""
-    numbers: dict[tuple, tuple[list, dict[str, list]]] = defaultdict(lambda: ([], defaultdict(list)))
+    numbers: dict[tuple, tuple[array, dict[str, array]]] = defaultdict(
+        lambda: (array("d"), defaultdict(lambda: array("d"))))  # 8 bytes a value: millions of candidates fit
     categories: dict[tuple, tuple[Counter, Counter]] = defaultdict(lambda: (Counter(), Counter()))
     values: dict[str, dict[str, Any]] = {}
     file = path / "report" / "measurements.jsonl.zst"
@@ -148,6 +150,8 @@ def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, lis
     """Per source, one entry per measured value: a plot (``svg``); or, when the values are degenerate, the one
     value every candidate has (``constant``) or a one-line count table (``table``: ``[(value, kept, dropped)]``;
     fewer than three distinct numbers, at most eight distinct counts, or categories)."""
+    import numpy as np
+
     from .plots import histogram_svg
 
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -160,18 +164,18 @@ def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, lis
 
     for (source, filter_name, key), (passed, by_reason) in sorted(numbers.items(), key=order):
         title = filter_name + (f" · {key}" if key else "")
-        dropped = [v for vs in by_reason.values() for v in vs]
-        entry = {"title": title, "filter": filter_name, "count": len(passed) + len(dropped),
-                 "dropped": len(dropped)}
-        distinct = set(passed) | set(dropped)
-        if len(distinct) == 1:
-            entry["constant"] = _fmt(next(iter(distinct)))
-        elif len(distinct) < 3 or (len(distinct) <= 8 and all(float(v).is_integer() for v in distinct)):
-            kept_c, dropped_c = Counter(passed), Counter(dropped)
-            entry["table"] = [(_fmt(v), kept_c[v], dropped_c[v]) for v in sorted(distinct)]
+        dropped = np.concatenate([np.frombuffer(vs) for vs in by_reason.values()] or [np.empty(0)])
+        kept = np.frombuffer(passed) if len(passed) else np.empty(0)
+        entry = {"title": title, "filter": filter_name, "count": kept.size + dropped.size, "dropped": dropped.size}
+        distinct = np.unique(np.concatenate([kept, dropped]))
+        if distinct.size == 1:
+            entry["constant"] = _fmt(float(distinct[0]))
+        elif distinct.size < 3 or (distinct.size <= 8 and np.all(distinct == np.round(distinct))):
+            entry["table"] = [(_fmt(float(v)), int((kept == v).sum()), int((dropped == v).sum())) for v in distinct]
         else:
             lines = thresholds_for(_effective_settings(manifest, source, filter_name), key)
-            entry["svg"] = Markup(histogram_svg(passed, dict(by_reason), unit=unit_for(filter_name, key),
+            entry["svg"] = Markup(histogram_svg(kept, {r: np.frombuffer(v) for r, v in by_reason.items()},
+                                                unit=unit_for(filter_name, key),
                                                 thresholds=lines, dropped_label="dropped"))
             entry["thresholds"] = lines
         out[source].append(entry)

@@ -76,20 +76,24 @@ def _formatter():
 def wants_log(values: Sequence[float]) -> bool:
     """True when the positive values span at least two orders of magnitude (max / min >= 100) and few values
     (< 5%) are zero or negative: those are drawn in the lowest bin of a log axis."""
-    positive = [v for v in values if v > 0]
-    if len(positive) < 0.95 * len(values) or not positive:
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    positive = values[values > 0]
+    if not positive.size or positive.size < 0.95 * values.size:
         return False
-    return max(positive) / min(positive) >= 100
+    return positive.max() / positive.min() >= 100
 
 
 def _bins(values: Sequence[float], log: bool, count: int = 40):
     import numpy as np
 
-    lo, hi = min(values), max(values)
+    values = np.asarray(values, dtype=float)
+    lo, hi = values.min(), values.max()
     if log:
-        lo = min(v for v in values if v > 0)
+        lo = values[values > 0].min()
         return np.geomspace(lo, hi * 1.0001, count + 1)
-    if all(float(v).is_integer() for v in values) and hi - lo < count:
+    if hi - lo < count and np.all(values == np.round(values)):
         return np.arange(lo - 0.5, hi + 1.5, 1.0)  # one bar per integer
     return np.linspace(lo, hi if hi > lo else lo + 1, count + 1)
 
@@ -127,15 +131,19 @@ def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, 
     bin. Log y scale when the tallest bar is 50 times the shortest, so a few candidates beside a tall bar stay
     visible. Raises ``ValueError`` when there is no value at all.
     """
-    groups = dict(dropped) if isinstance(dropped, dict) else {"": list(dropped)}
-    groups = dict(sorted(((r, v) for r, v in groups.items() if v), key=lambda kv: -len(kv[1])))
-    values = list(passed) + [v for vs in groups.values() for v in vs]
-    if not values:
+    import numpy as np
+
+    groups = dict(dropped) if isinstance(dropped, dict) else {"": dropped}
+    groups = {r: np.asarray(v, dtype=float) for r, v in groups.items() if len(v)}
+    groups = dict(sorted(groups.items(), key=lambda kv: -kv[1].size))
+    passed = np.asarray(passed, dtype=float)
+    values = np.concatenate([passed, *groups.values()])
+    if not values.size:
         raise ValueError("nothing to plot")
     log = wants_log(values)
-    edges = _bins(values + [x for _, x in thresholds if not log or x > 0], log)
+    edges = _bins(np.concatenate([values, [x for _, x in thresholds if not log or x > 0]]), log)
     floor = edges[0]
-    clip = (lambda vs: [max(v, floor) for v in vs]) if log else (lambda vs: list(vs))
+    clip = (lambda vs: np.maximum(vs, floor)) if log else (lambda vs: vs)
     rows = math.ceil((1 + len(groups)) / 2)  # legend rows, two entries a row
     height += 0.2 * rows
     fig, ax = _figure(width, height, margins={"left": 0.13, "right": 0.94, "top": 1 - 0.1 / height,
@@ -144,16 +152,14 @@ def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, 
     labels = [f"kept by this filter ({len(passed):,})"] + [
         f"{dropped_label}{': ' + reason if reason else ''} ({len(vs):,})" for reason, vs in groups.items()]
     colours = [KEPT] + [DROPPED_SHADES[i % len(DROPPED_SHADES)] for i in range(len(groups))]
-    keep = [i for i, vs in enumerate(series) if vs or i == 0]
+    keep = [i for i, vs in enumerate(series) if len(vs) or i == 0]
     ax.hist([series[i] for i in keep], bins=edges, stacked=True, color=[colours[i] for i in keep],
             histtype="stepfilled", label=[labels[i] for i in keep])
     if log:
         _log_x(ax, edges)
     else:
         _linear_x(ax, 7)
-    import numpy as np
-
-    counts = np.histogram(values if not log else clip(values), bins=edges)[0]
+    counts = np.histogram(clip(values), bins=edges)[0]
     log_y = counts.max() >= 50 * max(1, counts[counts > 0].min())  # a few candidates beside a tall bar
     if log_y:
         ax.set_yscale("log")
