@@ -110,7 +110,7 @@ def build(recipe_name, inputs, sources, name, out_dir, seed, strict, benchmarks,
     from .report.html import build_report  # matplotlib is imported here, after the build, not at start-up
 
     try:
-        build_report(result.path)  # the same report.html that `lima-data report` writes
+        console.print(f"report: {build_report(result.path)}")  # the same file `lima-data report` writes
     except LimaDataError as error:
         _fail(error)
         return
