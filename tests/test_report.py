@@ -112,6 +112,9 @@ def test_drops_are_explained_with_the_matched_span(lima):
     quality = next(r for r in iter_rejects(result.path, filter_name="quality") if r["reason"] == "repeated_ngrams")
     gram = quality["match"][0]["match"]
     assert len(quality["match"]) >= 2 and len(gram.split()) >= 2  # a repeated n-gram, every time it occurs
+    markup = next(r for r in iter_rejects(result.path, filter_name="quality") if r["reason"] == "leftover_markup")
+    assert len(markup["match"]) == min(markup["values"]["quality"]["markup"], 8)  # the markup items counted
+    assert all(m["match"] in markup["response"] for m in markup["match"])
 
 
 def test_explain_returns_the_spans_measure_counts():
