@@ -177,8 +177,9 @@ def test_report_size_and_same_report_from_build_and_report(lima, tmp_path, share
     assert report.stat().st_size < 10 * 2**20  # the full recipe's report stays under 10 MB
     runner = CliRunner()
     out = tmp_path / "m"
+    out_option = next(p.opts[0] for p in main.commands["build"].params if p.name in ("out_dir", "output"))
     built = runner.invoke(main, ["build", "--input", str(shared / "lima"), "--recipe", "lima", "--sources",
-                                 "authored", "--out", str(out), "-q"])
+                                 "authored", out_option, str(out), "-q"])
     assert built.exit_code == 0, built.output
     written = out / "lima" / "report" / REPORT_FILE
     first = written.read_text()
