@@ -214,6 +214,7 @@ def build(
                 concat_files(results, f"rejects/{name_}.jsonl.zst", stage.path / "report" / "rejects" /
                              f"{name_}.jsonl.zst")
             concat_files(results, "measurements.jsonl.zst", stage.path / "report" / "measurements.jsonl.zst")
+            concat_files(results, "trace.jsonl.zst", stage.path / "report" / "trace.jsonl.zst")
             matched = set().union(*(r.matched for r in results)) if results else set()
             for source in wanted:
                 kept[source] = [c for result in by_source[source] for c in result.kept]

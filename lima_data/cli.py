@@ -204,33 +204,44 @@ def build(recipe_name, inputs, sources, name, out_dir, out_old, dry_run, as_json
         return
     console.print(funnel_table(result.manifest))
     console.print(counts_table(result.manifest))
+    from .report.html import build_report  # matplotlib is imported here, after the build, not at start-up
+
+    try:
+        console.print(f"report: {build_report(result.path)}")  # the same file `lima-data report` writes
+    except LimaDataError as error:
+        _fail(error)
+        return
     click.echo(str(result.path))
 
 
 @main.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--per-reason", default=2, show_default=True, help="Rejected candidates shown per drop reason.")
+@click.option("--examples", "examples", default=3, show_default=True, metavar="N",
+              help="Rejected candidates shown per source and drop reason, in the terminal and in the HTML alike.")
+@click.option("--per-reason", "examples", type=int, hidden=True, help="Old name of --examples.")
 @click.option("--reference", type=click.Path(exists=True, path_type=Path), metavar="FILE|DIR",
               help="A set to compare with: LIMA's train.jsonl in GAIR's layout, or another manifest folder.")
 @click.option("--no-html", is_flag=True, help="Only print to the terminal.")
 @_verbosity
-def report(manifest, per_reason, reference, no_html, quiet, verbose):
+def report(manifest, examples, reference, no_html, quiet, verbose):
     """Print the funnel of MANIFEST (a manifests/<name> folder) and a few rejects per drop reason, and write
-    MANIFEST/report/report.html: one self-contained page with the funnel, the composition against the quotas,
-    histograms of every measured value with the thresholds, dedup clusters, timings and rejected examples.
+    MANIFEST/report/report.html (the same file every build writes): one self-contained page with a table of
+    contents, a summary with a funnel figure per source, then per source its kept examples, its measured values
+    (kept versus dropped, thresholds marked) and why each drop happened (the matched text highlighted); a
+    before/after trace of the cleaning steps, dedup clusters and timings.
 
     \b
     Example:
-      lima-data report manifests/lima --reference lima/train.jsonl
+      lima-data report manifests/lima --reference lima/train.jsonl --examples 5
     """
     from .report import print_report
     from .report.html import build_report
 
     _setup(quiet, verbose)
     try:
-        print_report(manifest, Console(quiet=quiet), per_reason=per_reason)
+        print_report(manifest, Console(quiet=quiet), examples=examples)
         if not no_html:
-            click.echo(str(build_report(manifest, reference=reference, per_reason=max(per_reason, 3))))
+            click.echo(str(build_report(manifest, reference=reference, examples=examples)))
     except LimaDataError as error:
         _fail(error)
 

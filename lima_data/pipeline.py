@@ -24,6 +24,8 @@ from .candidate import Candidate
 from .filters import Filter
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: Candidates per filter (and per task) whose text a transforming filter changed, written to ``trace.jsonl.zst``.
+TRACE_LIMIT = 3
 _MAX_CATEGORIES = 1000
 
 
@@ -176,21 +178,37 @@ class RejectSink:
         self.report_dir = report_dir
         self._rejects: dict[str, ZstdJsonlWriter] = {}
         self.measurements = ZstdJsonlWriter(report_dir / "measurements.jsonl.zst")
+        self.traces = ZstdJsonlWriter(report_dir / "trace.jsonl.zst")
 
-    def reject(self, stage: str, candidate: Candidate, reason: str) -> None:
+    def reject(self, stage: str, candidate: Candidate, reason: str, match: list[dict[str, str]] | None = None) -> None:
+        """Write ``candidate`` dropped by ``stage`` for ``reason``; ``match`` (the filter's
+        :meth:`~lima_data.filters.Filter.explain`: the spans that made it drop) is kept as the row's ``"match"``."""
         writer = self._rejects.get(stage)
         if writer is None:
             writer = self._rejects[stage] = ZstdJsonlWriter(self.report_dir / "rejects" / f"{stage}.jsonl.zst")
-        writer.write({"filter": stage, "reason": reason, **candidate.to_dict()})
+        row = {"filter": stage, "reason": reason, **candidate.to_dict()}
+        if match:
+            row["match"] = match
+        writer.write(row)
 
     def measured(self, candidate: Candidate, dropped_by: str | None, reason: str | None) -> None:
         self.measurements.write({"id": candidate.id, "source": candidate.source, "values": candidate.values,
                                  "dropped_by": dropped_by, "reason": reason})
 
+    def trace(self, stage: str, candidate: Candidate, before: tuple[str, str]) -> None:
+        """Write what a transforming filter changed: ``before`` is ``(prompt, response)`` as the filter got them;
+        one row per changed field, ``{"filter", "id", "source", "field", "before", "after"}`` (the report's
+        before/after trace, after data-juicer's tracer)."""
+        for field, old, new in (("prompt", before[0], candidate.prompt), ("response", before[1], candidate.response)):
+            if old != new:
+                self.traces.write({"filter": stage, "id": candidate.id, "source": candidate.source, "field": field,
+                                   "before": old, "after": new})
+
     def close(self) -> None:
         for writer in self._rejects.values():
             writer.close()
         self.measurements.close()
+        self.traces.close()
 
     def files(self) -> dict[str, int]:
         """Rows written per rejects file name."""
@@ -209,6 +227,7 @@ class Chain:
         self.filters = filters
         self.stats = [FilterStats(f.name, f.settings) for f in filters]
         self.candidates = 0
+        self.traced = [0] * len(filters)  # candidates traced per filter (at most TRACE_LIMIT)
 
     def run(self, candidates: Iterable[Candidate], sink: RejectSink) -> Iterator[Candidate]:
         """Yield the candidates every filter keeps; write the others to ``sink`` with their reason."""
@@ -216,11 +235,17 @@ class Chain:
         for candidate in candidates:
             self.candidates += 1
             dropped_by = reason = None
-            for flt, stats in zip(self.filters, self.stats):
+            for i, (flt, stats) in enumerate(zip(self.filters, self.stats)):
                 stats.entered += 1
+                before = (candidate.prompt, candidate.response)
                 start = clock()
                 value, reason = flt(candidate)
                 stats.seconds += clock() - start
+                if self.traced[i] < TRACE_LIMIT and (candidate.prompt is not before[0]
+                                                     or candidate.response is not before[1]):
+                    if before != (candidate.prompt, candidate.response):
+                        sink.trace(flt.name, candidate, before)
+                        self.traced[i] += 1
                 candidate.values[flt.name] = value
                 stats.values.add(value)
                 if reason is not None and candidate.values.get("manual") == "keep":
@@ -230,7 +255,7 @@ class Chain:
                 if reason is not None:
                     stats.dropped[reason] += 1
                     dropped_by = flt.name
-                    sink.reject(flt.name, candidate, reason)
+                    sink.reject(flt.name, candidate, reason, flt.explain(candidate, value))
                     break
                 stats.kept += 1
             sink.measured(candidate, dropped_by, reason)

@@ -43,8 +43,8 @@ def test_html_report_funnel_matches_the_stats(built):
     titles = [b.text for b in soup.select("div.card > b")]
     assert {"length", "answer_score", "first_person", "language · probability"} <= set(titles)
     length_card = next(b.parent for b in soup.select("div.card > b") if b.text == "length")
-    assert "min_chars=1200" in length_card.text and "max_chars=4096" in length_card.text  # thresholds marked
-    assert soup.find(id="reject-length-too_short") is not None
+    assert "min_chars = 1,200" in length_card.text and "max_chars = 4,096" in length_card.text  # thresholds marked
+    assert soup.find(id="drop-stackexchange-length-too_short") is not None
     assert soup.find(id="reference") is not None  # the comparison section
 
 

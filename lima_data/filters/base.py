@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,25 @@ from ..candidate import Candidate
 from ..errors import RecipeError
 
 REGISTRY: dict[str, type["Filter"]] = {}
+
+#: Most matches :meth:`Filter.explain` returns for one candidate, and characters of context each side.
+EXPLAIN_LIMIT = 8
+EXPLAIN_CONTEXT = 60
+
+
+def match_spans(field: str, text: str, spans) -> list[dict[str, str]]:
+    """``explain`` items for ``spans`` (``(start, end)`` character offsets in ``text``): the matched text with
+    :data:`EXPLAIN_CONTEXT` characters of ``text`` before and after it (whitespace runs collapsed), at most
+    :data:`EXPLAIN_LIMIT` items."""
+    out = []
+    for start, end in spans:
+        out.append({"field": field, "match": text[start:end],
+                    "before": re.sub(r"\s+", " ", text[max(0, start - EXPLAIN_CONTEXT):start]),
+                    "after": re.sub(r"\s+", " ", text[end:end + EXPLAIN_CONTEXT])})
+        if len(out) >= EXPLAIN_LIMIT:
+            break
+    return out
+
 
 #: Marks a setting that has no default: the recipe must give it (e.g. phrase lists, which are recipe data).
 REQUIRED = object()
@@ -74,6 +94,16 @@ class Filter:
     def decide(self, value: Any) -> str | None:
         """Return ``None`` to keep the candidate, or a reason string from ``reasons`` to drop it."""
         raise NotImplementedError
+
+    def explain(self, candidate: Candidate, value: Any) -> list[dict[str, str]] | None:
+        """What made ``decide`` drop ``candidate``: the matched spans, for the report (called by the pipeline only
+        on a drop, with the candidate as this filter saw it and its measured ``value``).
+
+        Returns ``[{"field": "response" | "prompt" | "title", "match": <matched text>, "before", "after": <up to
+        60 characters of the text around it>}]`` (at most :data:`EXPLAIN_LIMIT` items), or ``None`` when the
+        filter has nothing to point at (the default: a number against a threshold explains itself).
+        """
+        return None
 
     def __call__(self, candidate: Candidate) -> tuple[Any, str | None]:
         value = self.measure(candidate)

@@ -9,7 +9,7 @@ from collections import Counter
 
 from ..candidate import Candidate
 from ..text import strip_code
-from .base import Filter
+from .base import Filter, match_spans
 
 _WORD = re.compile(r"\w+")
 _MARKUP = re.compile(r"</?(?:div|span|p|br|a|img|table|td|tr|li|ul|ol|script|style|font|center)\b[^>]*>|&(?:nbsp|amp|lt|gt|quot|#\d+);|\[\[|\]\]|\{\{|\}\}|\[/?(?:b|i|url|img|quote)\]", re.I)
@@ -125,6 +125,33 @@ class Quality(Filter):
             return "symbol_ratio"
         if value["alpha_ratio"] < self.min_alpha_ratio:
             return "alpha_ratio"
+        return None
+
+    def explain(self, candidate: Candidate, value: dict[str, float]) -> list[dict[str, str]] | None:
+        """What the reason points at in the prose ``measure`` read: the leftover markup; the first repeated line or
+        paragraph; for ``repeated_ngrams`` every occurrence of the most frequent n-gram of the measure over its
+        bound (for ``dup_5gram``, the most frequent repeated 5-gram); ``None`` for the ratio rules."""
+        reason = self.decide(value)
+        prose = strip_code(candidate.response)
+        if reason == "leftover_markup":
+            return match_spans("response", prose, (m.span() for m in _MARKUP.finditer(prose)))
+        if reason in ("repeated_lines", "repeated_paragraphs"):
+            items = ([line.strip() for line in prose.splitlines()] if reason == "repeated_lines"
+                     else [p.strip() for p in re.split(r"\n\s*\n", prose)])
+            seen: set[str] = set()
+            repeated = next((i for i in items if i and (i in seen or seen.add(i))), None)
+            if repeated is None:
+                return None
+            return match_spans("response", prose, (m.span() for m in re.finditer(re.escape(repeated), prose)))
+        if reason == "repeated_ngrams":
+            n = next((k for k in (2, 3, 4) if value.get(f"top_{k}gram", 0) > getattr(self, f"max_top_{k}gram", 1)),
+                     5)
+            words = _WORD.findall(prose.lower())
+            grams = Counter(_ngrams(words, n)).most_common(1)
+            if not grams:
+                return None
+            pattern = re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, grams[0][0])) + r"(?!\w)", re.I)
+            return match_spans("response", prose, (m.span() for m in pattern.finditer(prose)))
         return None
 
 

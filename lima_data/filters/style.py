@@ -9,7 +9,7 @@ import re
 
 from ..candidate import Candidate
 from ..text import html_prose, stable_unit, strip_code, strip_quotes, word_pattern
-from .base import REQUIRED, Filter
+from .base import REQUIRED, Filter, match_spans
 from .clean import html_to_markdown
 
 
@@ -63,6 +63,14 @@ class SelfContained(Filter):
         if not title.endswith("?") and first not in self._question_words:
             return "not_question"
         return "ok"
+
+    def explain(self, candidate: Candidate, value: str) -> list[dict[str, str]] | None:
+        """The title's body cue or bare demonstrative, or (``not_question``) its first word."""
+        title = candidate.meta.get("title", candidate.prompt).strip()
+        match = self._cues.search(title) or self._BARE_DEMONSTRATIVE.search(title)
+        if value == "not_question" or match is None:
+            match = re.match(r"[^\s,]+", title)
+        return match_spans("title", title, [match.span()]) if match else None
 
     def decide(self, value: str) -> str | None:
         if value == "ok":
@@ -157,6 +165,11 @@ class FirstPerson(Filter):
     def measure(self, candidate: Candidate) -> int:
         return len(self._pattern.findall(strip_quotes(response_prose(candidate, blockquotes=False))))
 
+    def explain(self, candidate: Candidate, value: int) -> list[dict[str, str]] | None:
+        """The first-person words in the prose that ``measure`` counts (same text, same pattern)."""
+        prose = strip_quotes(response_prose(candidate, blockquotes=False))
+        return match_spans("response", prose, (m.span() for m in self._pattern.finditer(prose)))
+
     def decide(self, value: int) -> str | None:
         return "first_person" if value > self.max_count else None
 
@@ -184,6 +197,13 @@ class SiteReference(Filter):
         found = {" ".join(m.split()).replace("\u2019", "'")
                  for m in self._pattern.findall(response_prose(candidate).lower())}
         return sorted(found)
+
+    def explain(self, candidate: Candidate, value: list[str]) -> list[dict[str, str]] | None:
+        """The phrases in the prose that ``measure`` finds (same text, same pattern; shown in the original case)."""
+        prose = response_prose(candidate)
+        lowered = prose.lower()
+        text = prose if len(lowered) == len(prose) else lowered  # offsets shift only for a few non-ASCII letters
+        return match_spans("response", text, (m.span() for m in self._pattern.finditer(lowered)))
 
     def decide(self, value: list[str]) -> str | None:
         return "site_reference" if value else None

@@ -1,7 +1,8 @@
 """Report data of a built manifest: the funnel table and rejected candidates per reason (terminal output).
 
-The HTML report with plots is a later issue; this module reads what every build writes: ``manifest.json``,
-``report/stats.json`` and ``report/rejects/*.jsonl.zst``.
+The HTML report is :mod:`lima_data.report.html`; both read what every build writes: ``manifest.json``,
+``report/stats.json``, ``report/measurements.jsonl.zst``, ``report/trace.jsonl.zst`` and
+``report/rejects/*.jsonl.zst``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def counts_table(manifest: dict[str, Any]) -> Table:
         if not counts["total"]:
             continue
         for i, (domain, n) in enumerate(counts["by_domain"].items()):
-            table.add_row(split if i == 0 else "", domain, str(n))
+            table.add_row(split if i == 0 else "", domain_label(domain), str(n))
         table.add_row("", "[b]total[/]", f"[b]{counts['total']}[/]")
     return table
 
@@ -59,12 +60,23 @@ def iter_rejects(path: str | Path, *, filter_name: str | None = None) -> Iterato
             yield from read_zstd_jsonl(file)
 
 
-def rejects_by_reason(path: str | Path, per_reason: int = 2) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """The first ``per_reason`` rejects of every (filter, reason), in the order they were written."""
-    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+#: How a blank domain (a wikiHow article without a category) is shown.
+NO_CATEGORY = "(no category)"
+#: Rejected candidates shown per (source, filter, reason), in the terminal and in the HTML report alike.
+EXAMPLES = 3
+
+
+def domain_label(domain: str | None) -> str:
+    """A domain (site / category / subreddit) as shown: :data:`NO_CATEGORY` for a blank one or ``(none)``."""
+    return domain if domain and domain != "(none)" else NO_CATEGORY
+
+
+def rejects_by_source(path: str | Path, examples: int = EXAMPLES) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """The first ``examples`` rejects of every (source, filter, reason), in the order they were written."""
+    out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in iter_rejects(path):
-        key = (row["filter"], row["reason"])
-        if len(out[key]) < per_reason:
+        key = (row.get("source", ""), row["filter"], row["reason"])
+        if len(out[key]) < examples:
             out[key].append(row)
     return dict(out)
 
@@ -74,12 +86,26 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def print_report(path: str | Path, console: Console, per_reason: int = 2) -> None:
-    """Print the funnel, the selection and a few rejects per reason of the manifest at ``path``.
+def _explained(row: dict[str, Any]) -> Text:
+    """The matched spans a filter recorded for a drop, each in its context, the match in bold red."""
+    out = Text()
+    for item in row.get("match") or []:
+        out.append(f"  {item.get('field', '')}: …{item.get('before', '')[-50:]}", style="dim")
+        out.append(item["match"], style="bold red")
+        out.append(f"{item.get('after', '')[:50]}…\n", style="dim")
+    return out
+
+
+def print_report(path: str | Path, console: Console, examples: int = EXAMPLES) -> None:
+    """Print the funnel, the selection and ``examples`` rejects per reason and source of the manifest at ``path``
+    (the HTML report shows the same ones): the matched span of a text rule, and the response cleaned to Markdown
+    when it is still the post's HTML.
 
     Raises:
         InputError: ``path`` is not a manifest folder.
     """
+    from .html import _cleaned
+
     manifest = load_manifest(path)
     console.print(funnel_table(manifest))
     console.print(counts_table(manifest))
@@ -90,19 +116,29 @@ def print_report(path: str | Path, console: Console, per_reason: int = 2) -> Non
         if reader["malformed"] or reader["truncated"]:
             console.print(f"[yellow]input:[/] {reader['shard']}: {reader['malformed']} malformed row(s)"
                           f"{', truncated' if reader['truncated'] else ''}")
-    for (filter_name, reason), rows in rejects_by_reason(path, per_reason).items():
-        items = []
-        for row in rows:
-            value = row["values"].get(filter_name)
-            body = Text()
-            body.append(f"{row['id']}", style="bold")
-            body.append(f"  value={value!r}  score={row['score']}\n")
-            body.append("prompt: ", style="cyan")
-            body.append(_clip(row["prompt"], 160) + "\n")
-            body.append("response: ", style="cyan")
-            body.append(_clip(row["response"], 300) if row["response"] else "(not read)")
-            items.append(body)
-        console.print(Panel(Group(*items), title=f"{filter_name}: {reason}", title_align="left"))
+    if examples <= 0:
+        return
+    rejects = rejects_by_source(path, examples)
+    for source, funnel in manifest["funnel"].items():
+        for stage in funnel["stages"]:
+            for reason, count in stage["dropped"].items():
+                rows = rejects.get((source, stage["filter"], reason), [])
+                items = []
+                for row in rows:
+                    value = row["values"].get(stage["filter"])
+                    response, _ = _cleaned(row)
+                    body = Text()
+                    body.append(f"{row['id']}", style="bold")
+                    body.append(f"  value={value!r}  score={row['score']}\n")
+                    body.append(_explained(row))
+                    body.append("prompt: ", style="cyan")
+                    body.append(_clip(row["prompt"], 160) + "\n")
+                    body.append("response: ", style="cyan")
+                    body.append(_clip(response, 300) if response else "(none)")
+                    items.append(body)
+                if items:
+                    console.print(Panel(Group(*items), title=f"{source} · {stage['filter']}: {reason} ({count}; "
+                                        f"{len(items)} shown)", title_align="left"))
 
 
 def _matches(row: dict[str, Any], source, reason, domain, split) -> bool:

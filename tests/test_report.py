@@ -1,0 +1,219 @@
+"""The HTML report a curator reads (issue 14), on the full `lima` recipe built from ../shared/data: sections,
+kept examples, plots, drops explained with the matched span, the before/after trace, labels, size, and a render
+in headless Chromium when one is installed."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from bs4 import BeautifulSoup
+from click.testing import CliRunner
+from rich.console import Console
+
+from lima_data.build import build
+from lima_data.candidate import Candidate
+from lima_data.cli import main
+from lima_data.filters import build_filter
+from lima_data.recipe import load_recipe
+from lima_data.report import iter_rejects, print_report
+from lima_data.report.html import REPORT_FILE, build_report, diff_marked, highlight
+
+
+@pytest.fixture(scope="module")
+def lima(tmp_path_factory, shared):
+    """The full recipe over every real dump in ../shared/data, and its report with LIMA's slice as reference."""
+    result = build(load_recipe("lima"), inputs=[shared], out_dir=tmp_path_factory.mktemp("manifests"), quiet=True)
+    reference = shared / "lima" / "lima_train_slice.jsonl"
+    report = build_report(result.path, reference=reference, examples=2)
+    return result, report, BeautifulSoup(report.read_text(encoding="utf-8"), "html.parser")
+
+
+def _rows(path, name):
+    return [json.loads(line) for line in (path / name).read_text().splitlines()]
+
+
+def test_navigation_summary_and_sections(lima):
+    result, report, soup = lima
+    toc = soup.find("nav", class_="toc")
+    targets = [a["href"][1:] for a in toc.find_all("a")]
+    assert all(soup.find(id=t) is not None for t in targets)  # every TOC entry lands somewhere
+    assert targets[:2] == ["summary", "reference"]  # the reference comparison comes right after the summary
+    for source, funnel in result.manifest["funnel"].items():
+        assert soup.find("section", id=f"src-{source}") is not None
+        row = soup.find("table", class_="summary").find("tr", attrs={"data-source": source})
+        assert row.find_all("td")[1].text.replace(",", "") == str(funnel["candidates"])
+        if funnel["candidates"]:  # one waterfall per source that read anything, counts written on the bars
+            figure = soup.find("div", class_="funnel-figure", attrs={"data-source": source})
+            assert f"{funnel['stages'][-1]['kept']:,}" in figure.get_text()
+    top = soup.find("table", class_="summary").find("tr", attrs={"data-source": "stackexchange"})
+    assert "answer_score: answer_score_too_low" in top.get_text()  # what was dropped most, and why
+    groups = [g for g in result.manifest["selection"]["stackexchange"] if g["split"] == "train"]
+    assert len(groups) == 2  # STEM and Other: one line for the train split, both groups added up
+    assert (f"train {sum(g['selected'] for g in groups)}/{sum(g['wanted'] for g in groups)}"
+            in top.find_all("td")[2].text)
+    assert "beer.stackexchange.com" in top.find_all("td")[3].text  # from where
+
+
+def test_kept_examples_are_every_selected_row_per_source_and_group(lima):
+    result, _, soup = lima
+    for source in result.manifest["funnel"]:
+        section = soup.find("section", id=f"src-{source}")
+        examples = section.find_all("details", class_="example")
+        selected = sum(c["by_source"].get(source, 0) for c in result.manifest["counts"].values())
+        assert len(examples) == selected
+        for group in result.manifest["selection"].get(source, []):
+            div = section.find("div", class_="group", attrs={"data-group": group["group"]})
+            assert int(div["data-rows"]) == group["selected"]
+    wikihow = soup.find("section", id="src-wikihow")
+    assert wikihow.find("details", class_="more") is not None  # 182 rows: the first ones shown, the rest folded
+    row = next(r for r in _rows(result.path, "train.jsonl") if r["source"] == "stackexchange")
+    example = soup.find("details", class_="example", attrs={"data-id": row["id"]})
+    values = example.find("table", class_="values").get_text()  # the measured value of every filter it passed
+    assert all(f in values for f in ("first_person", "raw_length", "quality", "prompt_choice"))
+    assert row["meta"]["url"] in example.get_text() and row["meta"]["licence"] in example.get_text()
+
+
+def test_plots_are_kept_versus_dropped_with_units_and_thresholds(lima):
+    _, _, soup = lima
+    section = soup.find("section", id="src-stackexchange")
+    card = section.find("div", class_="value", attrs={"data-filter": "raw_length"})
+    text = card.get_text(" ")
+    assert "min_chars = 1,200" in text and "characters" in text
+    assert re.search(r"kept by this filter \(\d+\)", text) and re.search(r"dropped: too_short \(\d+\)", text)
+    assert "e+0" not in str(soup)  # no scientific notation anywhere
+    # categorical values (the site group) are a count table, not a plot
+    table = section.find("div", class_="value", attrs={"data-filter": "site_group"}).find("table")
+    assert "meta" in table.get_text()
+
+
+def test_drops_are_explained_with_the_matched_span(lima):
+    result, _, soup = lima
+    rows = list(iter_rejects(result.path, filter_name="first_person"))
+    assert rows and all(r["match"] for r in rows)
+    flt = build_filter("first_person", result.manifest["recipe"]["sources"]["stackexchange"]["filters"]
+                       ["first_person"], 0)
+    for row in rows[:20]:
+        assert {m["match"] for m in row["match"]} <= set(flt.words) | {w.lower() for w in flt.words} | {
+            w.capitalize() for w in flt.words}
+        assert len(row["match"]) == min(row["values"]["first_person"], 8)  # the same count measure made
+    reason = soup.find(id="drop-stackexchange-first_person-first_person")
+    first = reason.find("details", class_="reject")
+    assert first.find("div", class_="match").find("mark").text in flt.words
+    assert "<p>" not in first.get_text()  # the response is shown cleaned, not as the post's HTML
+    site = next(iter_rejects(result.path, filter_name="site_reference"))
+    assert {m["match"].lower() for m in site["match"]} == set(site["values"]["site_reference"])
+    quality = next(r for r in iter_rejects(result.path, filter_name="quality") if r["reason"] == "repeated_ngrams")
+    gram = quality["match"][0]["match"]
+    assert len(quality["match"]) >= 2 and len(gram.split()) >= 2  # a repeated n-gram, every time it occurs
+    # leftover markup (the wikiHow reader now strips what used to leave it in real pages): the items counted
+    qf = build_filter("quality", result.manifest["recipe"]["sources"]["wikihow"]["filters"].get("quality", {}), 0)
+    words = " ".join(f"word{i} plain prose text" for i in range(30))
+    text = f'{words} <div class="mw-parser-output"> and <a href="/x">a link</a> {words}'
+    candidate = Candidate("z", "wikihow", "", "How to?", text)
+    value = qf.measure(candidate)
+    assert qf.decide(value) == "leftover_markup"
+    spans = qf.explain(candidate, value)
+    assert len(spans) == min(value["markup"], 8) and all(m["match"] in text for m in spans)
+
+
+def test_explain_returns_the_spans_measure_counts():
+    recipe = load_recipe("lima")
+    settings = recipe.sources["stackexchange"]["filters"]
+    flt = build_filter("self_contained", settings["self_contained"], 0)
+    candidate = Candidate("x", "stackexchange", "s", "How do I fix this code?", "", meta={"title":
+                                                                                           "How do I fix this code?"})
+    value = flt.measure(candidate)
+    assert value == "this code" and flt.explain(candidate, value)[0]["match"] == "this code"
+    first = build_filter("first_person", settings["first_person"], 0)
+    answer = Candidate("y", "stackexchange", "s", "q", "<p>In my view it works. I tested it. Use $I$ here.</p>",
+                       meta={"response_format": "html"})
+    value = first.measure(answer)
+    spans = first.explain(answer, value)
+    assert [s["match"] for s in spans][:2] == ["my", "I"] and len(spans) == value
+
+
+def test_terminal_and_html_show_the_same_examples_per_reason(lima):
+    result, _, soup = lima
+    buffer = io.StringIO()
+    print_report(result.path, Console(file=buffer, width=200), examples=2)
+    terminal = buffer.getvalue()
+    for reason in soup.find_all("div", class_="reason"):
+        ids = [d.find("span", class_="id").text for d in reason.find_all("details", class_="reject")]
+        assert len(ids) <= 2
+        for i in ids:
+            assert i in terminal
+    # grouped per source: a reason shared by two sources has one heading per source
+    assert soup.find(id="drop-stackexchange-length-too_short") and soup.find(id="drop-wikihow-length-too_long")
+
+
+def test_trace_marks_what_the_transforming_steps_changed(lima):
+    _, _, soup = lima
+    trace = soup.find("section", id="trace")
+    headings = [h.get_text(" ", strip=True) for h in trace.find_all("h3")]
+    assert any(h.startswith("stackexchange · clean") for h in headings)
+    assert any(h.startswith("stackexchange · prompt_choice") for h in headings)
+    first = trace.find("details", class_="traced")
+    assert first.find("del") is not None and first.find("ins") is not None
+    before, after = diff_marked("Call 555-123-4567 today", "Call [PHONE] today")
+    assert "<del>555-123-4567</del>" in before and "<ins>[PHONE]</ins>" in after
+    assert str(highlight("a <b> I x", ["I"])) == "a &lt;b&gt; <mark>I</mark> x"
+
+
+def test_labels(lima):
+    result, _, soup = lima
+    wikihow = soup.find("section", id="src-wikihow").find("table", class_="quotas").get_text()
+    assert "(no category):" in wikihow and "; :" not in wikihow and not wikihow.strip().startswith(":")
+    composition = soup.find("table", class_="composition")
+    authored = next(tr for tr in composition.find_all("tr") if tr.td and tr.td.text == "authored")
+    assert "authors 5, multi_turn 5" in authored.get_text()  # GAIR's labels counted under the source they feed
+    assert authored.find_all("td")[3].text == "10"
+    dedup = soup.find("section", id="dedup").get_text()
+    assert "None" not in dedup
+
+
+def test_report_size_and_same_report_from_build_and_report(lima, tmp_path, shared):
+    result, report, _ = lima
+    assert report.stat().st_size < 10 * 2**20  # the full recipe's report stays under 10 MB
+    runner = CliRunner()
+    out = tmp_path / "m"
+    out_option = next(p.opts[0] for p in main.commands["build"].params if p.name in ("out_dir", "output"))
+    built = runner.invoke(main, ["build", "--input", str(shared / "lima"), "--recipe", "lima", "--sources",
+                                 "authored", out_option, str(out), "-q"])
+    assert built.exit_code == 0, built.output
+    written = out / "lima" / "report" / REPORT_FILE
+    first = written.read_text()
+    assert 'id="lengths"' in first  # without a reference, the selected rows' lengths come after the summary
+    assert runner.invoke(main, ["report", str(out / "lima"), "--examples", "3"]).exit_code == 0
+    strip = lambda html: re.sub(r"report generated [^.]*\.", "", html)  # noqa: E731
+    assert strip(written.read_text()) == strip(first)
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="no headless Chromium on this machine")
+def test_renders_in_headless_chromium(lima):
+    result, report, _ = lima
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    dom = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    soup = BeautifulSoup(dom, "html.parser")
+    for section in ("summary", "reference", "trace", "dedup", "timings"):
+        assert soup.find("section", id=section) is not None
+    kept = Counter(d.find_parent("section", class_="source")["id"] for d in soup.find_all("details",
+                                                                                          class_="example"))
+    selected = {f"src-{s}": sum(c["by_source"].get(s, 0) for c in result.manifest["counts"].values())
+                for s in result.manifest["funnel"]}
+    assert {k: v for k, v in selected.items() if v} == dict(kept)
+    assert len(soup.find_all("svg")) >= len(result.manifest["funnel"])
+
+
+def test_the_cli_starts_without_matplotlib():
+    code = ("import sys, lima_data.cli, lima_data.report, lima_data.report.html, lima_data.build; "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
