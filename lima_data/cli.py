@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from .errors import LimaDataError
+from .errors import LimaDataError, describe, safe_text
 
 SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored")
 
@@ -18,15 +20,54 @@ def _console(quiet: bool = False) -> Console:
 
 
 def _fail(error: LimaDataError) -> None:
-    """Print ``error: <message>`` on stderr, unwrapped (paths stay copyable), and exit with status 1."""
-    click.secho("error: ", fg="red", err=True, nl=False)
-    click.echo(str(error), err=True)
-    sys.exit(1)
+    """Hand ``error`` to the error boundary (:class:`_Boundary`), which prints ``error: <message>`` and exits 1."""
+    raise error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Boundary(click.Group):
+    """The one error boundary of every command (see :mod:`lima_data.errors`): an expected failure becomes
+    ``error: <path>: <what is wrong and what to do>`` on stderr and exit status 1, Ctrl-C one line and 130, an
+    unexpected exception its traceback and a request for a bug report; ``--debug`` shows every traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                traceback.print_exc()
+            click.echo("error: interrupted; nothing half-written was kept (a build run again resumes from its "
+                       "cache)", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - this is the boundary
+            message = describe(exc)
+            if message is None or _debug(ctx):
+                traceback.print_exc()
+            if message is None:
+                click.echo(safe_text(f"error: unexpected {type(exc).__name__}: {exc}. This is a bug in lima-data "
+                                     f"{_version()}: please report it with the command you ran and the traceback "
+                                     "above."), err=True)
+            else:
+                click.secho("error: ", fg="red", err=True, nl=False)
+                click.echo(message, err=True)
+            sys.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("LIMA_DATA_DEBUG", "") not in ("", "0")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lima-data")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure (also LIMA_DATA_DEBUG=1).")
+def main(debug: bool) -> None:
     """Build LIMA-style supervised fine-tuning sets from community dumps, and inspect them.
 
     \b

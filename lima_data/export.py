@@ -119,12 +119,15 @@ def validate_manifest(path: str | Path) -> list[str]:
             problems.append(f"{name}: not listed in manifest.json")
         elif sha256_file(file) != recorded["sha256"]:
             problems.append(f"{name}: sha256 differs from manifest.json (the file was changed after the build)")
-        with open(file, encoding="utf-8") as fh:
+        with open(file, "rb") as fh:
             count = 0
             for line, raw in enumerate(fh, 1):
                 count += 1
                 try:
-                    row = json.loads(raw)
+                    row = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    problems.append(f"{name}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                    continue
                 except json.JSONDecodeError as exc:
                     problems.append(f"{name}:{line}: not JSON ({exc.msg})")
                     continue

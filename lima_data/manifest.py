@@ -24,7 +24,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, safe_text
+from .text import utf8_lines
 from .pipeline import dumps
 
 SPLIT_FILES = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
@@ -51,10 +52,11 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write pretty JSON (2-space indent, sorted nowhere: insertion order is meaningful)."""
+    """Write pretty JSON (2-space indent, sorted nowhere: insertion order is meaningful); lone surrogates (a file
+    name that is not UTF-8) are written escaped (:func:`~lima_data.errors.safe_text`)."""
+    text = safe_text(json.dumps(data, ensure_ascii=False, indent=2), json=True)
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        json.dump(data, fh, ensure_ascii=False, indent=2)
-        fh.write("\n")
+        fh.write(text + "\n")
 
 
 class StagedManifest:
@@ -97,39 +99,71 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank JSON line of a file (BOM allowed).
 
     Raises:
-        InputError: a line is not JSON (file and line named).
+        InputError: a line is not UTF-8 or not JSON (file and line named).
     """
-    with open(path, encoding="utf-8-sig") as fh:
-        for line, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                yield line, json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, f"not JSON: {exc.msg}", line) from None
+    for line, raw in utf8_lines(path):
+        if not raw.strip():
+            continue
+        try:
+            yield line, json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"not JSON: {exc.msg}", line) from None
 
 
 def read_split(path: str | Path, split: str) -> list[dict[str, Any]]:
-    """The rows of one split of a manifest folder (``[]`` when the file is absent).
+    """The rows of one split of a manifest folder (``[]`` when the file is absent and manifest.json does not list
+    it, or lists it with no row).
 
     Raises:
-        InputError: a line is not JSON (file and line named).
+        InputError: the file is missing although manifest.json lists rows for it, or a line is not UTF-8 or not
+            JSON (file and line named).
     """
     file = Path(path) / SPLIT_FILES[split]
-    return [row for _, row in read_jsonl(file)] if file.is_file() else []
+    if not file.is_file():
+        listed = _listed_rows(Path(path), SPLIT_FILES[split])
+        if listed:
+            raise InputError(file, f"missing, but manifest.json lists {listed} row(s) for it: the manifest folder is "
+                                   "incomplete; copy the file back or build the manifest again")
+        return []
+    return [row for _, row in read_jsonl(file)]
+
+
+def _listed_rows(folder: Path, name: str) -> int:
+    try:
+        return int(json.loads((folder / MANIFEST_FILE).read_bytes())["files"][name]["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+#: Keys of manifest.json that the commands reading a manifest rely on, with their JSON type.
+REQUIRED_KEYS = {"name": str, "recipe": dict, "files": dict, "counts": dict, "funnel": dict}
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
     """Read ``manifest.json`` of a manifest folder.
 
     Raises:
-        InputError: the folder or its manifest.json is missing or not JSON.
+        InputError: the folder or its manifest.json is missing, not UTF-8, not JSON, or not a manifest (a key of
+            :data:`REQUIRED_KEYS` missing or of the wrong type).
     """
     folder = Path(path)
     file = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise InputError(folder, "no such manifest folder" if not folder.exists() else
+                         "is a file, not a manifest folder (manifests/<name>)")
     if not file.is_file():
         raise InputError(folder, "not a manifest folder (no manifest.json); build one with `lima-data build`")
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(file, f"not UTF-8 text (byte offset {exc.start}); restore it or build the manifest again"
+                         ) from None
     except json.JSONDecodeError as exc:
         raise InputError(file, f"not valid JSON: {exc.msg}", exc.lineno) from None
+    if not isinstance(data, dict):
+        raise InputError(file, "not a manifest (a JSON object is expected); restore it or build the manifest again")
+    for key, kind in REQUIRED_KEYS.items():
+        if not isinstance(data.get(key), kind):
+            raise InputError(file, f"{'no' if key not in data else 'a malformed'} {key!r} entry: the file was "
+                                   "edited or is not lima-data's; restore it or build the manifest again")
+    return data

@@ -118,8 +118,15 @@ class Source:
 
     def json_objects(self, lines: Iterable[str], stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(line number, object)`` for each JSON-object line of ``lines``; blank lines are skipped, bad JSON and
-        non-objects counted as malformed rows (or raised in strict mode)."""
+        non-objects counted as malformed rows (or raised in strict mode). ``lines`` may be bytes (a file opened in
+        binary mode), so that a line that is not UTF-8 is one malformed row, not the end of the file."""
         for line, raw in enumerate(lines, 1):
+            if isinstance(raw, bytes):
+                try:
+                    raw = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    self.malformed(stats, line, f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                    continue
             if not raw.strip():
                 continue
             try:
@@ -172,7 +179,7 @@ def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
     recursively, in sorted order, skipping hidden names.
 
     Raises:
-        InputError: a path does not exist.
+        InputError: a path does not exist, or is neither a regular file nor a folder.
     """
     for raw in paths:
         path = Path(raw)
@@ -181,6 +188,9 @@ def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
         if path.is_file():
             yield path, True
             continue
+        if not path.is_dir():
+            raise InputError(path, "not a regular file or folder (a FIFO, socket or device?); name a dump file "
+                                   "or a folder of them")
         for child in sorted(path.rglob("*")):
             if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
                 yield child, False
@@ -263,3 +273,6 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 line = reader.line_num + 1
     except csv.Error as exc:
         raise InputError(path, f"bad CSV: {exc}", line) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}, in the record starting here "
+                               "or the next ones); save the file as UTF-8", line) from None

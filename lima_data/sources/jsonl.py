@@ -81,7 +81,7 @@ class AuthoredSource(Source):
         for shard in shards:
             shard_stats = stats(shard)
             advance = progress(shard)
-            with open(shard.path, encoding="utf-8-sig") as fh:
+            with open(shard.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one malformed row
                 for line, row in self.json_objects(fh, shard_stats):
                     shard_stats.rows += 1
                     candidate = self._row(shard, shard_stats, line, row, seen)
