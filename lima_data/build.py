@@ -152,7 +152,11 @@ def build(
     tasks = {source: plan_tasks(source, shards[source], recipe.sources[source], recipe.seed, strict, ids)
              for source in wanted}
 
-    with StagedManifest(Path(out_dir), name) as stage:
+    def note(message: str) -> None:
+        if not quiet:
+            console.print(f"note: {message}", soft_wrap=True, highlight=False)
+
+    with StagedManifest(Path(out_dir), name, note) as stage:
         sink = RejectSink(stage.path / "report")
         try:
             kept: dict[str, list[Candidate]] = {}

@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, safe_text
+from .errors import InputError, path_text, safe_text
 from .text import utf8_lines
 from .pipeline import dumps
 
@@ -62,15 +63,26 @@ def write_json(path: Path, data: Any) -> None:
 class StagedManifest:
     """A manifest folder being built: files go to a staging folder; :meth:`commit` moves it to
     ``out_dir/name`` (replacing an older manifest of that name only then); leaving the ``with`` block with an
-    exception removes the staging folder and keeps any older manifest untouched."""
+    exception removes the staging folder and keeps any older manifest untouched.
 
-    def __init__(self, out_dir: Path, name: str):
+    The staging folder is ``out_dir/.<name>.partial-<pid>-<random>``, locked (``flock``) while its build runs. A
+    build killed with SIGKILL cannot remove it, so each new build first removes the staging folders in
+    ``out_dir`` that are provably stale: not locked by any process and their pid gone (see :func:`stale_staging`);
+    a concurrent build's folder is left alone. A build killed between the two renames of :meth:`commit` leaves
+    the previous manifest as ``.<name>.old-<pid>-<random>`` and no ``<name>``: it is put back. ``note(message)``
+    is told of each folder removed or restored.
+    """
+
+    def __init__(self, out_dir: Path, name: str, note: Callable[[str], None] = lambda message: None):
         if not name or "/" in name or name.startswith("."):
             raise InputError(name, "a manifest name must be a plain folder name")
         self.out_dir = Path(out_dir)
         self.final = self.out_dir / name
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=self.out_dir))
+        for message in clean_stale_staging(self.out_dir):
+            note(message)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=self.out_dir))
+        self._lock = _lock(self.path)
         (self.path / "report").mkdir()
         self.committed = False
 
@@ -80,19 +92,114 @@ class StagedManifest:
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def commit(self) -> Path:
         """Move the staged folder into place (two renames; the old manifest is removed last)."""
         old = None
         if self.final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old-", dir=self.out_dir))
+            old = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old-{os.getpid()}-", dir=self.out_dir))
             os.rmdir(old)
             os.replace(self.final, old)
         os.replace(self.path, self.final)
         self.committed = True
+        self._unlock()
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.final
+
+
+_STAGING = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?:(?P<pid>\d+)-)?[^-]+$")
+#: A staging folder whose name holds no pid (written by lima-data before 0.1.1) counts as stale once it has not
+#: changed for this long (seconds).
+LEGACY_STALE_AFTER = 3600.0
+
+
+def _lock(folder: Path) -> int | None:
+    """Hold an exclusive ``flock`` on ``folder`` (the descriptor, to close at the end); ``None`` where the platform
+    or file system has no ``flock``."""
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    try:  # a killed process not reaped yet (a zombie) is gone too
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def stale_staging(folder: Path) -> bool:
+    """Whether a ``.<name>.partial-<pid>-*`` / ``.<name>.old-<pid>-*`` folder was left by a build that is gone:
+    no process holds its lock, and its pid is not alive (a folder without a pid in its name: unchanged for
+    :data:`LEGACY_STALE_AFTER` seconds). A build's own folders are never stale to itself."""
+    match = _STAGING.match(folder.name)
+    if match is None or not folder.is_dir() or folder.is_symlink():
+        return False
+    fd = _lock(folder)
+    if fd is None:
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:
+            pass  # no flock on this platform: the pid decides
+        else:
+            return False  # locked by a running build (or the folder could not be opened)
+    else:
+        os.close(fd)
+    if match["pid"] is None:
+        import time
+
+        return time.time() - folder.stat().st_mtime > LEGACY_STALE_AFTER
+    pid = int(match["pid"])
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def clean_stale_staging(out_dir: Path) -> list[str]:
+    """Remove the stale staging folders (:func:`stale_staging`) of killed builds in ``out_dir``; put back a
+    previous manifest that a kill in the middle of :meth:`StagedManifest.commit` left as ``.<name>.old-*``.
+    Returns a note for each folder removed or restored."""
+    notes = []
+    for folder in sorted(out_dir.glob(".*.*-*")):
+        match = _STAGING.match(folder.name)
+        if match is None or not stale_staging(folder):
+            continue
+        shown = path_text(folder)
+        final = out_dir / match["name"]
+        if match["kind"] == "old" and not final.exists():
+            try:
+                os.replace(folder, final)
+            except OSError:
+                continue
+            notes.append(f"restored the previous manifest {path_text(final)} from {shown}, left by a build "
+                         "killed while it replaced it")
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            notes.append(f"removed {shown}, left by a build that was killed"
+                         + (f" (process {match['pid']} is gone)" if match["pid"] else ""))
+    return notes
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
