@@ -37,8 +37,8 @@ class _Boundary(click.Group):
         except KeyboardInterrupt:
             if _debug(ctx):
                 traceback.print_exc()
-            click.echo("error: interrupted; nothing half-written was kept (a build run again resumes from its "
-                       "cache)", err=True)
+            click.echo("error: interrupted; files being written were not kept: run the command again (a build "
+                       "resumes from its cache, training with --resume)", err=True)
             sys.exit(130)
         except Exception as exc:  # noqa: BLE001 - this is the boundary
             message = describe(exc)

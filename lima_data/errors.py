@@ -82,7 +82,7 @@ def safe_text(text: str, *, json: bool = False) -> str:
 #: What to say about an OS error, by errno: what is wrong and what to do.
 OS_ERRORS = {
     errno.ENOSPC: "no space left on the device; free some space (or write to another folder) and run again "
-                  "(finished work is cached and nothing written before was changed)",
+                  "(nothing written before was changed)",
     errno.EDQUOT: "disk quota exceeded; free some space (or write to another folder) and run again",
     errno.EACCES: "permission denied; change the permissions or use another path",
     errno.EPERM: "operation not permitted; change the permissions or use another path",
@@ -127,6 +127,34 @@ def file_in_traceback(tb: TracebackType | None) -> str | None:
     return None
 
 
+#: Errors of writing, not reading: the file to name is the one being written.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _writable_name(value) -> str | None:
+    mode, name = getattr(value, "mode", None), getattr(value, "name", None)
+    if isinstance(mode, str) and any(c in mode for c in "wax+") and isinstance(name, (str, bytes, PurePath)):
+        return path_text(name)
+    return None
+
+
+def file_being_written(tb: TracebackType | None) -> str | None:
+    """The innermost file open for writing among the locals of a traceback's frames (or the attributes of a
+    ``self`` there, e.g. a compressed writer's file), for write errors that carry no file name (a full disk)."""
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for name, value in list(frame.f_locals.items()):
+            found = _writable_name(value)
+            if found is None and name == "self" and hasattr(value, "__dict__"):
+                found = next((n for v in list(vars(value).values()) if (n := _writable_name(v))), None)
+            if found is not None:
+                return found
+    return None
+
+
 def _os_message(exc: OSError, where: str | None) -> str:
     hint = OS_ERRORS.get(exc.errno) or (exc.strerror or str(exc)).rstrip(".")
     if exc.errno == errno.ENOENT and exc.filename2 is None and where is None:
@@ -155,6 +183,8 @@ def describe(exc: BaseException) -> str | None:
     prefix = f"{where}: " if where else ""
     kind, module = type(exc).__name__, type(exc).__module__ or ""
     if isinstance(exc, OSError) and exc.errno is not None:
+        if exc.errno in _WRITE_ERRNOS and exc.filename is None:
+            where = file_being_written(exc.__traceback__) or where
         return _os_message(exc, where)
     if isinstance(exc, UnicodeDecodeError):
         return (f"{prefix}not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} of the read "
@@ -180,6 +210,23 @@ def describe(exc: BaseException) -> str | None:
         return f"{where}: damaged cache entry; delete that folder (or all of .lima-cache) and run again"
     if "PytorchStreamReader" in str(exc) or kind == "SafetensorError":
         return f"{prefix}damaged checkpoint file ({str(exc).splitlines()[0]}); use an earlier checkpoint"
+    if kind == "BrokenProcessPool":
+        return "a worker process died (killed, or out of memory?); run again, with fewer --workers if it recurs"
     if kind == "ChildFailedError":
         return f"a training worker failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else kind}"
     return None
+
+
+def translated(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, with an expected failure raised as a :class:`LimaDataError` carrying
+    :func:`describe`'s message. For work run in another process (a worker of a process pool or Ray), where the
+    frames that name the file are lost once the error is sent back."""
+    try:
+        return fn(*args, **kwargs)
+    except LimaDataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated or re-raised
+        message = describe(exc)
+        if message is None:
+            raise
+        raise LimaDataError(message) from exc
