@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from . import __version__
 from .candidate import Candidate, to_example
-from .errors import RecipeError, ShortfallError
+from .errors import RecipeError, ShortfallError, safe_text
 from .executor import CACHE, TaskResult, concat_files, execute, make_chain, make_reader, merge_funnels, plan_tasks
 from .filters.decontaminate import Decontaminate
 from .filters.dedup import Dedup
@@ -105,6 +105,7 @@ def build(
     warnings: list[str] = []
 
     def warn(message: str) -> None:
+        message = safe_text(message)  # a file name that is not UTF-8: escaped as in manifest.json
         warnings.append(message)
         if not quiet:
             console.print(f"[yellow]warning:[/] {message}", soft_wrap=True, highlight=False)

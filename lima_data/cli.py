@@ -78,6 +78,9 @@ def main(debug: bool) -> None:
     lima-data export manifests/sample --format hf
     lima-data validate manifests/sample
     """
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, never a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command()

@@ -164,8 +164,11 @@ def build_report(path: str | Path, reference: str | Path | None = None, per_reas
     )
     out = path / "report" / REPORT_FILE
     tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    try:  # written whole, then renamed: a full disk leaves the previous report as it was
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

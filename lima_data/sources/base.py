@@ -9,13 +9,14 @@ skipped (and counted).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..candidate import Candidate
-from ..errors import InputError, RecipeError
+from ..errors import InputError, RecipeError, safe_text
 from . import ReaderStats
 
 Progress = Callable[[int], None]
@@ -134,6 +135,8 @@ class Source:
             except json.JSONDecodeError as exc:
                 self.malformed(stats, line, f"bad JSON: {exc.msg}")
                 continue
+            if "\\u" in raw and _LONE_ESCAPE.search(raw):
+                row = _without_lone_surrogates(row)
             if not isinstance(row, dict):
                 self.malformed(stats, line, "not a JSON object")
                 continue
@@ -144,6 +147,22 @@ class Source:
         if self.strict:
             raise InputError(stats.shard, message, line)
         stats.error(line, message)
+
+
+#: A JSON \uXXXX escape of a surrogate (paired ones, e.g. an escaped emoji, are fine, but a lone one is common
+#: in Pushshift dumps and cannot be written as UTF-8).
+_LONE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {safe_text(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def source_class(name: str) -> type[Source]:
