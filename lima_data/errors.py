@@ -186,6 +186,8 @@ def describe(exc: BaseException) -> str | None:
         if exc.errno in _WRITE_ERRNOS and exc.filename is None:
             where = file_being_written(exc.__traceback__) or where
         return _os_message(exc, where)
+    if type(exc) is OSError and str(exc).strip():  # a library's own OSError (e.g. transformers: model not found)
+        return " ".join(str(exc).split())
     if isinstance(exc, UnicodeDecodeError):
         return (f"{prefix}not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} of the read "
                 f"block); save the file as UTF-8 or name the right file")

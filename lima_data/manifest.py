@@ -222,10 +222,12 @@ def read_split(path: str | Path, split: str) -> list[dict[str, Any]]:
     it, or lists it with no row).
 
     Raises:
-        InputError: the file is missing although manifest.json lists rows for it, or a line is not UTF-8 or not
-            JSON (file and line named).
+        InputError: ``path`` is not a manifest folder, the file is missing although manifest.json lists rows for
+            it, or a line is not UTF-8 or not JSON (file and line named).
     """
     file = Path(path) / SPLIT_FILES[split]
+    if not (Path(path) / MANIFEST_FILE).is_file():
+        load_manifest(path)  # raises: names what is wrong with the folder
     if not file.is_file():
         listed = _listed_rows(Path(path), SPLIT_FILES[split])
         if listed:
