@@ -105,7 +105,11 @@ def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not isinstance(includes, list):
         raise RecipeError(f"{path}: include must be a list of file names")
     for name in includes:
-        merged = _merge(merged, _load(_find(name, path.parent), seen + (path.resolve(),)))
+        try:
+            found = _find(str(name), path.parent)
+        except RecipeError as exc:
+            raise RecipeError(f"{path_text(path)}: include: {exc}") from None
+        merged = _merge(merged, _load(found, seen + (path.resolve(),)))
     return _merge(merged, data)
 
 
