@@ -121,6 +121,8 @@ def build(
     curation = {kind: {"file": display_path(Path(f)), "sha256": sha256_file(Path(f)), "ids": read_ids(f)}
                 for kind, f in (("keep", keep), ("drop", drop)) if f is not None}
     manual = Manual(keep=curation.get("keep", {}).get("ids", []), drop=curation.get("drop", {}).get("ids", []))
+    decontaminate = Decontaminate(recipe.data.get("decontamination"), benchmarks)
+    decontaminate.load_benchmarks()  # before reading dumps: a bad file the user named fails at once
     ids = {kind: entry["ids"] for kind, entry in curation.items()}
     readers: dict[str, Source] = {}
     chains: dict[str, Chain] = {}
@@ -229,8 +231,6 @@ def build(
             t0 = time.perf_counter()
             selections: dict[str, list[GroupSelection]] = {s: [] for s in wanted}
             chosen: set[str] = set()
-            decontaminate = Decontaminate(recipe.data.get("decontamination"), benchmarks)
-            decontaminate.load_benchmarks()
             for source in wanted:
                 if recipe.sources[source]["selection"]["method"] == "split":
                     assign_splits(kept[source], recipe.sources[source]["selection"], recipe.seed)
