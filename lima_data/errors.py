@@ -103,7 +103,7 @@ OS_ERRORS = {
 }
 
 #: Names of frame locals that hold the file a function works on (for errors that carry no file name).
-_PATH_NAMES = ("path", "file", "filename", "shard", "target", "out", "self")
+_PATH_NAMES = ("path", "file", "filename", "shard", "folder", "target", "out", "self")
 
 
 def file_in_traceback(tb: TracebackType | None) -> str | None:
@@ -153,6 +153,14 @@ def file_being_written(tb: TracebackType | None) -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def _raised_in(tb: TracebackType | None, function: str) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == function:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _os_message(exc: OSError, where: str | None) -> str:
@@ -208,7 +216,8 @@ def describe(exc: BaseException) -> str | None:
         return f"{prefix}not valid TOML ({exc})"
     if module == "_csv" or kind == "Error" and module == "csv":
         return f"{prefix}bad CSV ({exc})"
-    if kind in ("UnpicklingError", "EOFError") and where and ".lima-cache" in where:
+    if where and ".lima-cache" in where and (kind in ("UnpicklingError", "EOFError") or
+                                             _raised_in(exc.__traceback__, "load_result")):
         return f"{where}: damaged cache entry; delete that folder (or all of .lima-cache) and run again"
     if "PytorchStreamReader" in str(exc) or kind == "SafetensorError":
         return f"{prefix}damaged checkpoint file ({str(exc).splitlines()[0]}); use an earlier checkpoint"
