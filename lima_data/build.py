@@ -213,7 +213,8 @@ def build(
                         "sha256": sha256_file(shard.path),
                     })
                     if stats.malformed or stats.truncated:
-                        where = ", ".join(f"line {e['line']}: {e['error']}" for e in stats.errors[:3])
+                        where = ", ".join((f"line {e['line']}: " if e['line'] is not None else "") + e['error']
+                                          for e in stats.errors[:3])
                         warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
                              f"{' and the file is truncated' if stats.truncated else ''} ({where})")
 
