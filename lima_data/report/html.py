@@ -121,7 +121,9 @@ def build_report(path: str | Path, reference: str | Path | None = None, per_reas
     path = Path(path)
     manifest = load_manifest(path)
     stats_file = path / "report" / "stats.json"
-    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
+    stats = _read_json(stats_file) if stats_file.is_file() else {}
+    if not isinstance(stats, dict):
+        raise InputError(stats_file, "damaged (a JSON object is expected); build the manifest again")
     splits = {split: read_split(path, split) for split in SPLIT_FILES}
 
     clusters = []
@@ -163,6 +165,7 @@ def build_report(path: str | Path, reference: str | Path | None = None, per_reas
         clip=lambda text, n=600: text if len(text) <= n else text[: n - 1] + "…",
     )
     out = path / "report" / REPORT_FILE
+    out.parent.mkdir(exist_ok=True)
     tmp = out.with_suffix(".html.tmp")
     try:  # written whole, then renamed: a full disk leaves the previous report as it was
         tmp.write_text(html, encoding="utf-8")
@@ -170,6 +173,18 @@ def build_report(path: str | Path, reference: str | Path | None = None, per_reas
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _read_json(file: Path) -> Any:
+    """A JSON file of the manifest's report.
+
+    Raises:
+        InputError: not UTF-8 or not JSON (the file named).
+    """
+    try:
+        return json.loads(file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(file, f"damaged ({exc}); build the manifest again") from None
 
 
 def _mean(values: list[int]) -> float:
