@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import LimaDataError
 from .manifest import SPLIT_FILES, load_manifest, read_split, sha256_file, write_jsonl
+from .manifest import row_problems as _row_problems
 
 FORMATS = ("messages", "gair", "parquet", "hf")
 
@@ -140,28 +141,4 @@ def validate_manifest(path: str | Path) -> list[str]:
                         seen[row_id] = f"{name}:{line}"
         if recorded is not None and count != recorded["rows"]:
             problems.append(f"{name}: {count} rows, manifest.json says {recorded['rows']}")
-    return problems
-
-
-def _row_problems(row: Any, split: str) -> list[str]:
-    if not isinstance(row, dict):
-        return ["not a JSON object"]
-    problems = []
-    for key, kind in (("id", str), ("source", str), ("domain", str), ("messages", list), ("meta", dict)):
-        if not isinstance(row.get(key), kind):
-            problems.append(f"{key!r} missing or not a {kind.__name__}")
-    messages = row.get("messages")
-    if isinstance(messages, list):
-        roles = []
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(
-                    m.get("content"), str):
-                problems.append(f"messages[{i}] must be {{'role': user|assistant|system, 'content': str}}")
-            else:
-                roles.append(m["role"])
-        turns = [r for r in roles if r != "system"]
-        if not turns or turns[0] != "user":
-            problems.append("messages must start with a user turn")
-        if split != "test" and "assistant" not in turns:
-            problems.append(f"a {split} row needs an assistant turn")
     return problems

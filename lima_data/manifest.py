@@ -223,7 +223,8 @@ def read_split(path: str | Path, split: str) -> list[dict[str, Any]]:
 
     Raises:
         InputError: ``path`` is not a manifest folder, the file is missing although manifest.json lists rows for
-            it, or a line is not UTF-8 or not JSON (file and line named).
+            it, or a line is not UTF-8, not JSON or not a manifest row (:func:`row_problems`; file and line
+            named).
     """
     file = Path(path) / SPLIT_FILES[split]
     if not (Path(path) / MANIFEST_FILE).is_file():
@@ -234,7 +235,14 @@ def read_split(path: str | Path, split: str) -> list[dict[str, Any]]:
             raise InputError(file, f"missing, but manifest.json lists {listed} row(s) for it: the manifest folder is "
                                    "incomplete; copy the file back or build the manifest again")
         return []
-    return [row for _, row in read_jsonl(file)]
+    rows = []
+    for line, row in read_jsonl(file):
+        problems = row_problems(row, split)
+        if problems:
+            raise InputError(file, f"not a manifest row: {problems[0]} (lima-data validate lists every problem)",
+                             line)
+        rows.append(row)
+    return rows
 
 
 def _listed_rows(folder: Path, name: str) -> int:
@@ -276,3 +284,30 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
             raise InputError(file, f"{'no' if key not in data else 'a malformed'} {key!r} entry: the file was "
                                    "edited or is not lima-data's; restore it or build the manifest again")
     return data
+
+
+def row_problems(row: Any, split: str) -> list[str]:
+    """What is wrong with one manifest row of ``split`` (empty when it is valid): the keys and types of
+    DESIGN.md section 4 (``id``, ``source``, ``domain``, ``messages`` starting with a user turn, ``meta``); test
+    rows may hold only the user turn."""
+    if not isinstance(row, dict):
+        return ["not a JSON object"]
+    problems = []
+    for key, kind in (("id", str), ("source", str), ("domain", str), ("messages", list), ("meta", dict)):
+        if not isinstance(row.get(key), kind):
+            problems.append(f"{key!r} missing or not a {kind.__name__}")
+    messages = row.get("messages")
+    if isinstance(messages, list):
+        roles = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(
+                    m.get("content"), str):
+                problems.append(f"messages[{i}] must be {{'role': user|assistant|system, 'content': str}}")
+            else:
+                roles.append(m["role"])
+        turns = [r for r in roles if r != "system"]
+        if not turns or turns[0] != "user":
+            problems.append("messages must start with a user turn")
+        if split != "test" and "assistant" not in turns:
+            problems.append(f"a {split} row needs an assistant turn")
+    return problems

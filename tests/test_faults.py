@@ -212,6 +212,44 @@ def test_manifest_json_edited(tmp_path, sample_manifest, command):
     assert_clear_error(cli(command[0], tmp_path / "nowhere", *command[1:]), f"{tmp_path / 'nowhere'}: no such")
 
 
+@pytest.mark.parametrize("command", [["report"], ["inspect"], ["export", "--format", "messages"]])
+def test_manifest_split_with_a_bad_row(tmp_path, sample_manifest, command):
+    manifest = copy_of(sample_manifest, tmp_path)
+    rows = len((manifest / "train.jsonl").read_bytes().splitlines())
+    with open(manifest / "train.jsonl", "a") as fh:
+        fh.write('{"id": "by-hand", "messages": []}\n')
+    assert_clear_error(cli(command[0], manifest, *command[1:]),
+                       f"{manifest / 'train.jsonl'}:{rows + 1}: not a manifest row: 'source' missing")
+
+
+def test_damaged_report_stats_and_missing_report_folder(tmp_path, sample_manifest):
+    manifest = copy_of(sample_manifest, tmp_path)
+    stats = manifest / "report" / "stats.json"
+    stats.write_text("[1, 2]")
+    assert_clear_error(cli("report", manifest), f"{stats}: damaged (a JSON object is expected)")
+    shutil.rmtree(manifest / "report")
+    result = cli("report", manifest)
+    assert result.exit_code == 0, result.output
+    assert (manifest / "report" / "report.html").is_file()
+
+
+def test_damaged_cache_entry_is_named(tmp_path, sample_manifest):
+    out = tmp_path / "out"
+    shutil.copytree(sample_manifest.parent, out)
+    for result in (out / ".lima-cache").glob("*/result.pkl"):
+        result.write_bytes(b"garbage\n")
+    assert_clear_error(cli("build", "--out", out, "-q"), f"{out / '.lima-cache'}/",
+                       "damaged cache entry; delete that folder")
+
+
+def test_filter_setting_of_the_wrong_kind(tmp_path):
+    recipe = tmp_path / "kind.toml"
+    recipe.write_text('include = ["sample"]\n[sources.stackexchange.filters.length]\nmin_chars = "1200"\n')
+    assert_clear_error(cli("build", "--recipe", recipe, "--out", tmp_path),
+                       f"{recipe}: sources.stackexchange.filters.length: [filters.length]: min_chars = '1200' must "
+                       "be a number")
+
+
 def test_damaged_rejects_file_and_non_utf8_split_row(tmp_path, sample_manifest):
     manifest = copy_of(sample_manifest, tmp_path)
     rejects = manifest / "report" / "rejects" / "length.jsonl.zst"
