@@ -79,6 +79,8 @@ class StagedManifest:
         self.out_dir = Path(out_dir)
         self.final = self.out_dir / name
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.final.exists() and not self.final.is_dir():
+            raise InputError(self.final, "exists and is not a manifest folder; remove it or choose another --name")
         for message in clean_stale_staging(self.out_dir):
             note(message)
         self.path = Path(tempfile.mkdtemp(prefix=f".{name}.partial-{os.getpid()}-", dir=self.out_dir))
