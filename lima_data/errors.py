@@ -196,12 +196,15 @@ def describe(exc: BaseException) -> str | None:
         return _os_message(exc, where)
     if type(exc) is OSError and str(exc).strip():  # a library's own OSError (e.g. transformers: model not found)
         return " ".join(str(exc).split())
+    if where and ".lima-cache" in where and (kind in ("UnpicklingError", "EOFError") or
+                                             _raised_in(exc.__traceback__, "load_result")):
+        return f"{where}: damaged cache entry; delete that folder (or all of .lima-cache) and run again"
     if isinstance(exc, UnicodeDecodeError):
-        return (f"{prefix}not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} of the read "
-                f"block); save the file as UTF-8 or name the right file")
+        return (f"{prefix}not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the file as UTF-8 or name the "
+                "right file")
     if isinstance(exc, MemoryError):
         return "out of memory; use fewer --workers or a machine with more memory"
-    if module.startswith("zstandard") or "zstd" in str(exc).lower():
+    if module.startswith("zstandard") or kind == "ZstdError":
         return f"{prefix}damaged zstd data ({exc}); download the file again"
     if module.startswith("py7zr") or kind in ("Bad7zFile", "CrcError", "UnsupportedCompressionMethodError"):
         return f"{prefix}damaged or truncated 7z archive ({kind}: {exc}); download the archive again"
@@ -216,15 +219,19 @@ def describe(exc: BaseException) -> str | None:
         return f"{prefix}not valid TOML ({exc})"
     if module == "_csv" or kind == "Error" and module == "csv":
         return f"{prefix}bad CSV ({exc})"
-    if where and ".lima-cache" in where and (kind in ("UnpicklingError", "EOFError") or
-                                             _raised_in(exc.__traceback__, "load_result")):
-        return f"{where}: damaged cache entry; delete that folder (or all of .lima-cache) and run again"
     if "PytorchStreamReader" in str(exc) or kind == "SafetensorError":
         return f"{prefix}damaged checkpoint file ({str(exc).splitlines()[0]}); use an earlier checkpoint"
     if kind == "BrokenProcessPool":
         return "a worker process died (killed, or out of memory?); run again, with fewer --workers if it recurs"
-    if kind == "ChildFailedError":
-        return f"a training worker failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else kind}"
+    if kind == "ChildFailedError":  # torchrun: the first failed worker's own message
+        failures = sorted((getattr(exc, "failures", None) or {}).items())
+        if failures:
+            rank, failure = failures[0]
+            detail = getattr(failure, "message", "")
+            detail = detail.get("message", "") if isinstance(detail, dict) else str(detail)
+            return (f"training worker rank {rank} failed (exit code {getattr(failure, 'exitcode', '?')})"
+                    + (f": {' '.join(detail.split())[:500]}" if detail else "; see its output above"))
+        return "a training worker failed; see its output above"
     return None
 
 
