@@ -40,8 +40,10 @@ class _Boundary(click.Group):
             click.echo("error: interrupted; files being written were not kept: run the command again (a build "
                        "resumes from its cache, training with --resume)", err=True)
             sys.exit(130)
-        except Exception as exc:  # noqa: BLE001 - this is the boundary
-            message = describe(exc)
+        except (SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - this is the boundary (torch's CheckpointException is a
+            message = describe(exc)  # BaseException)
             if message is None or _debug(ctx):
                 traceback.print_exc()
             if message is None:
@@ -337,7 +339,7 @@ def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr,
             click.echo(f"{summary['steps']} steps; last loss {summary['losses'][-1]:.4f}; exported: "
                        f"{', '.join(summary['exported']) or 'none'}")
     except (LimaDataError, ValueError) as error:
-        _fail(LimaDataError(str(error)))
+        _fail(LimaDataError(describe(error) or str(error)))
 
 
 def _print_plan(estimate: dict) -> None:

@@ -163,6 +163,18 @@ def _raised_in(tb: TracebackType | None, function: str) -> bool:
     return False
 
 
+def _raised_reading(tb: TracebackType | None, fragments: tuple[str, ...]) -> bool:
+    """Whether a frame of ``tb`` that loads or reads (by its function's name) is in a file whose path holds one of
+    ``fragments``."""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if any(f in code.co_filename.replace("\\", "/") for f in fragments) and (
+                "load" in code.co_name or "read" in code.co_name):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _os_message(exc: OSError, where: str | None) -> str:
     hint = OS_ERRORS.get(exc.errno) or (exc.strerror or str(exc)).rstrip(".")
     if exc.errno == errno.ENOENT and exc.filename2 is None and where is None:
@@ -219,8 +231,19 @@ def describe(exc: BaseException) -> str | None:
         return f"{prefix}not valid TOML ({exc})"
     if module == "_csv" or kind == "Error" and module == "csv":
         return f"{prefix}bad CSV ({exc})"
-    if "PytorchStreamReader" in str(exc) or kind == "SafetensorError":
-        return f"{prefix}damaged checkpoint file ({str(exc).splitlines()[0]}); use an earlier checkpoint"
+    if kind == "CheckpointException":  # torch.distributed.checkpoint: the first rank's error
+        failures = sorted((getattr(exc, "failures", None) or {}).items())
+        inner = failures[0][1] if failures else None
+        if isinstance(inner, tuple) and inner and isinstance(inner[0], BaseException):  # (error, traceback)
+            inner = inner[0]
+        what = f"{type(inner).__name__}{': ' + str(inner).splitlines()[0] if str(inner).strip() else ''}" \
+            if isinstance(inner, BaseException) else kind
+        return f"{prefix}damaged checkpoint ({what}); remove it to resume from an earlier one"
+    if "PytorchStreamReader" in str(exc) or kind == "SafetensorError" or _raised_reading(
+            exc.__traceback__, ("torch/distributed/checkpoint/", "torch/serialization.py", "safetensors/")):
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return (f"{prefix}damaged checkpoint ({kind}{': ' + first if first else ''}); remove it to resume from "
+                "an earlier one")
     if kind == "BrokenProcessPool":
         return "a worker process died (killed, or out of memory?); run again, with fewer --workers if it recurs"
     if kind == "ChildFailedError":  # torchrun: the first failed worker's own message

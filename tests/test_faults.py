@@ -410,3 +410,20 @@ def test_describe_names_the_file_of_errors_that_carry_none(tmp_path):
     except UnicodeDecodeError as exc:
         assert describe(exc).startswith(f"{file}: not UTF-8 text (byte 0xff")
     assert describe(ValueError("a bug")) is None
+
+
+def test_a_damaged_checkpoint_from_torch_is_one_line(tmp_path, monkeypatch):
+    class CheckpointException(BaseException):  # torch.distributed.checkpoint's error is a BaseException
+        def __init__(self, failures):
+            super().__init__("CheckpointException ranks:dict_keys([0])")
+            self.failures = failures
+
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-00000002"
+    checkpoint.mkdir(parents=True)
+
+    def resume(path=checkpoint):
+        raise CheckpointException({0: (EOFError(), "traceback text")})
+
+    monkeypatch.setattr(build_module, "build", lambda *a, **k: resume())
+    assert_clear_error(cli("build", "--out", tmp_path, "-q"),
+                       f"{checkpoint}: damaged checkpoint (EOFError); remove it to resume from an earlier one")
