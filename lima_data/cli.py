@@ -82,7 +82,7 @@ def main(debug: bool) -> None:
     """
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, never a crash
         if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="lima-data-escape")
 
 
 @main.command()

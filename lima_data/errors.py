@@ -10,6 +10,7 @@ report it. ``lima-data --debug <command>`` (or ``LIMA_DATA_DEBUG=1``) shows the 
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
@@ -77,6 +78,20 @@ def safe_text(text: str, *, json: bool = False) -> str:
         return f"{slash}x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
 
     return _SURROGATES.sub(one, text)
+
+
+def _escape_surrogates(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler ``"lima-data-escape"``: what :func:`safe_text` writes (``\\xff`` for a byte of a
+    non-UTF-8 file name), so terminal output names a file as manifest.json does; other characters a terminal
+    cannot encode are backslash-escaped."""
+    if isinstance(error, UnicodeEncodeError):
+        text = error.object[error.start:error.end]
+        return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                       c.encode("ascii", "backslashreplace").decode("ascii") for c in text), error.end
+    raise error
+
+
+codecs.register_error("lima-data-escape", _escape_surrogates)
 
 
 #: What to say about an OS error, by errno: what is wrong and what to do.

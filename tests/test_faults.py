@@ -295,6 +295,14 @@ def test_file_names_that_are_not_utf8_are_written_escaped(tmp_path, shared, samp
     assert cli("validate", out / "odd").exit_code == 0
 
 
+def test_terminal_output_names_a_non_utf8_file_as_manifest_json_does(tmp_path):
+    name = os.fsdecode(b"n\xff")
+    result = cli("build", "--out", tmp_path, "-q", "--name", name)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{tmp_path}/n\\xff"
+    assert json.loads((tmp_path / name / MANIFEST_FILE).read_text())["name"] == "n\\xff"
+
+
 def test_path_text_and_safe_text():
     assert path_text(os.fsdecode(b"/data/page-\xff\xfe.html")) == "/data/page-\\xff\\xfe.html"
     assert path_text(b"/data/caf\xc3\xa9") == "/data/caf\u00e9"
