@@ -24,7 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from . import __version__
 from .candidate import Candidate, to_example
 from .card import meta_schema, normalise_meta, write_card
-from .errors import LimaDataError, RecipeError, ShortfallError
+from .errors import LimaDataError, RecipeError, ShortfallError, safe_text
 from .executor import CACHE, TaskResult, concat_files, execute, make_chain, make_reader, merge_funnels, plan_tasks
 from .filters.decontaminate import Decontaminate
 from .filters.dedup import Dedup
@@ -122,6 +122,7 @@ def build(
     warnings: list[str] = []
 
     def warn(message: str) -> None:
+        message = safe_text(message)  # a file name that is not UTF-8: escaped as in manifest.json
         warnings.append(message)
         log.warning(message)
 
@@ -136,6 +137,8 @@ def build(
     curation = {kind: {"file": display_path(Path(f)), "sha256": sha256_file(Path(f)), "ids": read_ids(f)}
                 for kind, f in (("keep", keep), ("drop", drop)) if f is not None}
     manual = Manual(keep=curation.get("keep", {}).get("ids", []), drop=curation.get("drop", {}).get("ids", []))
+    decontaminate = Decontaminate(recipe.data.get("decontamination"), benchmarks)
+    decontaminate.load_benchmarks()  # before reading dumps: a bad file the user named fails at once
     ids = {kind: entry["ids"] for kind, entry in curation.items()}
     readers: dict[str, Source] = {}
     chains: dict[str, Chain] = {}
@@ -184,7 +187,11 @@ def build(
     tasks = {source: plan_tasks(source, shards[source], recipe.sources[source], recipe.seed, strict, ids)
              for source in wanted}
 
-    with StagedManifest(Path(out_dir), name) as stage:
+    def note(message: str) -> None:
+        if not quiet:
+            console.print(f"note: {message}", soft_wrap=True, highlight=False)
+
+    with StagedManifest(Path(out_dir), name, note) as stage:
         sink = RejectSink(stage.path / "report")
         try:
             kept: dict[str, list[Candidate]] = {}
@@ -244,7 +251,8 @@ def build(
                              + ", ".join(f"{k} {n}" for k, n in sorted(by_label.items()))
                              + " (not training rows; the file can serve as --reference or --benchmark)")
                     if stats.malformed or stats.truncated:
-                        where = ", ".join(f"line {e['line']}: {e['error']}" for e in stats.errors[:3])
+                        where = ", ".join((f"line {e['line']}: " if e['line'] is not None else "") + e['error']
+                                          for e in stats.errors[:3])
                         warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
                              f"{' and the file is truncated' if stats.truncated else ''} ({where})")
 
@@ -262,8 +270,6 @@ def build(
             t0 = time.perf_counter()
             selections: dict[str, list[GroupSelection]] = {s: [] for s in wanted}
             chosen: set[str] = set()
-            decontaminate = Decontaminate(recipe.data.get("decontamination"), benchmarks)
-            decontaminate.load_benchmarks()
             for source in wanted:
                 if recipe.sources[source]["selection"]["method"] == "split":
                     assign_splits(kept[source], recipe.sources[source]["selection"], recipe.seed)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import safe_text
+
 
 @dataclass(slots=True)
 class Candidate:
@@ -39,6 +41,11 @@ class Candidate:
     score: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # An id or domain made from a file name that is not UTF-8 (lone surrogates) is hashed and written
+        # everywhere: its escaped form (``\xff``, see lima_data.errors.path_text) is the one used throughout.
+        self.id, self.domain = safe_text(self.id), safe_text(self.domain)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict with every field (used for rejects)."""

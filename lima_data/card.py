@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .errors import safe_text
+
 #: Manifest split -> the split name Hugging Face tools expect.
 HF_SPLIT_NAMES = {"train": "train", "dev": "validation", "test": "test"}
 
@@ -194,6 +196,6 @@ def write_card(folder: Path, manifest: dict[str, Any], schema: dict[str, str], s
         if licence:
             licences.setdefault(row["source"], set()).add(str(licence))
     path = Path(folder) / "README.md"
-    path.write_text(card_text(manifest, schema, split_files, {s: sorted(v) for s, v in licences.items()}),
-                    encoding="utf-8", newline="\n")
+    text = card_text(manifest, schema, split_files, {s: sorted(v) for s, v in licences.items()})
+    path.write_text(safe_text(text), encoding="utf-8", newline="\n")  # a non-UTF-8 input name as \xNN
     return path

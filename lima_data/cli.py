@@ -6,12 +6,13 @@ import json
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from .errors import LimaDataError
+from .errors import LimaDataError, describe, safe_text
 
 SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored")
 LOGGER = "lima_data"
@@ -89,15 +90,56 @@ def _pick(new, old, flag: str, old_flag: str):
 
 
 def _fail(error: LimaDataError) -> None:
-    """Print ``error: <message>`` on stderr, unwrapped (paths stay copyable), and exit with status 1."""
-    click.secho("error: ", fg="red", err=True, nl=False)
-    click.echo(str(error), err=True)
-    sys.exit(1)
+    """Hand ``error`` to the error boundary (:class:`_Boundary`), which prints ``error: <message>`` and exits 1."""
+    raise error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Boundary(click.Group):
+    """The one error boundary of every command (see :mod:`lima_data.errors`): an expected failure becomes
+    ``error: <path>: <what is wrong and what to do>`` on stderr and exit status 1, Ctrl-C one line and 130, an
+    unexpected exception its traceback and a request for a bug report; ``--debug`` shows every traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                traceback.print_exc()
+            click.echo("error: interrupted; files being written were not kept: run the command again (a build "
+                       "resumes from its cache, training with --resume)", err=True)
+            sys.exit(130)
+        except (SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - this is the boundary (torch's CheckpointException is a
+            message = describe(exc)  # BaseException)
+            if message is None or _debug(ctx):
+                traceback.print_exc()
+            if message is None:
+                click.echo(safe_text(f"error: unexpected {type(exc).__name__}: {exc}. This is a bug in lima-data "
+                                     f"{_version()}: please report it with the command you ran and the traceback "
+                                     "above."), err=True)
+            else:
+                click.secho("error: ", fg="red", err=True, nl=False)
+                click.echo(message, err=True)
+            sys.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.params.get("debug")) or os.environ.get("LIMA_DATA_DEBUG", "") not in ("", "0")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lima-data")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure (also LIMA_DATA_DEBUG=1).")
+def main(debug: bool) -> None:
     """Build LIMA-style supervised fine-tuning sets from community dumps, and inspect them.
 
     \b
@@ -108,6 +150,9 @@ def main() -> None:
     lima-data export manifests/sample --format hf
     lima-data validate manifests/sample
     """
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed escaped, never a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="lima-data-escape")
 
 
 @main.command()
@@ -473,7 +518,7 @@ def train(manifest, manifest_old, quiet, verbose, model, tokenizer, output, conf
             click.echo(f"{summary['steps']} steps; last loss {summary['losses'][-1]:.4f}; exported: "
                        f"{', '.join(summary['exported']) or 'none'}")
     except (LimaDataError, ValueError) as error:
-        _fail(LimaDataError(str(error)))
+        _fail(LimaDataError(describe(error) or str(error)))
 
 
 def _print_plan(estimate: dict) -> None:

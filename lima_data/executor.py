@@ -31,11 +31,11 @@ from typing import Any
 
 from . import __version__
 from .candidate import Candidate
-from .errors import LimaDataError
+from .errors import LimaDataError, translated
 from .filters import build_filter
 from .filters.base import module_files
-from .fingerprint import code_fingerprint, files_fingerprint
 from .filters.manual import Manual
+from .fingerprint import code_fingerprint, files_fingerprint
 from .pipeline import Chain, FilterStats, RejectSink
 from .sources import ReaderStats
 from .sources.base import Shard, Source, source_class
@@ -173,6 +173,14 @@ def load_result(folder: str | Path) -> TaskResult:
     return result
 
 
+def _quiet_interrupt() -> None:
+    """In a pool worker: Ctrl-C (SIGINT, sent to the whole process group) ends the worker at once and silently;
+    the parent reports the interruption once."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(128 + signum))
+
+
 class Runner:
     """Runs calls of a module-level function in this process, a local process pool or on Ray, yielding results
     as they complete (the executor of a build; see :func:`execute`).
@@ -211,8 +219,8 @@ class Runner:
         if self.executor == "ray":
             import ray
 
-            remote = ray.remote(fn)
-            pending = {remote.remote(*args): i for i, args in enumerate(calls)}
+            remote = ray.remote(translated)  # errors named in the worker, where the frames are
+            pending = {remote.remote(fn, *args): i for i, args in enumerate(calls)}
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 yield pending.pop(done[0]), ray.get(done[0])
@@ -220,8 +228,9 @@ class Runner:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             if self._pool is None:  # spawned, not forked: a fork copies locks held by polars' threads
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
-            futures = {self._pool.submit(fn, *args): i for i, args in enumerate(calls)}
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
+                                                 initializer=_quiet_interrupt)
+            futures = {self._pool.submit(translated, fn, *args): i for i, args in enumerate(calls)}
             for future in as_completed(futures):
                 yield futures[future], future.result()
         else:

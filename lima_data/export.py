@@ -32,6 +32,7 @@ from typing import Any
 from .card import HF_SPLIT_NAMES, hf_features, meta_schema, normalise_meta, write_card
 from .errors import LimaDataError
 from .manifest import SPLIT_FILES, load_manifest, read_split, sha256_file, write_jsonl
+from .manifest import row_problems as _row_problems
 
 FORMATS = ("messages", "gair", "parquet", "hf")
 log = logging.getLogger(__name__)
@@ -247,12 +248,15 @@ def validate_manifest(path: str | Path) -> list[str]:
             problems.append(f"{name}: not listed in manifest.json")
         elif sha256_file(file) != recorded["sha256"]:
             problems.append(f"{name}: sha256 differs from manifest.json (the file was changed after the build)")
-        with open(file, encoding="utf-8") as fh:
+        with open(file, "rb") as fh:
             count = 0
             for line, raw in enumerate(fh, 1):
                 count += 1
                 try:
-                    row = json.loads(raw)
+                    row = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    problems.append(f"{name}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                    continue
                 except json.JSONDecodeError as exc:
                     problems.append(f"{name}:{line}: not JSON ({exc.msg})")
                     continue
@@ -267,28 +271,3 @@ def validate_manifest(path: str | Path) -> list[str]:
             problems.append(f"{name}: {count} rows, manifest.json says {recorded['rows']}")
     return problems
 
-
-def _row_problems(row: Any, split: str) -> list[str]:
-    if not isinstance(row, dict):
-        return ["not a JSON object"]
-    problems = []
-    for key, kind in (("id", str), ("source", str), ("messages", list), ("meta", dict)):
-        if not isinstance(row.get(key), kind):
-            problems.append(f"{key!r} missing or not a {kind.__name__}")
-    if not isinstance(row.get("domain"), (str, type(None))) or "domain" not in row:
-        problems.append("'domain' missing or not a string or null")
-    messages = row.get("messages")
-    if isinstance(messages, list):
-        roles = []
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(
-                    m.get("content"), str):
-                problems.append(f"messages[{i}] must be {{'role': user|assistant|system, 'content': str}}")
-            else:
-                roles.append(m["role"])
-        turns = [r for r in roles if r != "system"]
-        if not turns or turns[0] != "user":
-            problems.append("messages must start with a user turn")
-        if split != "test" and "assistant" not in turns:
-            problems.append(f"a {split} row needs an assistant turn")
-    return problems

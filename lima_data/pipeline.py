@@ -21,6 +21,7 @@ import orjson
 import zstandard
 
 from .candidate import Candidate
+from .errors import InputError, safe_text
 from .filters import Filter
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -30,8 +31,9 @@ _MAX_CATEGORIES = 1000
 
 
 def dumps(row: Any) -> str:
-    """The one JSON encoding lima-data writes: compact, UTF-8 kept, keys in insertion order."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    """The one JSON encoding lima-data writes: compact, UTF-8 kept, keys in insertion order; lone surrogates (a
+    file name that is not UTF-8, an unpaired JSON escape) written escaped (:func:`~lima_data.errors.safe_text`)."""
+    return safe_text(json.dumps(row, ensure_ascii=False, separators=(",", ":")), json=True)
 
 
 class ValueSummary:
@@ -151,7 +153,11 @@ class ZstdJsonlWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "wb")
             self._writer = zstandard.ZstdCompressor(level=3).stream_writer(self._fh)
-        self._writer.write(orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE))
+        try:
+            data = orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:  # lone surrogates (a non-UTF-8 file name): written escaped, see dumps
+            data = (dumps(row) + "\n").encode("utf-8")
+        self._writer.write(data)
         self.rows += 1
 
     def close(self) -> None:
@@ -161,14 +167,25 @@ class ZstdJsonlWriter:
 
 
 def read_zstd_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Read the rows of a ``.jsonl.zst`` file written by :class:`ZstdJsonlWriter`."""
+    """Read the rows of a ``.jsonl.zst`` file written by :class:`ZstdJsonlWriter`.
+
+    Raises:
+        InputError: the file is not zstd, is damaged or truncated, or a row is not UTF-8 JSON (file and row named).
+    """
     import io
 
+    row = 0
     with open(path, "rb") as fh:
         reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-        for line in io.TextIOWrapper(reader, encoding="utf-8"):
-            if line.strip():
-                yield json.loads(line)
+        try:
+            for row, line in enumerate(io.TextIOWrapper(reader, encoding="utf-8"), 1):
+                if line.strip():
+                    yield json.loads(line)
+        except zstandard.ZstdError as exc:
+            raise InputError(path, f"damaged or not zstd-compressed ({exc}); build the manifest again", row + 1
+                             ) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"damaged row ({exc}); build the manifest again", row + 1) from None
 
 
 class RejectSink:

@@ -35,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import RecipeError
+from .errors import RecipeError, path_text
 
 BUNDLED = Path(str(resources.files("lima_data") / "recipes"))
 PACKAGE = Path(str(resources.files("lima_data")))
@@ -56,11 +56,12 @@ _REPLACED = {"quotas"}
 
 def display_path(path: Path) -> str:
     """How an input is recorded: bundled files relative to the package (``package:samples/...``), so manifests of
-    the sample match across machines; other paths as given."""
+    the sample match across machines; other paths as given (a name that is not UTF-8 escaped, ``\\xff``: see
+    :func:`~lima_data.errors.path_text`)."""
     try:
         return PACKAGE_PREFIX + Path(path).resolve().relative_to(PACKAGE.resolve()).as_posix()
     except ValueError:
-        return str(path)
+        return path_text(path)
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -78,9 +79,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
-        raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
+        raise RecipeError(f"{path_text(path)}: cannot read recipe: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+        raise RecipeError(f"{path_text(path)}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path_text(path)}: not UTF-8 text (byte offset {exc.start}); a recipe is a UTF-8 TOML "
+                          "file") from None
 
 
 def _find(name: str, relative_to: Path | None) -> Path:
@@ -104,7 +108,11 @@ def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not isinstance(includes, list):
         raise RecipeError(f"{path}: include must be a list of file names")
     for name in includes:
-        merged = _merge(merged, _load(_find(name, path.parent), seen + (path.resolve(),)))
+        try:
+            found = _find(str(name), path.parent)
+        except RecipeError as exc:
+            raise RecipeError(f"{path_text(path)}: include: {exc}") from None
+        merged = _merge(merged, _load(found, seen + (path.resolve(),)))
     return _merge(merged, data)
 
 

@@ -1,5 +1,5 @@
-"""Small text helpers shared by filters and sources: Markdown code spans, word matching, stable hashing, JSON
-lines parsing."""
+"""Small text helpers shared by sources and filters: Markdown code spans, word matching, stable hashing, JSON
+lines parsing, reading UTF-8 text files line by line."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+from .errors import InputError
 
 
 def loads_json(text: str | bytes) -> Any:
@@ -110,3 +113,33 @@ def stable_unit(*parts: object) -> float:
     whatever order or process the candidates are seen in."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line of a UTF-8 text file (a leading BOM removed; line endings kept).
+
+    Raises:
+        InputError: a line is not UTF-8 (file and line named), or the file is binary (holds NUL bytes).
+    """
+    with open(path, "rb") as fh:
+        if b"\x00" in fh.read(1 << 13):  # an archive or other binary file: say so before reading it as lines
+            raise InputError(path, "a binary file (NUL bytes), not UTF-8 text; name the right file")
+        fh.seek(0)
+        for line, raw in enumerate(fh, 1):
+            try:
+                text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(path, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                                       "save the file as UTF-8", line) from None
+            if "\x00" in text:
+                raise InputError(path, "a binary file (NUL bytes), not UTF-8 text; name the right file", line)
+            yield line, text
+
+
+def read_text(path: str | Path) -> str:
+    """The whole of a UTF-8 text file (BOM removed).
+
+    Raises:
+        InputError: a line is not UTF-8 (file and line named), or the file is binary (holds NUL bytes).
+    """
+    return "".join(text for _, text in utf8_lines(Path(path)))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from collections import Counter
 
 import pytest
-
-import re
 
 from lima_data.build import build
 from lima_data.candidate import Candidate
@@ -19,8 +18,14 @@ from lima_data.filters.title_not_howto import TitleNotHowto
 from lima_data.recipe import load_recipe
 from lima_data.report import iter_rejects
 from lima_data.selection import category_sample
-from lima_data.sources.wikihow import (WikiHowSource, clean_title, parse_title, rewrite_intro, strip_debris,
-                                       title_to_prompt)
+from lima_data.sources.wikihow import (
+    WikiHowSource,
+    clean_title,
+    parse_title,
+    rewrite_intro,
+    strip_debris,
+    title_to_prompt,
+)
 
 from .conftest import read_source
 

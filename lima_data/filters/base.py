@@ -56,6 +56,21 @@ def match_spans(field: str, text: str, spans) -> list[dict[str, str]]:
 REQUIRED = object()
 
 
+def _kind(value: Any) -> str | None:
+    """The kind of a setting's value that a recipe must match (``None``: any, e.g. a default of ``None``)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "list"
+    if isinstance(value, dict):
+        return "table"
+    return None
+
+
 class Filter:
     """Base class of every filter.
 
@@ -79,6 +94,11 @@ class Filter:
             raise RecipeError(
                 f"[filters.{self.name}]: unknown setting(s) {sorted(unknown)}; known: {sorted(self.defaults)}"
             )
+        for key, value in settings.items():
+            expected = _kind(self.defaults[key])
+            if expected is not None and value is not None and _kind(value) != expected:
+                raise RecipeError(f"[filters.{self.name}]: {key} = {value!r} must be a {expected} like the default "
+                                  f"{self.defaults[key]!r}")
         self.seed = seed
         self.settings = {**self.defaults, **settings}
         missing = [k for k, v in self.settings.items() if v is REQUIRED]

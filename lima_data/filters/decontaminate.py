@@ -19,6 +19,7 @@ from typing import Any
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
 from ..manifest import read_jsonl
+from ..text import utf8_lines
 from .dedup import _WORDS, normalise
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "text")
@@ -34,10 +35,11 @@ def benchmark_prompts(path: Path) -> list[str]:
     """The prompts of a benchmark file (see the module docstring).
 
     Raises:
-        InputError: the file is missing, or a JSON line is malformed (file and line named).
+        InputError: the file is missing or not a regular file, is binary or not UTF-8, or a JSON line is
+            malformed (file and line named).
     """
     if not path.is_file():
-        raise InputError(path, "benchmark file not found")
+        raise InputError(path, "benchmark file not found" if not path.exists() else "not a regular file")
     prompts: list[str] = []
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
@@ -49,7 +51,7 @@ def benchmark_prompts(path: Path) -> list[str]:
         for _, row in csv_rows(path):
             prompts.extend(row[f] for f in PROMPT_FIELDS if row.get(f))
     else:
-        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        prompts = [text.strip() for _, text in utf8_lines(path) if text.strip()]
     return prompts
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..candidate import Candidate
 from ..errors import InputError
+from ..text import utf8_lines
 from .base import Filter
 
 
@@ -21,13 +22,15 @@ def read_ids(path: str | Path) -> list[str]:
     """The ids listed in a keep / drop file, in file order, without repeats.
 
     Raises:
-        InputError: the file is missing, or a JSON line has no ``id`` (file and line named).
+        InputError: the file is missing or not a regular file, is binary or not UTF-8, or a JSON line has no
+            ``id`` (file and line named).
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "id list not found")
+        raise InputError(path, "id list not found" if not path.exists() else "not a regular file; name a text file "
+                                                                              "of ids")
     ids: dict[str, None] = {}
-    for line, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for line, raw in utf8_lines(path):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue

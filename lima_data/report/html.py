@@ -547,7 +547,9 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
     path = Path(path)
     manifest = load_manifest(path)
     stats_file = path / "report" / "stats.json"
-    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
+    stats = _read_json(stats_file) if stats_file.is_file() else {}
+    if not isinstance(stats, dict):
+        raise InputError(stats_file, "damaged (a JSON object is expected); build the manifest again")
     splits = {split: read_split(path, split) for split in SPLIT_FILES}
     selected_ids = {r["id"] for rows in splits.values() for r in rows}
     numbers, categories, values_by_id = _read_measurements(path, selected_ids)
@@ -583,7 +585,24 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     out = path / "report" / REPORT_FILE
+    out.parent.mkdir(exist_ok=True)
     tmp = out.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    try:  # written whole, then renamed: a full disk leaves the previous report as it was
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
+
+
+def _read_json(file: Path) -> Any:
+    """A JSON file of the manifest's report.
+
+    Raises:
+        InputError: not UTF-8 or not JSON (the file named).
+    """
+    try:
+        return json.loads(file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(file, f"damaged ({exc}); build the manifest again") from None
+

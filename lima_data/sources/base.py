@@ -9,13 +9,14 @@ skipped (and counted).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..candidate import Candidate
-from ..errors import InputError, RecipeError
+from ..errors import InputError, RecipeError, safe_text
 from ..text import loads_json
 from . import ReaderStats
 
@@ -119,8 +120,15 @@ class Source:
 
     def json_objects(self, lines: Iterable[str], stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(line number, object)`` for each JSON-object line of ``lines``; blank lines are skipped, bad JSON and
-        non-objects counted as malformed rows (or raised in strict mode)."""
+        non-objects counted as malformed rows (or raised in strict mode). ``lines`` may be bytes (a file opened in
+        binary mode), so that a line that is not UTF-8 is one malformed row, not the end of the file."""
         for line, raw in enumerate(lines, 1):
+            if isinstance(raw, bytes):
+                try:
+                    raw = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    self.malformed(stats, line, f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                    continue
             if not raw.strip():
                 continue
             try:
@@ -128,6 +136,8 @@ class Source:
             except json.JSONDecodeError as exc:
                 self.malformed(stats, line, f"bad JSON: {exc.msg}")
                 continue
+            if "\\u" in raw and _LONE_ESCAPE.search(raw):
+                row = _without_lone_surrogates(row)
             if not isinstance(row, dict):
                 self.malformed(stats, line, "not a JSON object")
                 continue
@@ -138,6 +148,22 @@ class Source:
         if self.strict:
             raise InputError(stats.shard, message, line)
         stats.error(line, message)
+
+
+#: A JSON \uXXXX escape of a surrogate (paired ones, e.g. an escaped emoji, are fine, but a lone one is common
+#: in Pushshift dumps and cannot be written as UTF-8).
+_LONE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {safe_text(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def source_class(name: str) -> type[Source]:
@@ -173,7 +199,7 @@ def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
     recursively, in sorted order, skipping hidden names.
 
     Raises:
-        InputError: a path does not exist.
+        InputError: a path does not exist, or is neither a regular file nor a folder.
     """
     for raw in paths:
         path = Path(raw)
@@ -182,6 +208,9 @@ def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
         if path.is_file():
             yield path, True
             continue
+        if not path.is_dir():
+            raise InputError(path, "not a regular file or folder (a FIFO, socket or device?); name a dump file "
+                                   "or a folder of them")
         for child in sorted(path.rglob("*")):
             if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
                 yield child, False
@@ -264,3 +293,6 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 line = reader.line_num + 1
     except csv.Error as exc:
         raise InputError(path, f"bad CSV: {exc}", line) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}, in the record starting here "
+                               "or the next ones); save the file as UTF-8", line) from None

@@ -165,7 +165,7 @@ class AuthoredSource(Source):
     def _rows(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(line or 1-based array index, row)``: JSON lines, or the items of one JSON array."""
         if shard.kind != "authored_json_array":
-            with open(shard.path, encoding="utf-8-sig") as fh:
+            with open(shard.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one malformed row
                 yield from self.json_objects(fh, stats)
             return
         try:

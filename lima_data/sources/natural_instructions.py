@@ -21,7 +21,7 @@ from typing import Any
 from ..candidate import Candidate
 from ..errors import InputError
 from ..text import stable_unit
-from .base import Shard, Source, peek_lines
+from .base import _LONE_ESCAPE, Shard, Source, _without_lone_surrogates, peek_lines
 
 SOURCE = "natural_instructions"
 LICENCE = "Apache-2.0 (natural-instructions repository; per-task sources vary)"
@@ -53,10 +53,17 @@ class NaturalInstructionsSource(Source):
             if shard.size > self.settings["max_task_bytes"]:
                 raise InputError(shard.path, f"task file larger than max_task_bytes ({self.settings['max_task_bytes']})")
             try:
-                task = json.loads(shard.path.read_text(encoding="utf-8-sig"))
+                text = shard.path.read_text(encoding="utf-8-sig")
+                task = json.loads(text)
             except json.JSONDecodeError as exc:
                 self.malformed(shard_stats, exc.lineno, f"bad JSON: {exc.msg}")
                 continue
+            except UnicodeDecodeError as exc:
+                self.malformed(shard_stats, None, f"not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+                                                  f"{exc.start})")
+                continue
+            if _LONE_ESCAPE.search(text):
+                task = _without_lone_surrogates(task)
             candidate = self._candidate(shard, shard_stats, task)
             if candidate is not None:
                 yield candidate

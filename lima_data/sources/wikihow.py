@@ -495,7 +495,7 @@ class WikiHowSource(Source):
             yield line, {"title": title, "markdown": self._article("", [("", steps)])}
 
     def _jsonl(self, shard: Shard, stats: ReaderStats):
-        with open(shard.path, encoding="utf-8-sig") as fh:
+        with open(shard.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one malformed row
             for line, row in self.json_objects(fh, stats):
                 category = row.get("category")
                 categories = [category] if isinstance(category, str) else list(category or [])

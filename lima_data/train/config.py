@@ -70,7 +70,7 @@ class TrainConfig:
             try:
                 text = path.read_text(encoding="utf-8")
                 values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-            except (OSError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise RecipeError(f"{path}: cannot read training config: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in dataclasses.fields(cls)}
