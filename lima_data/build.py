@@ -7,6 +7,7 @@ runs on the small set of kept candidates. The manifest folder is written atomica
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -78,6 +79,7 @@ def build(
     workers: int = 1,
     executor: str = "local",
     address: str | None = None,
+    clean_cache: bool = False,
 ) -> BuildResult:
     """Build a manifest from ``inputs`` (or the recipe's default inputs) with ``recipe``.
 
@@ -95,6 +97,8 @@ def build(
             in ``workers`` local processes, or on Ray (``executor="ray"``, ``address`` of a cluster or a local
             Ray with ``workers`` CPUs). Finished tasks are cached under ``<out_dir>/.lima-cache``: a build run
             again does only what was left.
+        clean_cache: remove ``<out_dir>/.lima-cache`` (task results, byte-range indexes, unpacked ``.7z``
+            members) once the manifest is written; a failed or killed build keeps it for the next run.
 
     Raises:
         InputError: an input is missing or unreadable (the message names the file and line).
@@ -341,4 +345,6 @@ def build(
         }
         write_json(stage.path / MANIFEST_FILE, manifest)
         path = stage.commit()
+    if clean_cache:
+        shutil.rmtree(Path(out_dir) / CACHE, ignore_errors=True)
     return BuildResult(path=path, manifest=manifest, stats=report_stats, warnings=warnings)
