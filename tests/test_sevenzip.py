@@ -107,3 +107,14 @@ def test_py7zr_fallback_warns_for_a_big_member(py7zr_only, monkeypatch):
 
     discover_all([BEER_7Z], [StackExchangeSource()], warnings.append)
     assert any("no 7-Zip binary found" in w and "py7zr" in w for w in warnings)
+
+
+def test_a_member_is_decoded_once_for_both_passes_and_its_spool_removed(monkeypatch, tmp_path):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    real_open = sevenzip.open_member
+    calls = []
+    monkeypatch.setattr(sevenzip, "open_member", lambda *a: (calls.append(a), real_open(*a))[1])
+    candidates, stats = read_candidates(BEER_7Z)
+    assert len(candidates) == 1029 and len(calls) == 1
+    assert list(tmp_path.iterdir()) == []

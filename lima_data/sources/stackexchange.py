@@ -63,6 +63,9 @@ _TOP_LEVEL = {"stackoverflow": "com", "serverfault": "com", "superuser": "com", 
 _DATE_SUFFIX = re.compile(r"[_-]\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _CHUNK = 1 << 20
+#: An archive member up to this size (bytes) is decompressed once into a temporary file and read twice from it;
+#: a bigger one (read outside a build, which splits it into byte ranges of an unpacked copy) is decoded twice.
+SPOOL_BYTES = 1 << 30
 
 
 def site_domain(name: str) -> str:
@@ -335,10 +338,13 @@ class StackExchangeReader:
         self.min_answer_score = min_answer_score
         self.strict = strict
         self.max_decompressed_bytes = max_decompressed_bytes
+        self._spooled: dict[SiteDump, str] = {}  # archive member -> its decompressed copy while read
 
     # -- byte streams -----------------------------------------------------------------------------------------
 
     def _open(self, dump: SiteDump):
+        if dump.member and self._spooled.get(dump) is not None:
+            return open(self._spooled[dump], "rb", buffering=_CHUNK)
         if dump.member:
             limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
             return sevenzip.open_member(dump.path, dump.member, limit)
@@ -548,6 +554,11 @@ class StackExchangeReader:
             InputError: the file or archive cannot be read at all (not XML, not 7z, truncated archive), or any
                 malformed row when ``strict``.
         """
+        if dump.member and dump.size <= SPOOL_BYTES:
+            return self._read_spooled(dump, stats, progress)
+        return self._read_two_passes(dump, stats, progress)
+
+    def _read_two_passes(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
         top = self.top_answers(dump, progress)
         hold = self.min_answer_score
         top_ids = {answer_id for score, answer_id in top.values() if hold is None or score >= hold}
@@ -586,6 +597,20 @@ class StackExchangeReader:
                 stats.count("other")
         for waiting in pending.values():  # the top answer row never came (cut file): nothing to answer with
             yield _candidate(waiting["question"], waiting["best"], None)
+
+    def _read_spooled(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
+        """:meth:`read` of an archive member decompressed once into a temporary file (deleted after) instead of
+        twice, once per pass: decoding (bzip2 in the dump's archives) is slower than parsing."""
+        fd, name = tempfile.mkstemp(prefix="lima-se-member-", suffix=".xml")
+        try:
+            limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
+            with os.fdopen(fd, "wb") as out, sevenzip.open_member(dump.path, dump.member, limit) as stream:
+                shutil.copyfileobj(stream, out, _CHUNK)
+            self._spooled[dump] = name
+            yield from self._read_two_passes(dump, stats, progress)
+        finally:
+            self._spooled.pop(dump, None)
+            os.unlink(name)
 
     # -- byte ranges of a big file ----------------------------------------------------------------------------
 
