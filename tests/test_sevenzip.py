@@ -118,3 +118,14 @@ def test_a_member_is_decoded_once_for_both_passes_and_its_spool_removed(monkeypa
     candidates, stats = read_candidates(BEER_7Z)
     assert len(candidates) == 1029 and len(calls) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_7zip_setting_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("LIMA_DATA_7ZIP", "/nonexistent/7zz")
+    sevenzip.find_7zip.cache_clear()
+    try:
+        with pytest.raises(InputError, match="LIMA_DATA_7ZIP names no executable"):
+            sevenzip.find_7zip()
+    finally:
+        monkeypatch.delenv("LIMA_DATA_7ZIP")
+        sevenzip.find_7zip.cache_clear()

@@ -55,10 +55,17 @@ class Member:
 @lru_cache(maxsize=1)
 def find_7zip() -> str | None:
     """Path of the 7-Zip binary used for ``.7z`` members (search order in the module docstring), or ``None``
-    when only py7zr can read them."""
+    when only py7zr can read them.
+
+    Raises:
+        InputError: ``$LIMA_DATA_7ZIP`` names no executable file.
+    """
     explicit = os.environ.get("LIMA_DATA_7ZIP")
     if explicit:
-        return explicit
+        found = shutil.which(explicit)
+        if found is None:
+            raise InputError(explicit, "LIMA_DATA_7ZIP names no executable 7-Zip binary")
+        return found
     found = shutil.which("7zz")
     if found:
         return found
@@ -88,8 +95,11 @@ def list_members(archive: Path) -> list[Member]:
     binary = find_7zip()
     if binary is None:
         return _py7zr_members(archive)
-    proc = subprocess.run([binary, "l", "-slt", "-ba", "-p", "-bd", "--", str(archive)], stdin=subprocess.DEVNULL,
-                          capture_output=True)
+    try:
+        proc = subprocess.run([binary, "l", "-slt", "-ba", "-p", "-bd", "--", str(archive)],
+                              stdin=subprocess.DEVNULL, capture_output=True)
+    except OSError as exc:
+        raise InputError(archive, f"cannot run 7-Zip ({binary}): {exc.strerror}") from None
     text = proc.stdout.decode("utf-8", errors="replace")
     if proc.returncode != 0:
         raise InputError(archive, f"cannot open as a 7z archive ({_tail(proc.stderr) or _tail(proc.stdout)})")
@@ -131,9 +141,13 @@ class _PipeStream(io.RawIOBase):
         super().__init__()
         self.label, self.limit, self.count = f"{archive}!{member}", limit, 0
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(
-            [binary, "e", "-so", "-spd", "-bd", "-p", "--", str(archive), member],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
+        try:
+            self._proc = subprocess.Popen(
+                [binary, "e", "-so", "-spd", "-bd", "-p", "--", str(archive), member],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
+        except OSError as exc:
+            self._stderr.close()
+            raise InputError(archive, f"cannot run 7-Zip ({binary}): {exc.strerror}") from None
         self._finished = False
 
     def readable(self) -> bool:
@@ -163,7 +177,7 @@ class _PipeStream(io.RawIOBase):
         self._proc.wait()
 
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and getattr(self, "_proc", None) is not None:
             self._stop()
             self._proc.stdout.close()
             self._stderr.close()

@@ -27,7 +27,8 @@ A plain ``Posts.xml`` bigger than the reader's ``shard_bytes`` is split into byt
 separate tasks: pass 1 per range (:func:`index_range`) writes Parquet, :func:`join_index` finds each question's top
 answer over the whole file with polars, and pass 2 per range (:meth:`StackExchangeReader.read_range`) reads the
 range's questions and fetches their top answers by byte offset. Both ways give the same candidates and counts
-(tested on every real dump).
+(tested on every real dump). A ``.7z`` member is read through :mod:`.sevenzip` (the 7-Zip binary); one bigger
+than ``shard_bytes`` is unpacked once into the build's cache and split the same way.
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ class StackExchangeSource(Source):
     worker busy in bounded memory). Ranges are joined by :meth:`prepare`: a first pass per range writes question
     ids and the range's best answers to Parquet, polars joins them into each question's top answer with its byte
     offset, and each range's reader then reads its questions and fetches their top answers by offset. A ``.7z``
-    archive cannot be read from the middle, so it stays one streamed task; extract a huge one (``7z x``) to have
-    it split.
+    cannot be read from the middle: a member up to ``shard_bytes`` is one task (decoded once into a temporary file,
+    :data:`SPOOL_BYTES`); a bigger one is unpacked once into ``workdir`` by :meth:`prepare` (:func:`unpack_site`,
+    reused by a resumed build) and its byte ranges (:func:`member_ranges`) are read from that copy.
     """
 
     name = SOURCE
