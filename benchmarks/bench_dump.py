@@ -77,22 +77,30 @@ seconds = time.perf_counter() - start
 if code.returncode:
     sys.stderr.write(code.stderr.decode()[-2000:])
     sys.exit(code.returncode)
-print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 """
 
 # What the projections assume about the full dumps (stated in benchmarks/README.md).
 SE_DUMP_7Z_GB = 92  # the public Stack Exchange dump, all sites, all files
 SE_POSTS_XML_GB = 155  # Posts.xml of all sites: Stack Overflow ~100 GB (issue 15) + the others (~1/3 of their .7z, x5)
+SE_DECODED_GB = 265  # 7-Zip decodes Stack Overflow's Posts file (100 GB) + ~3x the other sites' Posts (solid
+#                      archives: Badges, Comments, PostHistory and PostLinks come before Posts.xml)
+SE_BIG_XML_GB = 130  # Posts.xml of the sites above 64 MiB (Stack Overflow ~100 GB + the biggest sites), unpacked
 PUSHSHIFT_YEAR_NDJSON_GB = 4000  # a recent year of RS_ + RC_ (~500 GB zstd, ~8x)
 
 
-def timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """``(wall seconds, peak RSS MiB of the largest process)`` of ``cmd`` run to the end."""
+def timed(cmd: list[str], env: dict) -> tuple[float, float, float]:
+    """``(wall seconds, peak RSS MiB of the largest process, CPU seconds of all its processes)`` of ``cmd``."""
     out = subprocess.run([sys.executable, "-c", TIMED, *cmd], capture_output=True, text=True, env=env)
     if out.returncode:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr}")
-    seconds, rss = out.stdout.split()
-    return float(seconds), float(rss)
+    seconds, rss, cpu = out.stdout.split()
+    return float(seconds), float(rss), float(cpu)
+
+
+def show(label: str, figure: tuple[float, float, float]) -> None:
+    print(f"{label:32} {figure[0]:7.1f} s wall  {figure[2]:7.1f} s CPU  peak RSS {figure[1]:6.0f} MiB", flush=True)
 
 
 def extract_beer(shared: Path, tmp: Path) -> Path:
@@ -103,11 +111,11 @@ def extract_beer(shared: Path, tmp: Path) -> Path:
     return target
 
 
-def make_stackexchange(shared: Path, mb: float, tmp: Path) -> tuple[Path, Path, float]:
-    """``(folder of <site>/Posts.xml, folder of <site>.7z, MB of XML)``."""
+def make_stackexchange(shared: Path, mb: float, tmp: Path, sites=SITES) -> tuple[Path, Path, float]:
+    """``(folder of <site>/Posts.xml, folder of <site>.7z, MB of XML)``: each site repeated to ``mb / 4`` MB."""
     xml, packed = tmp / "se-xml", tmp / "se-7z"
     total = 0
-    for site in SITES:
+    for site in sites:
         src = shared / "stackexchange" / site / "Posts.xml"
         if not src.is_file():
             src = extract_beer(shared, tmp)
@@ -124,24 +132,27 @@ def make_stackexchange(shared: Path, mb: float, tmp: Path) -> tuple[Path, Path, 
     return xml, packed, total / 1e6
 
 
-def make_reddit(shared: Path, months: int, tmp: Path) -> tuple[Path, float]:
-    """A folder of ``months`` RS_/RC_ pairs (see the module docstring) and its MB of NDJSON."""
+def make_reddit(shared: Path, months: int, tmp: Path, every: int = 1) -> tuple[Path, float]:
+    """A folder of ``months`` RS_/RC_ pairs (see the module docstring) and its MB of NDJSON; one submission in
+    ``every`` (and its comments) is r/WritingPrompts, the others stay r/AskMen (not wanted by the recipe)."""
     def rows(name):
         with open(shared / "reddit" / "zst" / name, "rb") as fh:
             text = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read().decode()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     submissions, comments = rows("AskMen_submissions.zst"), rows("RC_2005-12.zst")
-    folder = tmp / f"reddit-{months}"
+    folder = tmp / f"reddit-{months}-{every}"
     folder.mkdir()
     size = 0
     for m in range(months):
         month = f"{2020 + m // 12}-{m % 12 + 1:02d}"
         subs = [{**s, "id": f"{s['id']}m{m}", "subreddit": "WritingPrompts", "title": "[WP] " + s["title"]}
-                for s in submissions]
-        coms = [{**c, "id": f"{c['id']}m{m}", "subreddit": "WritingPrompts",
-                 "parent_id": f"t3_{subs[k * 7 % len(subs)]['id']}", "link_id": f"t3_{subs[k * 7 % len(subs)]['id']}"}
-                for k, c in enumerate(comments * 12)]
+                if k % every == 0 else {**s, "id": f"{s['id']}m{m}"} for k, s in enumerate(submissions)]
+        coms = []
+        for k, c in enumerate(comments * 12):
+            parent = subs[k * 7 % len(subs)]
+            coms.append({**c, "id": f"{c['id']}m{m}", "subreddit": parent["subreddit"],
+                         "parent_id": f"t3_{parent['id']}", "link_id": f"t3_{parent['id']}"})
         for name, part in ((f"RS_{month}.zst", subs), (f"RC_{month}.zst", coms)):
             data = "".join(json.dumps(r) + "\n" for r in part).encode()
             size += len(data)
@@ -168,6 +179,9 @@ def lima(*args: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=120, help="MB of Stack Exchange Posts.xml (over 4 sites)")
+    parser.add_argument("--big-mb", type=float, default=100,
+                        help="MB of one site's Posts.xml packed as .7z: above shard_bytes (64 MiB), so unpacked once "
+                             "into the cache and read as byte ranges (0: skip)")
     parser.add_argument("--months", type=int, default=4, help="Pushshift months (RS_ + RC_ pairs)")
     parser.add_argument("--wikihow-copies", type=int, default=30)
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -209,20 +223,39 @@ def run(args, env: dict, tmp: Path) -> None:
     ]
     for label, cmd in steps:
         figures[label] = timed(cmd, env)
-        print(f"{label:32} {figures[label][0]:7.1f} s  peak RSS {figures[label][1]:6.0f} MiB", flush=True)
+        show(label, figures[label])
     same = all((out / d / "lima" / "train.jsonl").read_bytes() == (out / "x1" / "lima" / "train.jsonl").read_bytes()
                for d in ("z1", "x2", "z2"))
     print(f"train.jsonl identical across XML / .7z and 1 / 2 workers: {same}")
 
+    if args.big_mb:
+        big_xml, big_packed, big_mb = make_stackexchange(args.shared, args.big_mb * len(SITES), tmp / "big",
+                                                         sites=("matheducators",))
+        big_archive = [str(p) for p in big_packed.glob("*.7z")]
+        for label, cmd in (
+                ("big site: 7zz e -so | raw scan", [sys.executable, "-c", RAW_PIPE, binary, *big_archive]),
+                ("big site .7z build, 1 worker", lima("--sources", "stackexchange", "--input", str(big_packed),
+                                                      "--out", str(out / "b1"))),
+                ("big site .7z build, 2 workers", lima("--sources", "stackexchange", "--input", str(big_packed),
+                                                       "--out", str(out / "b2"), "--workers", "2"))):
+            figures[label] = timed(cmd, env)
+            show(label, figures[label])
+        print(f"big site ({big_mb:.0f} MB Posts.xml in one .7z): build / (7zz e -so | raw scan) = "
+              f"{figures['big site .7z build, 1 worker'][0] / figures['big site: 7zz e -so | raw scan'][0]:.2f}x "
+              f"with 1 worker, {figures['big site .7z build, 2 workers'][0] / figures['big site: 7zz e -so | raw scan'][0]:.2f}x "
+              f"with 2 (unpack once, then byte ranges)")
+
     one, one_mb = make_reddit(args.shared, 1, tmp)
     many, many_mb = make_reddit(args.shared, args.months, tmp)
-    for label, folder in (("reddit 1 month", one), (f"reddit {args.months} months", many)):
+    mixed, mixed_mb = make_reddit(args.shared, args.months, tmp, every=20)
+    for label, folder in (("reddit 1 month", one), (f"reddit {args.months} months", many),
+                          (f"reddit {args.months} months, 5% wanted", mixed)):
         figures[label] = timed(lima("--sources", "reddit", "--input", str(folder), "--out", str(out / folder.name)),
                                env)
-        print(f"{label:32} {figures[label][0]:7.1f} s  peak RSS {figures[label][1]:6.0f} MiB", flush=True)
+        show(label, figures[label])
     wiki, wiki_mb = make_wikihow(args.shared, args.wikihow_copies, tmp)
     figures["wikihow"] = timed(lima("--sources", "wikihow", "--input", str(wiki), "--out", str(out / "w")), env)
-    print(f"{'wikihow':32} {figures['wikihow'][0]:7.1f} s  peak RSS {figures['wikihow'][1]:6.0f} MiB", flush=True)
+    show("wikihow", figures["wikihow"])
 
     sec = {k: v[0] for k, v in figures.items()}
     print()
@@ -237,36 +270,33 @@ def run(args, env: dict, tmp: Path) -> None:
     print(f"peak RSS of Reddit, {args.months} months / 1 month: "
           f"{figures[f'reddit {args.months} months'][1] / figures['reddit 1 month'][1]:.2f}")
 
-    rates = {  # MB/s per core, whole process, one worker
-        "SE XML": se_mb / sec["build XML, 1 worker"],
-        "SE .7z (MB of XML)": se_mb / sec["build .7z, 1 worker"],
-        "SE .7z (MB of .7z)": packed_mb / sec["build .7z, 1 worker"],
-        "wikiHow HTML": wiki_mb / sec["wikihow"],
-        "Reddit NDJSON": many_mb / sec[f"reddit {args.months} months"],
+    cpu = {k: v[2] for k, v in figures.items()}
+    rates = {  # MB per CPU-second (= MB/s per busy core), whole process tree, one worker
+        "SE Posts.xml": (se_mb, "build XML, 1 worker"),
+        "SE .7z (MB of Posts.xml inside)": (se_mb, "build .7z, 1 worker"),
+        "wikiHow HTML pages": (wiki_mb, "wikihow"),
+        "Reddit NDJSON, every row wanted": (many_mb, f"reddit {args.months} months"),
+        "Reddit NDJSON, 5% of rows wanted": (mixed_mb, f"reddit {args.months} months, 5% wanted"),
     }
-    rss = {"SE XML": figures["build XML, 2 workers"][1], "SE .7z (MB of XML)": figures["build .7z, 2 workers"][1],
-           "SE .7z (MB of .7z)": figures["build .7z, 2 workers"][1], "wikiHow HTML": figures["wikihow"][1],
-           "Reddit NDJSON": figures[f"reddit {args.months} months"][1]}
-    print("\n| input | MB/s per core | peak RSS per process (MiB) |\n|---|---|---|")
-    for name, rate in rates.items():
-        print(f"| {name} | {rate:.1f} | {rss[name]:.0f} |")
-    efficiency = min(1.0, sec["build XML, 1 worker"] / sec["build XML, 2 workers"] / 2)
-    unpack_rate = se_mb / sec["7zz e -so | raw scan"]  # 7-Zip decode + scan, one core: bounds the serial unpack
-    print(f"\nprojection (parallel efficiency {efficiency:.2f} from the 2-worker run; Stack Overflow's Posts.xml, "
-          f"~100 GB, is unpacked by one 7-Zip process at <= {unpack_rate:.0f} MB/s before its ranges run):")
-    print("| job | 2 cores | 32 cores | Ray 8 x 32 cores | disk |\n|---|---|---|---|---|")
-    for job, gb, rate, serial, disk in (
-            ("SE dump (92 GB .7z, ~155 GB Posts.xml)", SE_POSTS_XML_GB, rates["SE XML"],
-             100e3 / unpack_rate, "~160 GB cache (unpacked Posts.xml over 64 MiB + indexes) + 92 GB dump"),
-            ("Pushshift, one year (~4 TB NDJSON)", PUSHSHIFT_YEAR_NDJSON_GB, rates["Reddit NDJSON"], None,
-             "~500 GB zstd dump; cache small")):
-        cells = []
-        for cores in (2, 32, 256):
-            if serial is None:  # one task for all Reddit files (the join): one core whatever the machine
-                hours = gb * 1e3 / rate / 3600
-            else:
-                hours = max(gb * 1e3 / (rate * cores * efficiency), serial) / 3600
-            cells.append(f"{hours:.1f} h")
+    print("\n| input | MB/s per core (CPU) | MB/s wall, 1 worker | peak RSS per process (MiB) |\n|---|---|---|---|")
+    for name, (mb, key) in rates.items():
+        print(f"| {name} | {mb / cpu[key]:.1f} | {mb / sec[key]:.1f} | {figures[key][1]:.0f} |")
+    per_core = {name: mb / cpu[key] for name, (mb, key) in rates.items()}
+    decode = max(cpu["7zz e -so | raw scan"] - cpu["raw scan XML"], 1e-9) / se_mb  # 7-Zip CPU-s per MB decoded
+    print(f"7-Zip (BZip2) decoding: {1 / decode:.1f} MB/s per core")
+    # Projection: CPU work / cores (byte ranges and sites are independent tasks), but never below the serial
+    # parts: Stack Overflow's ~100 GB Posts.xml decoded by one 7-Zip process; all Reddit files are one task.
+    se_cpu = SE_POSTS_XML_GB * 1e3 / per_core["SE Posts.xml"] + SE_DECODED_GB * 1e3 * decode
+    so_serial = 100e3 * decode
+    reddit_cpu = PUSHSHIFT_YEAR_NDJSON_GB * 1e3 / per_core["Reddit NDJSON, 5% of rows wanted"]
+    print(f"\nprojection (CPU-seconds measured here / cores; serial floors: Stack Overflow's Posts.xml decoded by one "
+          f"7-Zip process, {so_serial / 3600:.1f} h; all Reddit files are one task)")
+    print("| job | 2 cores | one 32-core machine | Ray, 8 x 32 cores | disk |\n|---|---|---|---|---|")
+    for job, work, serial, disk in (
+            (f"Stack Exchange dump ({SE_DUMP_7Z_GB} GB .7z, ~{SE_POSTS_XML_GB} GB Posts.xml)", se_cpu, so_serial,
+             f"~{SE_BIG_XML_GB} GB cache (Posts.xml of sites over 64 MiB, unpacked) + the dump"),
+            ("Pushshift, one year (~4 TB NDJSON, ~500 GB zstd)", reddit_cpu, reddit_cpu, "the dump; cache small")):
+        cells = [f"{max(work / cores, serial) / 3600:.1f} h" for cores in (2, 32, 256)]
         print(f"| {job} | {' | '.join(cells)} | {disk} |")
 
 
