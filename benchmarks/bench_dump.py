@@ -69,6 +69,16 @@ for archive in sys.argv[2:]:
     proc.wait()
 print(rows)
 """
+STREAM = r"""
+import sys
+from pathlib import Path
+from lima_data.sources import sevenzip
+if sys.argv[1] == "py7zr":
+    sevenzip.find_7zip = lambda: None
+with sevenzip.open_member(Path(sys.argv[2]), "Posts.xml", 1 << 40) as stream:
+    while stream.read(1 << 20):
+        pass
+"""
 TIMED = r"""
 import resource, subprocess, sys, time
 start = time.perf_counter()
@@ -233,6 +243,8 @@ def run(args, env: dict, tmp: Path) -> None:
                                                          sites=("matheducators",))
         big_archive = [str(p) for p in big_packed.glob("*.7z")]
         for label, cmd in (
+                ("big site: stream member, 7-Zip", [sys.executable, "-c", STREAM, "7zip", *big_archive]),
+                ("big site: stream member, py7zr", [sys.executable, "-c", STREAM, "py7zr", *big_archive]),
                 ("big site: 7zz e -so | raw scan", [sys.executable, "-c", RAW_PIPE, binary, *big_archive]),
                 ("big site .7z build, 1 worker", lima("--sources", "stackexchange", "--input", str(big_packed),
                                                       "--out", str(out / "b1"))),
