@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -89,6 +90,7 @@ def build(
     address: str | None = None,
     dry_run: bool = False,
     allow_empty: bool = False,
+    clean_cache: bool = False,
 ) -> BuildResult:
     """Build a manifest from ``inputs`` (or the recipe's default inputs) with ``recipe``.
 
@@ -110,6 +112,8 @@ def build(
             ``{"dry_run": True, "shards": {source: [{"path", "kind", "domain", "size"}]}, "skipped": [path]}``
             (which source claimed which file, and the files no source claimed); nothing is read or written.
         allow_empty: write a manifest with no rows instead of raising :class:`EmptyBuildError`.
+        clean_cache: remove ``<out_dir>/.lima-cache`` (task results, byte-range indexes, unpacked ``.7z``
+            members) once the manifest is written; a failed or killed build keeps it for the next run.
 
     Raises:
         InputError: an input is missing or unreadable (the message names the file and line).
@@ -410,6 +414,8 @@ def build(
             warn(f"kept {len(kept_files)} file(s) of the previous {name} that this build does not write: {shown} "
                  "(they describe the previous build; delete them if they are stale)")
         path = stage.commit()
+    if clean_cache:
+        shutil.rmtree(Path(out_dir) / CACHE, ignore_errors=True)
     return BuildResult(path=path, manifest=manifest, stats=report_stats, warnings=warnings)
 
 

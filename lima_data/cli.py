@@ -196,9 +196,12 @@ def main(debug: bool) -> None:
               help="local: this machine's processes; ray: the same tasks on a Ray cluster (pip install "
                    "'lima-data[ray]').")
 @click.option("--address", default=None, help="Ray cluster address (default: a local Ray with --workers CPUs).")
+@click.option("--clean-cache", is_flag=True,
+              help="Remove <out>/.lima-cache (finished tasks, byte-range indexes, unpacked .7z members) once the "
+                   "manifest is written.")
 @_verbosity
 def build(recipe_name, inputs, sources, name, out_dir, out_old, dry_run, as_json, allow_empty, seed, strict,
-          benchmarks, keep, drop, workers, executor, address, quiet, verbose):
+          benchmarks, keep, drop, workers, executor, address, clean_cache, quiet, verbose):
     """Read dumps, run the recipe's filters, select by quotas, write a manifest and its report.
 
     Writes manifests/<name>/ (train.jsonl, dev.jsonl, test.jsonl in the chat "messages" layout, manifest.json,
@@ -230,7 +233,7 @@ def build(recipe_name, inputs, sources, name, out_dir, out_old, dry_run, as_json
         result = run_build(recipe, inputs=list(inputs) or None, sources=wanted, out_dir=out_dir, name=name,
                            strict=strict, quiet=quiet, console=console, benchmarks=benchmarks, keep=keep,
                            drop=drop, workers=workers, executor=executor, address=address, dry_run=dry_run,
-                           allow_empty=allow_empty)
+                           allow_empty=allow_empty, clean_cache=clean_cache)
     except LimaDataError as error:
         _fail(error)
         return

@@ -80,6 +80,7 @@ def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filt
     reader = source_class(source)(spec.get("reader"), strict=strict, seed=seed)
     reader.configure(filters)
     reader.workdir = workdir
+    reader.quotas = dict(spec.get("selection", {}).get("quotas", {}))
     return reader
 
 
@@ -91,6 +92,8 @@ def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, 
         st = shard.path.stat()
         files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns, shard.start, shard.end])
     part = {k: v for k, v in spec.items() if k not in ("selection", "inputs")}
+    if source_class(source).uses_quotas:  # the reader holds a number of rows that follows the quotas
+        part["quotas"] = spec.get("selection", {}).get("quotas", {})
     text = json.dumps({"version": __version__, "code": code_fingerprint(),
                        "user_filters": files_fingerprint(module_files(spec["chain"])), "source": source,
                        "files": files, "spec": part, "seed": seed, "strict": strict, "curation": curation},

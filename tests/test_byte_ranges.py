@@ -3,6 +3,8 @@ candidates, counts and manifest as reading the file whole, with any number of wo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 
@@ -84,13 +86,24 @@ def test_bad_rows_in_ranges_keep_their_file_line_numbers(tmp_path, se_dir):
     assert ranged == whole
 
 
-def test_a_big_7z_stays_one_streamed_task_with_a_warning():
+def test_a_big_7z_member_is_unpacked_once_and_read_in_ranges(tmp_path):
     source = StackExchangeSource({"shard_bytes": SMALL})
     warnings: list[str] = []
     found, _ = discover([BEER_7Z], [source], warnings.append)
-    (shard,) = found["stackexchange"]
-    assert shard.member and not shard.is_range
-    assert len(warnings) == 1 and "read as one streamed task" in warnings[0] and "7z x" in warnings[0]
+    shards = found["stackexchange"]
+    size = shards[0].size if len(shards) == 1 else shards[-1].end
+    assert len(shards) == -(-size // SMALL) and all(s.member and s.is_range for s in shards)
+    assert len(warnings) == 1 and "unpacked once into the build's cache" in warnings[0]
+    assert f"needs {size / 2**30:.2f} GiB of free disk" in warnings[0]
+    whole_shards, whole, whole_stats = read(BEER_7Z)
+    assert len(whole_shards) == 1 and not whole_shards[0].is_range
+    _, ranged, range_stats = read(BEER_7Z, workdir=tmp_path, shard_bytes=SMALL)
+    assert ranged == whole and range_stats.to_dict() == whole_stats.to_dict()
+    (unpacked,) = (tmp_path / "stackexchange-unpacked").iterdir()
+    record = json.loads((unpacked / "unpacked.json").read_text())
+    data = (unpacked / "member.bin").read_bytes()
+    assert record["size"] == len(data) == size and record["sha256"] == hashlib.sha256(data).hexdigest()
+    assert record["member"] == "Posts.xml"
 
 
 def split_recipe(tmp_path):
@@ -117,7 +130,7 @@ def test_split_build_equals_whole_build_with_any_workers(reference, tmp_path):
     assert single.manifest["readers"] == reference.manifest["readers"]
     assert single.manifest["inputs"] == reference.manifest["inputs"]  # one entry per file, not per range
     index = list((tmp_path / "one" / ".lima-cache" / "stackexchange-index").iterdir())
-    assert len(index) == len(list(SAMPLES.glob("*/Posts.xml")))  # one join per split file
+    assert len(index) == len(list(SAMPLES.glob("*/Posts.xml"))) + 1  # one join per split file and big .7z member
     parallel = build(split_recipe(tmp_path), out_dir=tmp_path / "two", quiet=True, workers=2)
     assert files(parallel.path) == files(reference.path)
     assert parallel.manifest["funnel"] == reference.manifest["funnel"]
@@ -164,9 +177,56 @@ def test_killed_split_build_resumes_without_redoing_the_join(reference, tmp_path
     resumed = build(split_recipe(tmp_path), out_dir=tmp_path, quiet=True)
     assert not stale.exists()
     assert finished.isdisjoint(calls) and calls
-    assert len(joins) == len(list(SAMPLES.glob("*/Posts.xml")))  # each file joined once over both runs
+    assert len(joins) == len(list(SAMPLES.glob("*/Posts.xml"))) + 1  # each file joined once over both runs
     assert files(resumed.path) == files(reference.path)
     shutil.rmtree(tmp_path / ".lima-cache" / "stackexchange-index")
     calls.clear()
     again = build(split_recipe(tmp_path), out_dir=tmp_path, quiet=True)
     assert calls == [] and files(again.path) == files(reference.path)  # finished ranges need no join
+
+
+def test_build_killed_while_unpacking_a_7z_resumes_and_clean_cache_removes_it(reference, tmp_path, monkeypatch):
+    import lima_data.sources.sevenzip as sevenzip
+
+    real_open = sevenzip.open_member
+    opened: list[str] = []
+
+    class DiesMidway:  # the process is killed after 1 MB of the member has been written
+        def __init__(self, stream):
+            self.stream, self.read_bytes = stream, 0
+
+        def read(self, n=-1):
+            if self.read_bytes > 1_000_000:
+                raise Killed
+            chunk = self.stream.read(min(n, 250_000))
+            self.read_bytes += len(chunk)
+            return chunk
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+    def open_member(archive, member, limit):
+        opened.append(member)
+        stream = real_open(archive, member, limit)
+        return DiesMidway(stream) if len(opened) == 1 else stream
+
+    monkeypatch.setattr(sevenzip, "open_member", open_member)
+    with pytest.raises(Killed):
+        build(split_recipe(tmp_path), out_dir=tmp_path, quiet=True)
+    (unpacked,) = (tmp_path / ".lima-cache" / "stackexchange-unpacked").iterdir()
+    (partial,) = unpacked.glob(".member.bin.partial-*")  # what the killed unpack left: no record, no member.bin
+    assert partial.stat().st_size > 1_000_000 and not (unpacked / "unpacked.json").exists()
+    resumed = build(split_recipe(tmp_path), out_dir=tmp_path, quiet=True)
+    assert files(resumed.path) == files(reference.path)
+    assert not list(unpacked.glob(".member.bin.partial-*")) and (unpacked / "unpacked.json").is_file()
+    unpacks = len(opened)
+    for entry in (tmp_path / ".lima-cache").iterdir():  # task results gone, the unpacked member kept
+        if entry.name not in ("stackexchange-unpacked", "stackexchange-index"):
+            shutil.rmtree(entry)
+    again = build(split_recipe(tmp_path), out_dir=tmp_path, quiet=True, clean_cache=True)
+    assert files(again.path) == files(reference.path)
+    assert len(opened) == unpacks  # the cache entry was reused, not unpacked again
+    assert not (tmp_path / ".lima-cache").exists()

@@ -46,7 +46,7 @@ def test_pushshift_files_are_filtered_by_subreddit_first(shared):
 
 
 def test_pushshift_submissions_and_comments_read(shared):
-    candidates, stats, _ = read([shared / "reddit" / "zst"], subreddits=["AskMen", "reddit.com"])
+    candidates, stats, _ = read([shared / "reddit" / "zst"], subreddits=["AskMen", "reddit.com"], min_top=0)
     assert Counter(c.domain for c in candidates) == {"askmen": 13050}
     assert stats["RC_2005-12.zst"].counts["comments"] == 1075
     first = next(c for c in candidates if c.id == "reddit/askmen/dbkq9e")
@@ -151,3 +151,52 @@ def test_nsfw_can_be_allowed():
     adult = Candidate("reddit/x/1", "reddit", "x", "p", "r", meta={"over_18": True})
     assert build_filter("nsfw", {}, 0)(adult) == (True, "nsfw")
     assert build_filter("nsfw", {"allow": True}, 0)(adult) == (True, None)
+
+
+def askmen_rows(shared):
+    with open(shared / "reddit" / "zst" / "AskMen_submissions.zst", "rb") as fh:
+        text = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read().decode()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_only_the_top_k_submissions_by_score_are_held(shared):
+    every, _, _ = read([shared / "reddit" / "zst"], subreddits=["AskMen"], min_top=0)
+    held, stats, _ = read([shared / "reddit" / "zst"], subreddits=["AskMen"], min_top=500)
+    best = sorted(every, key=lambda c: (-c.meta["submission_score"], c.id))[:500]
+    assert {c.id for c in held} == {c.id for c in best}
+    assert [c.to_dict() for c in held] == [c.to_dict() for c in every if c.id in {b.id for b in best}]
+    assert stats["AskMen_submissions.zst"].counts["below_top_k"] == 13050 - 500
+    source = RedditSource({"subreddits": ["AskMen"], "top_margin": 20, "min_top": 100})
+    source.quotas = {"askmen": 30}
+    assert source.keep_top("AskMen") == 600 and source.keep_top("other") == 100
+
+
+def test_monthly_files_join_across_months(shared, tmp_path):
+    """Real AskMen submissions (all of 2019-10) split in time order into three RS_ files standing for three
+    months; their comments in RC_ files of later months."""
+    rows = sorted(askmen_rows(shared), key=lambda r: (int(r["created_utc"]), r["id"]))
+    third = len(rows) // 3
+    months = {"2019-10": rows[:third], "2019-11": rows[third:2 * third], "2019-12": rows[2 * third:]}
+    for month, part in months.items():
+        _write_zst(tmp_path / f"RS_{month}.zst", part)
+    lima = [json.loads(line) for line in (SHARED / "lima" / "lima_train_slice.jsonl").read_text().splitlines()]
+    stories = [r["conversations"][1] for r in lima if 500 <= len(r["conversations"][1]) <= 4096]
+    ranked = sorted(rows, key=lambda r: (-int(r["score"]), r["id"]))
+    commented = ranked[:40] + ranked[-5:]  # the last five fall below the top K
+    comments = [{"id": f"c{k}", "link_id": f"t3_{r['id']}", "parent_id": f"t3_{r['id']}", "subreddit": "AskMen",
+                 "author": "someone", "body": stories[k % len(stories)], "score": 10 + k}
+                for k, r in enumerate(commented)]
+    _write_zst(tmp_path / "RC_2031-01.zst", comments[::2])  # months after every submission, split over two files
+    _write_zst(tmp_path / "RC_2031-02.zst", comments[1::2])
+    candidates, stats, shards = read([tmp_path], subreddits=["AskMen"], min_top=1000)
+    assert len(shards) == len(months) + 2 and len(candidates) == 1000
+    by_id = {c.meta["submission_id"]: c for c in candidates}
+    for k, row in enumerate(commented[:40]):
+        assert by_id[row["id"]].response == stories[k % len(stories)].strip()
+        assert by_id[row["id"]].meta["comment_id"] == f"c{k}"
+    assert not {r["id"] for r in commented[40:]} & set(by_id)
+    comment_counts = Counter()
+    for name, st in stats.items():
+        if name.startswith("RC_"):
+            comment_counts.update(st.counts)
+    assert comment_counts["comments"] == 45 and comment_counts["comments_without_submission"] == 5

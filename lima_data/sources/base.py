@@ -77,6 +77,10 @@ class Source:
     #: Folder for work files shared between tasks (set by the executor: the build's cache); ``None`` outside
     #: a build, when a source uses a temporary folder instead.
     workdir: Path | None = None
+    #: The recipe's quotas for this source's groups (``[sources.<name>.selection] quotas``; set by the executor)
+    #: for a reader whose memory bound follows them (``uses_quotas``); ``None`` outside a build.
+    quotas: dict[str, int] | None = None
+    uses_quotas: ClassVar[bool] = False
 
     def __init__(self, settings: dict[str, Any] | None = None, *, strict: bool = False, seed: int = 0):
         settings = dict(settings or {})

