@@ -10,7 +10,7 @@ from rich.console import Console
 
 from .errors import LimaDataError
 
-SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored")
+SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored", "stackexchange_dialogue")
 
 
 def _console(quiet: bool = False) -> Console:

@@ -43,7 +43,7 @@ PACKAGE_PREFIX = "package:"
 
 SPLITS = ("train", "dev", "test")
 _TOP_KEYS = {"name", "description", "seed", "include", "sources", "dedup", "decontamination"}
-_SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "selection"}
+_SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "filters_from", "selection"}
 _SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
 
 
@@ -154,6 +154,7 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
     """
     path = _find(str(name_or_path), None)
     data = _load(path, ())
+    _inherit_filters(data, path)  # before disabled sources are removed: a disabled source can still lend settings
     data.setdefault("name", path.stem)
     data.setdefault("seed", 0)
     if isinstance(data.get("sources"), dict):
@@ -163,6 +164,31 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
         data["seed"] = seed
     validate(data, path)
     return Recipe(path=path, data=data)
+
+
+def _inherit_filters(data: dict[str, Any], path: Path) -> None:
+    """Resolve ``filters_from``: a source that names another source (``filters_from = "stackexchange"``) takes that
+    source's settings for every filter of its own chain it does not set itself (the style phrase lists of a
+    dialogue source are those of single-turn Stack Exchange, without a copy). Settings it gives win key by key.
+    The resolved settings are written into the recipe (so its hash and manifest record them) and the key removed.
+
+    Raises:
+        RecipeError: ``filters_from`` names a source the recipe does not have.
+    """
+    sources = data.get("sources")
+    if not isinstance(sources, dict):
+        return
+    for name, spec in sources.items():
+        if not isinstance(spec, dict) or "filters_from" not in spec:
+            continue
+        other = spec.pop("filters_from")
+        if other not in sources or not isinstance(sources[other], dict):
+            raise RecipeError(f"{path}: sources.{name}.filters_from: {other!r} is not a source of this recipe")
+        theirs = sources[other].get("filters", {})
+        mine = spec.setdefault("filters", {})
+        for filter_name in spec.get("chain", []):
+            if filter_name in theirs:
+                mine[filter_name] = _merge(theirs[filter_name], mine.get(filter_name, {}))
 
 
 def validate(data: dict[str, Any], path: Path) -> None:
