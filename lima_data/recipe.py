@@ -102,7 +102,19 @@ def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise RecipeError(f"{path}: include must be a list of file names")
     for name in includes:
         merged = _merge(merged, _load(_find(name, path.parent), seen + (path.resolve(),)))
+    _drop_unrun_settings(merged, data)
     return _merge(merged, data)
+
+
+def _drop_unrun_settings(included: dict[str, Any], data: dict[str, Any]) -> None:
+    """A recipe that sets a source's ``chain`` drops the settings its includes gave for filters the new chain no
+    longer runs (an ablation that removes filters need not repeat the others); settings it writes itself are
+    still checked against its chain."""
+    for name, spec in (data.get("sources") or {}).items():
+        inherited = (included.get("sources") or {}).get(name)
+        if isinstance(spec, dict) and isinstance(spec.get("chain"), list) and isinstance(inherited, dict) \
+                and isinstance(inherited.get("filters"), dict):
+            inherited["filters"] = {f: v for f, v in inherited["filters"].items() if f in spec["chain"]}
 
 
 @dataclass
