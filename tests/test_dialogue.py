@@ -128,7 +128,9 @@ def test_comment_markdown():
         "Yes, see the article & more"
     text, changes = comment_markdown("I hope this answers it @JohnP. Mail me at a@b.org `@decorator`")
     assert text == "I hope this answers it. Mail me at a@b.org `@decorator`"
-    assert changes == {"mentions": 1, "links": 0, "urls": 0}
+    assert changes == {"mentions": 1, "links": 0, "urls": 0, "votes": 0}
+    assert comment_markdown("from the wiki `1 P = 4 points`, which fits, +1")[0] == \
+        "from the wiki `1 P = 4 points`, which fits"
     assert comment_markdown("see http://example.com/x now")[0] == "see now"
 
 
@@ -204,3 +206,19 @@ quotas = { stem = 1, other = 4 }
     manifest = json.loads((tmp_path / "out" / "dialogue" / "manifest.json").read_text())
     stages = {s["filter"]: s for s in manifest["funnel"]["stackexchange_dialogue"]["stages"]}
     assert stages["first_person"]["dropped"]["first_person"] > 0
+
+
+def test_a_dialogue_outlives_its_single_turn_twin_in_dedup(tmp_path, se_dir):
+    """beer.stackexchange.com question 506 passes LIMA's single-turn rules and, with its comment chain, the
+    dialogue rules: the same question and answer; dedup keeps the dialogue (it holds the single-turn row whole)."""
+    build(load_recipe("lima-dialogue"), inputs=[se_dir / BEER], sources=["stackexchange", "stackexchange_dialogue"],
+          out_dir=tmp_path, quiet=True)
+    rows = [json.loads(line) for line in (tmp_path / "lima-dialogue" / "train.jsonl").open()]
+    ids = {row["id"] for row in rows}
+    assert "stackexchange_dialogue/beer.stackexchange.com/506" in ids
+    assert "stackexchange/beer.stackexchange.com/506" not in ids
+    dialogue = next(row for row in rows if row["id"] == "stackexchange_dialogue/beer.stackexchange.com/506")
+    assert [m["role"] for m in dialogue["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert dialogue["messages"][3]["content"].startswith("Yes, it's about that roughly.")
+    clusters = (tmp_path / "lima-dialogue" / "report" / "dedup_clusters.jsonl").read_text()
+    assert "stackexchange/beer.stackexchange.com/506" in clusters

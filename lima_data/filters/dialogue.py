@@ -21,6 +21,8 @@ _MENTION = re.compile(r"(?<![\w.@])@[\w.\-]*\w[,:;]?")
 #: Comment Markdown links ``[text](url)``: the text is kept, as ``clean`` keeps a link's text.
 _LINK = re.compile(r"\[([^\]\n]+)\]\((?:https?|ftp)://[^)\s]+(?:\s+\"[^\"]*\")?\)")
 _BARE_URL = re.compile(r"<?\bhttps?://[^\s<>]+>?")
+#: A bare "+1" (an upvote announced in a comment): site talk, not part of the conversation.
+_PLUS_ONE = re.compile(r"(?:(?<=\s)|^)\+1\b[.!]*")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.;:!?)])")
 _SPACES = re.compile(r"[ \t]{2,}")
 
@@ -30,14 +32,15 @@ def comment_markdown(text: str) -> tuple[str, dict[str, int]]:
 
     Comments are stored as their Markdown source (``*em*``, ``**strong**``, `` `code` ``, ``[text](url)``; no
     block markup) with HTML entities; this decodes entities, removes ``@name`` mentions (the reply is addressed to
-    the other speaker anyway), replaces links by their text and drops bare URLs (as ``clean`` does for answers),
-    and tidies the spaces left behind. Code spans are kept as written.
+    the other speaker anyway) and bare ``+1`` votes, replaces links by their text and drops bare URLs (as
+    ``clean`` does for answers), and tidies the spaces left behind. Code spans are kept as written.
 
     Returns:
-        ``(text, changes)``: the cleaned text and counts of ``mentions``, ``links`` and ``urls`` removed.
+        ``(text, changes)``: the cleaned text and counts of ``mentions``, ``links``, ``urls`` and ``votes``
+        removed.
     """
     text = html.unescape(text)
-    changes = {"mentions": 0, "links": 0, "urls": 0}
+    changes = {"mentions": 0, "links": 0, "urls": 0, "votes": 0}
     parts = re.split(r"(`[^`\n]+`)", text)  # code spans are left alone
     for i in range(0, len(parts), 2):
         part, n = _LINK.subn(r"\1", parts[i])
@@ -46,8 +49,10 @@ def comment_markdown(text: str) -> tuple[str, dict[str, int]]:
         changes["urls"] += n
         part, n = _MENTION.subn("", part)
         changes["mentions"] += n
+        part, n = _PLUS_ONE.subn("", part)
+        changes["votes"] += n
         parts[i] = _SPACES.sub(" ", _SPACE_BEFORE_PUNCT.sub(r"\1", part))
-    cleaned = "".join(parts).strip().lstrip(",;:").strip()
+    cleaned = "".join(parts).strip().strip(",;:").strip()
     if cleaned[:1].islower() and changes["mentions"] and text.lstrip().startswith("@"):
         cleaned = cleaned[0].upper() + cleaned[1:]  # "@JohnP yes, ..." -> "Yes, ..."
     return cleaned, changes
