@@ -47,6 +47,7 @@ def test_beer_archive_counts(beer):
     candidates, stats = beer
     assert stats.counts["questions"] == 1029 and stats.counts["answers"] == 2277  # data README
     assert stats.counts["comments"] == 3509
+    assert "answers_below_min_score" not in stats.counts  # no answer_score filter: every answer is chained
     assert stats.malformed == 0 and not stats.truncated
     assert stats.counts["chains"] >= len(candidates) > 50
     assert len({c.id for c in candidates}) == len(candidates)
@@ -75,6 +76,9 @@ def test_speakers_are_the_asker_and_the_answerer_by_user_id(history):
                 assert row["UserId"] == owner[turn["role"]]
                 dates.append(row["CreationDate"])
         assert dates == sorted(dates)  # in date order
+        assert [c["id"] for c in candidate.meta["comments"]] == [i for t in turns[2:] for i in t["comment_ids"]]
+        assert all(c["licence"].startswith("CC BY-SA") and f"#comment{c['id']}_" in c["url"]
+                   for c in candidate.meta["comments"])
 
 
 def test_a_real_chain_reads_as_a_dialogue(beer):
@@ -222,3 +226,27 @@ def test_a_dialogue_outlives_its_single_turn_twin_in_dedup(tmp_path, se_dir):
     assert dialogue["messages"][3]["content"].startswith("Yes, it's about that roughly.")
     clusters = (tmp_path / "lima-dialogue" / "report" / "dedup_clusters.jsonl").read_text()
     assert "stackexchange/beer.stackexchange.com/506" in clusters
+
+
+def test_min_answer_score_bounds_what_is_held(se_dir):
+    source = StackExchangeDialogueSource({"min_answer_score": 10})
+    candidates, stats, shards = read_source(source, [se_dir / BEER])
+    counts = stats[shards[0]].counts
+    assert counts["answers_below_min_score"] > 2000
+    assert candidates and all(c.score >= 10 for c in candidates)
+
+
+def test_cut_comments_file_is_counted_not_fatal(tmp_path, se_dir):
+    site = tmp_path / "history_meta"
+    site.mkdir()
+    shutil.copy(se_dir / "history_meta" / "Posts.xml", site / "Posts.xml")
+    lines = (se_dir / "history_meta" / "Comments.xml").read_bytes().splitlines(keepends=True)
+    bad = lines[10].replace(b'PostId="', b'PostId="x')
+    (site / "Comments.xml").write_bytes(b"".join(lines[:10] + [bad[:40] + b"\n"] + lines[11:2000]))
+    candidates, stats, shards = read_source(StackExchangeDialogueSource(), [site])
+    reader = stats[shards[0]]
+    assert reader.truncated and reader.malformed == 1 and reader.errors[0]["line"] == 11
+    assert reader.counts["comments"] == 2000 - 3 - 1  # 2,000 lines: the XML declaration, DOCTYPE and root, the cut row
+    assert candidates
+    with pytest.raises(InputError, match="Comments.xml"):
+        read_source(StackExchangeDialogueSource(strict=True), [site])

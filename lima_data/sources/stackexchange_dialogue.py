@@ -87,17 +87,17 @@ def _sibling(path: Path, name: str) -> Path | None:
     return None
 
 
-def build_chain(asker: int, answerer: int, comments: list[tuple[str, int, int | None, str | None]]
-                ) -> tuple[list[tuple[str, list[tuple[str, int, str]]]], int]:
+def build_chain(asker: int, answerer: int, comments: list[tuple[str, int, int | None, Any]]
+                ) -> tuple[list[tuple[str, list[tuple[str, int, Any]]]], int]:
     """The dialogue turns after an answer, from the comments on it.
 
     Args:
         asker, answerer: user ids of the question's and the answer's owners.
-        comments: ``(creation date, comment id, user id or None, text or None)`` of every comment on the answer
-            (text ``None`` for other people's comments, which are not kept).
+        comments: ``(creation date, comment id, user id or None, payload)`` of every comment on the answer (the
+            payload, e.g. the text, is carried into the turns; other people's comments may have ``None``).
 
     Returns:
-        ``(turns, skipped)``: turns as ``[("user" | "assistant", [(created, comment id, text), ...]), ...]``
+        ``(turns, skipped)``: turns as ``[("user" | "assistant", [(created, comment id, payload), ...]), ...]``
         alternating, starting with ``"user"`` and ending with ``"assistant"`` (empty when there is no follow-up
         with a reply), and the number of comments skipped before the asker's first one. See the module docstring
         for the rules.
@@ -113,9 +113,9 @@ def build_chain(asker: int, answerer: int, comments: list[tuple[str, int, int | 
         elif role is None:
             break
         if turns and turns[-1][0] == role:
-            turns[-1][1].append((created, comment_id, text or ""))
+            turns[-1][1].append((created, comment_id, text))
         else:
-            turns.append((role, [(created, comment_id, text or "")]))
+            turns.append((role, [(created, comment_id, text)]))
     if turns and turns[-1][0] == "user":
         turns.pop()
     return turns, skipped
@@ -127,14 +127,22 @@ class StackExchangeDialogueSource(Source):
     Claims a ``.7z`` archive holding both ``Posts.xml`` and ``Comments.xml``, or a ``Comments.xml`` file with a
     ``Posts.xml`` in the same folder. Quota groups: ``stem``, ``other`` (set by the ``site_group`` filter).
     Reader settings: ``max_turns`` (default 16): comment turns kept after the answer, at most (a longer chain is
-    cut after the answerer's turn that reaches it; the ``turn_count`` filter decides what is too long).
+    cut after the answerer's turn that reaches it; the ``turn_count`` filter decides what is too long);
+    ``min_answer_score`` (default: the chain's ``answer_score`` filter's ``min_score``): answers scoring less are
+    not held in memory nor chained (counted as ``answers_below_min_score``), so memory follows the answers that can
+    pass, not the whole site.
     """
 
     name = SOURCE
     groups = ("stem", "other")
     methods = ("tau", "top")
-    defaults = {"max_turns": 16}
+    defaults = {"max_turns": 16, "min_answer_score": None}
     companion = True
+
+    def configure(self, filters) -> None:
+        """Take the reader's minimum answer score from the chain's ``answer_score`` filter unless set."""
+        if self.settings["min_answer_score"] is None:
+            self.settings["min_answer_score"] = next((f.min_score for f in filters if f.name == "answer_score"), None)
 
     @staticmethod
     def rank_key(candidate: Candidate) -> tuple:
@@ -170,7 +178,8 @@ class StackExchangeDialogueSource(Source):
         return list(by_site.values())
 
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
-        reader = DialogueReader(strict=self.strict, max_turns=self.settings["max_turns"])
+        reader = DialogueReader(strict=self.strict, max_turns=self.settings["max_turns"],
+                                min_answer_score=self.settings["min_answer_score"])
         for shard in shards:
             yield from reader.read(shard, stats(shard), progress(shard))
 
@@ -181,11 +190,13 @@ class DialogueReader:
     Args:
         strict: raise :class:`~lima_data.errors.InputError` on the first malformed row or truncated file.
         max_turns: comment turns kept after the answer, at most.
+        min_answer_score: answers scoring less are not chained (``None``: every answer).
     """
 
-    def __init__(self, *, strict: bool = False, max_turns: int = 16):
+    def __init__(self, *, strict: bool = False, max_turns: int = 16, min_answer_score: int | None = None):
         self.strict = strict
         self.max_turns = max_turns
+        self.min_answer_score = min_answer_score
         self._rows_reader = StackExchangeReader(strict=strict)
 
     def _files(self, shard: Shard) -> tuple[Shard, Shard]:
@@ -300,8 +311,11 @@ class DialogueReader:
             elif kind == ANSWER:
                 stats.count("answers")
                 parent = found.get(b"ParentId")
-                if post_id is not None and parent is not None and owner is not None and owner > 0:
-                    answers[post_id] = (parent, owner, found.get(b"Score", 0))
+                score = found.get(b"Score", 0)
+                if self.min_answer_score is not None and score < self.min_answer_score:
+                    stats.count("answers_below_min_score")
+                elif post_id is not None and parent is not None and owner is not None and owner > 0:
+                    answers[post_id] = (parent, owner, score)
         answers = {a: v for a, v in answers.items() if v[0] in owners and owners[v[0]] != v[1]}
 
         # Pass 2: comments on those answers; the text only of the asker's and the answerer's.
@@ -309,11 +323,19 @@ class DialogueReader:
 
         def comment_filter(line: bytes) -> bytes | None:
             stats.rows += 1
-            stats.count("comments")
             post = _POST_ID.search(line)
-            return line if post is not None and int(post.group(1)) in answers else None
+            if not line.endswith(b"/>") or post is None:
+                return line  # reported as malformed below
+            stats.count("comments")
+            return line if int(post.group(1)) in answers else None
 
         for line_no, line in self.rows(comments_file, "comments", stats, progress, comment_filter):
+            if not line.endswith(b"/>"):
+                self._malformed(stats, comments_file.label, line_no, "row is cut off (no closing '/>')")
+                continue
+            if _POST_ID.search(line) is None:
+                self._malformed(stats, comments_file.label, line_no, "comment row without a usable PostId")
+                continue
             row = self._rows_reader._parse_row(line, line_no, comments_file.label, None)
             if row is None:
                 self._malformed(stats, comments_file.label, line_no, "bad XML in comment row")
@@ -327,8 +349,9 @@ class DialogueReader:
                 continue
             question_id, answerer, _ = answers[answer_id]
             speaker = user_id in (owners[question_id], answerer)
+            licence = licence_for(created, row.get("ContentLicense"))
             on_answer[answer_id].append((created, comment_id, user_id,
-                                         row.get("Text", "") if speaker else None))
+                                         (row.get("Text", ""), licence) if speaker else None))
 
         # Chains; per question the top-scored answer with one.
         chosen: dict[int, tuple[int, int, list, int]] = {}  # question id -> (score, answer id, turns, skipped)
@@ -390,11 +413,15 @@ class DialogueReader:
                {"role": "assistant", "format": "html", "content": answer.get("Body", ""),
                 "user_id": int(answer["OwnerUserId"]), "created": answer.get("CreationDate"),
                 "post_id": answer_id}]
+        comment_meta = []
         for role, comments in turns:
             raw.append({"role": role, "format": "comment",
-                        "content": "\n\n".join(text for _, _, text in comments),
+                        "content": "\n\n".join(text for _, _, (text, _) in comments),
                         "user_id": raw[0 if role == "user" else 1]["user_id"],
                         "created": comments[0][0], "comment_ids": [c for _, c, _ in comments]})
+            comment_meta += [{"id": comment_id, "role": role, "created": created, "licence": licence,
+                              "url": f"https://{site}/questions/{question_id}#comment{comment_id}_{answer_id}"}
+                             for created, comment_id, (_, licence) in comments]
         meta = {
             "question_id": question_id,
             "question_score": question["score"],
@@ -415,6 +442,7 @@ class DialogueReader:
             "licence": licence_for(answer.get("CreationDate"), answer.get("ContentLicense")),
             "response_format": "html",
             "turns": raw,
+            "comments": comment_meta,  # attribution: the asker's and the answerer's comments, with their licence
             "skipped_comments": skipped,
         }
         return Candidate(id=f"{SOURCE}/{site}/{question_id}", source=SOURCE, domain=site, prompt=question["title"],
