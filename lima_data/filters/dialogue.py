@@ -18,6 +18,10 @@ from .clean import html_to_markdown
 #: ``@name`` mentions of Stack Exchange comments: a name is letters, digits, ``.``, ``_`` or ``-`` (the site
 #: matches a mention on the display name without spaces). An e-mail address (``a@b.org``) is not a mention.
 _MENTION = re.compile(r"(?<![\w.@])@[\w.\-]*\w[,:;]?")
+#: A possessive mention (``@Dan's answer``) names a third person's post: it reads as "their answer".
+_POSSESSIVE = re.compile(r"(?<![\w.@])@[\w.\-]*\w['\u2019]s\b")
+#: The text Stack Exchange writes when a comment thread is moved to chat (in the user's name).
+_CHAT_MOVED = re.compile(r"\blet us continue this discussion in chat\b[.!]?", re.I)
 #: Comment Markdown links ``[text](url)``: the text is kept, as ``clean`` keeps a link's text.
 _LINK = re.compile(r"\[([^\]\n]+)\]\((?:https?|ftp)://[^)\s]+(?:\s+\"[^\"]*\")?\)")
 _BARE_URL = re.compile(r"<?\bhttps?://[^\s<>]+>?")
@@ -32,7 +36,8 @@ def comment_markdown(text: str) -> tuple[str, dict[str, int]]:
 
     Comments are stored as their Markdown source (``*em*``, ``**strong**``, `` `code` ``, ``[text](url)``; no
     block markup) with HTML entities; this decodes entities, removes ``@name`` mentions (the reply is addressed to
-    the other speaker anyway) and bare ``+1`` votes, replaces links by their text and drops bare URLs (as
+    the other speaker anyway; a possessive ``@name's`` becomes "their"), bare ``+1`` votes and the "let us continue
+    this discussion in chat" notice, replaces links by their text and drops bare URLs (as
     ``clean`` does for answers), and tidies the spaces left behind. Code spans are kept as written.
 
     Returns:
@@ -47,6 +52,9 @@ def comment_markdown(text: str) -> tuple[str, dict[str, int]]:
         changes["links"] += n
         part, n = _BARE_URL.subn("", part)
         changes["urls"] += n
+        part = _CHAT_MOVED.sub("", part)
+        part, n = _POSSESSIVE.subn("their", part)
+        changes["mentions"] += n
         part, n = _MENTION.subn("", part)
         changes["mentions"] += n
         part, n = _PLUS_ONE.subn("", part)
