@@ -368,7 +368,7 @@ def judge(generations, base_url, model, api_key_env, output, limit, workers, tim
     \b
     Examples:
       lima-data judge runs/lima/gen-test.jsonl --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-72B-Instruct
-      lima-data judge lima.jsonl alpaca.jsonl --base-url https://api.openai.com/v1 --model gpt-4o -o judged/lima-vs-alpaca
+      lima-data judge lima.jsonl alpaca.jsonl --base-url https://api.openai.com/v1 --model gpt-4o -o judged/ab
     """
     import os
 

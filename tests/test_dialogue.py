@@ -137,7 +137,8 @@ def test_comment_markdown():
         "from the wiki `1 P = 4 points`, which fits"
     assert comment_markdown("see http://example.com/x now")[0] == "see now"
     # real comments of bicycles.meta.stackexchange.com (question 330)
-    assert comment_markdown("@Neil's answer currently has no downvotes.")[0] == "Their answer currently has no downvotes."
+    assert comment_markdown("@Neil's answer currently has no downvotes.")[0] == \
+        "Their answer currently has no downvotes."
     assert comment_markdown("No, sorry! [let us continue this discussion in chat](http://chat.stackexchange.com/r/1)"
                             )[0] == "No, sorry!"
 

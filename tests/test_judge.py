@@ -76,8 +76,10 @@ PROMPTS = [f"question {i}?" for i in range(5)]
 @pytest.fixture
 def systems(tmp_path):
     # A is better on prompts 0-2, equal on 3, worse on 4 (the layout `lima-data generate` writes)
-    a = [{"id": f"p{i}", "prompt": p, "generation": "good " * n} for i, (p, n) in enumerate(zip(PROMPTS, [3, 2, 5, 1, 0]))]
-    b = [{"id": f"p{i}", "prompt": p, "generation": "good " * n + "meh"} for i, (p, n) in enumerate(zip(PROMPTS, [1, 0, 2, 1, 4]))]
+    a = [{"id": f"p{i}", "prompt": p, "generation": "good " * n}
+         for i, (p, n) in enumerate(zip(PROMPTS, [3, 2, 5, 1, 0]))]
+    b = [{"id": f"p{i}", "prompt": p, "generation": "good " * n + "meh"}
+         for i, (p, n) in enumerate(zip(PROMPTS, [1, 0, 2, 1, 4]))]
     return _write(tmp_path / "a.jsonl", a), _write(tmp_path / "b.jsonl", b)
 
 

@@ -9,8 +9,9 @@ with a rapidfuzz ``token_sort_ratio`` >= ``prompt.threshold``: cross-posted ques
 reposted WritingPrompts). A candidate's reason is the strongest link it has (id, exact, near, then similar).
 
 Duplicates are linked into clusters (union-find); each cluster keeps one member, the first by (multi-turn dialogues
-first, then score descending, ``None`` last, then id): deterministic whatever the read order. Scores of different sources are not comparable
-(Stack Exchange votes vs Reddit votes); across sources the id decides when both scores are missing.
+first, then score descending, ``None`` last, then id): deterministic whatever the read order. Scores of different
+sources are not comparable (Stack Exchange votes vs Reddit votes); across sources the id decides when both scores
+are missing.
 """
 
 from __future__ import annotations

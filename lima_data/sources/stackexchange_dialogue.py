@@ -55,8 +55,17 @@ from ..candidate import Candidate
 from ..errors import InputError
 from . import ReaderStats
 from .base import Shard, Source
-from .stackexchange import (ANSWER, QUESTION, StackExchangeReader, _author, _numbers, _question, _posts_member,
-                            licence_for, site_domain)
+from .stackexchange import (
+    ANSWER,
+    QUESTION,
+    StackExchangeReader,
+    _author,
+    _numbers,
+    _posts_member,
+    _question,
+    licence_for,
+    site_domain,
+)
 
 SOURCE = "stackexchange_dialogue"
 
