@@ -18,8 +18,8 @@ class Candidate:
     """One prompt/response pair from a source.
 
     Attributes:
-        id: stable id, ``stackexchange/<site>/<question_id>``, ``wikihow/<slug>`` or
-            ``reddit/<subreddit>/<submission_id>``. Unique within a build.
+        id: stable id, ``stackexchange/<site>/<question_id>``, ``stackexchange_dialogue/<site>/<question_id>``,
+            ``wikihow/<slug>`` or ``reddit/<subreddit>/<submission_id>``. Unique within a build.
         source: source name, e.g. ``"stackexchange"``.
         domain: site / category / subreddit, e.g. ``"beer.stackexchange.com"``; ``""`` when there is none
             (null in the manifest).

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from .errors import LimaDataError, describe, safe_text
 
-SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored")
+SOURCE_NAMES = ("stackexchange", "wikihow", "reddit", "natural_instructions", "authored", "stackexchange_dialogue")
 LOGGER = "lima_data"
 
 
@@ -616,6 +616,82 @@ def _checkpoint_problem(folder: Path) -> str | None:
     if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").is_file():
         return "not an exported checkpoint: no tokenizer (tokenizer.json)"
     return None
+
+
+@main.command()
+@click.argument("generations", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base-url", required=True, envvar="LIMA_JUDGE_BASE_URL", show_envvar=True,
+              help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (vLLM) or https://api.openai.com/v1.")
+@click.option("--model", required=True, envvar="LIMA_JUDGE_MODEL", show_envvar=True, help="The judge model's name.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, metavar="VAR",
+              help="Environment variable holding the API key (unset: no key is sent, as a local vLLM needs none).")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for judgments.jsonl and summary.json. Default: judgments/<A>[-vs-<B>].")
+@click.option("--limit", type=int, default=None, help="Only the first N generations (or pairs).")
+@click.option("--workers", type=int, default=4, show_default=True, help="Requests in flight at once.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
+def judge(generations, base_url, model, api_key_env, output, limit, workers, timeout, quiet):
+    """Score `lima-data generate` output with an LLM judge behind an OpenAI-compatible endpoint.
+
+    \b
+    One file (system A): LIMA's 1-6 helpfulness rating of each generation; mean with a 95% bootstrap interval.
+    Two files (A, B): pairwise preference on the prompts they share, each pair asked in both orders (a win
+    needs both); win / tie / loss of A with 95% Wilson intervals.
+
+    \b
+    Examples:
+      lima-data judge runs/lima/gen-test.jsonl --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-72B-Instruct
+      lima-data judge lima.jsonl alpaca.jsonl --base-url https://api.openai.com/v1 --model gpt-4o -o judged/ab
+    """
+    import os
+
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from . import judge as J
+
+    if len(generations) > 2:
+        _fail(LimaDataError("judge takes one generation file (a rating) or two (a comparison)"))
+    try:
+        systems = [J.read_generations(path) for path in generations]
+        if output is None:
+            output = Path("judgments") / "-vs-".join(path.stem for path in generations)
+        endpoint = J.Endpoint(base_url, model, os.environ.get(api_key_env) or None, timeout=timeout)
+        console = _console(quiet)
+        with Progress(console=console, disable=quiet, transient=True) as progress:
+            if len(systems) == 1:
+                rows = systems[0][:limit]
+                bar = progress.add_task("judging", total=len(rows))
+                judgments = J.judge_likert(endpoint, rows, workers=workers, progress=lambda: progress.advance(bar))
+                summary = J.summarize_likert(judgments)
+            else:
+                pairs = J.pair_rows(*systems)[:limit]
+                bar = progress.add_task("judging", total=2 * len(pairs))
+                judgments = J.judge_pairwise(endpoint, pairs, workers=workers, progress=lambda: progress.advance(bar))
+                summary = J.summarize_pairwise(judgments)
+        endpoint.close()
+    except LimaDataError as error:
+        _fail(error)
+        return
+    summary.update({"systems": [str(p) for p in generations], "judge_model": model, "base_url": base_url})
+    J.write_results(output, judgments, summary)
+    if not quiet:
+        table = Table(title=f"judge {model}: " + " vs ".join(p.name for p in generations), title_justify="left")
+        if summary["mode"] == "likert":
+            for column in ("judged", "mean", "95% CI", "unparsed"):
+                table.add_column(column, justify="right")
+            table.add_row(str(summary["judged"]), f"{summary['mean']:.2f}",
+                          f"{summary['ci95'][0]:.2f}-{summary['ci95'][1]:.2f}", str(summary["unparsed"]))
+        else:
+            for column in ("A", "count", "rate", "95% CI"):
+                table.add_column(column, justify="right" if column != "A" else "left")
+            for key in ("win", "tie", "loss", "win_or_tie"):
+                entry = summary[key]
+                table.add_row(key.replace("_", " or "), str(entry["count"]), f"{entry['rate']:.1%}",
+                              f"{entry['ci95'][0]:.1%}-{entry['ci95'][1]:.1%}")
+        Console().print(table)
+    click.echo(str(output), err=quiet)
 
 
 if __name__ == "__main__":

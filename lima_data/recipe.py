@@ -46,7 +46,7 @@ _TOP_KEYS = {"name", "description", "seed", "include", "sources", "dedup", "deco
 #: ``[dev_fill]``: when the dev quota cannot be filled from authored rows, take the rest from the curated pool
 #: (kept candidates no quota took; never train or test rows). Off unless the recipe turns it on (lima.toml does).
 DEV_FILL_DEFAULTS = {"from_pool": False}
-_SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "selection"}
+_SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "filters_from", "selection"}
 _SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
 
 
@@ -113,7 +113,19 @@ def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         except RecipeError as exc:
             raise RecipeError(f"{path_text(path)}: include: {exc}") from None
         merged = _merge(merged, _load(found, seen + (path.resolve(),)))
+    _drop_unrun_settings(merged, data)
     return _merge(merged, data)
+
+
+def _drop_unrun_settings(included: dict[str, Any], data: dict[str, Any]) -> None:
+    """A recipe that sets a source's ``chain`` drops the settings its includes gave for filters the new chain no
+    longer runs (an ablation that removes filters need not repeat the others); settings it writes itself are
+    still checked against its chain."""
+    for name, spec in (data.get("sources") or {}).items():
+        inherited = (included.get("sources") or {}).get(name)
+        if isinstance(spec, dict) and isinstance(spec.get("chain"), list) and isinstance(inherited, dict) \
+                and isinstance(inherited.get("filters"), dict):
+            inherited["filters"] = {f: v for f, v in inherited["filters"].items() if f in spec["chain"]}
 
 
 @dataclass
@@ -165,6 +177,7 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
     """
     path = _find(str(name_or_path), None)
     data = _load(path, ())
+    _inherit_filters(data, path)  # before disabled sources are removed: a disabled source can still lend settings
     data.setdefault("name", path.stem)
     data.setdefault("seed", 0)
     if isinstance(data.get("sources"), dict):
@@ -176,6 +189,31 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
         data["dev_fill"] = {**DEV_FILL_DEFAULTS, **data.get("dev_fill", {})}
     validate(data, path)
     return Recipe(path=path, data=data)
+
+
+def _inherit_filters(data: dict[str, Any], path: Path) -> None:
+    """Resolve ``filters_from``: a source that names another source (``filters_from = "stackexchange"``) takes that
+    source's settings for every filter of its own chain it does not set itself (the style phrase lists of a
+    dialogue source are those of single-turn Stack Exchange, without a copy). Settings it gives win key by key.
+    The resolved settings are written into the recipe (so its hash and manifest record them) and the key removed.
+
+    Raises:
+        RecipeError: ``filters_from`` names a source the recipe does not have.
+    """
+    sources = data.get("sources")
+    if not isinstance(sources, dict):
+        return
+    for name, spec in sources.items():
+        if not isinstance(spec, dict) or "filters_from" not in spec:
+            continue
+        other = spec.pop("filters_from")
+        if other not in sources or not isinstance(sources[other], dict):
+            raise RecipeError(f"{path}: sources.{name}.filters_from: {other!r} is not a source of this recipe")
+        theirs = sources[other].get("filters", {})
+        mine = spec.setdefault("filters", {})
+        for filter_name in spec.get("chain", []):
+            if filter_name in theirs:
+                mine[filter_name] = _merge(theirs[filter_name], mine.get(filter_name, {}))
 
 
 def validate(data: dict[str, Any], path: Path) -> None:

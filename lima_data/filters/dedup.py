@@ -8,9 +8,10 @@ candidate), ``near_duplicate`` (response MinHash Jaccard >= ``near.threshold``),
 with a rapidfuzz ``token_sort_ratio`` >= ``prompt.threshold``: cross-posted questions, repeated wikiHow titles,
 reposted WritingPrompts). A candidate's reason is the strongest link it has (id, exact, near, then similar).
 
-Duplicates are linked into clusters (union-find); each cluster keeps one member, the first by (score descending,
-``None`` last, then id): deterministic whatever the read order. Scores of different sources are not comparable
-(Stack Exchange votes vs Reddit votes); across sources the id decides when both scores are missing.
+Duplicates are linked into clusters (union-find); each cluster keeps one member, the first by (multi-turn dialogues
+first, then score descending, ``None`` last, then id): deterministic whatever the read order. Scores of different
+sources are not comparable (Stack Exchange votes vs Reddit votes); across sources the id decides when both scores
+are missing.
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def char_ngrams(text: str, size: int) -> set[bytes]:
 
 
 def keeper_order(candidate: Candidate) -> tuple:
-    """Best first: a candidate on the keep list, then score descending (``None`` last), then id."""
-    return (candidate.values.get("manual") != "keep", candidate.score is None, -(candidate.score or 0),
-            candidate.id)
+    """Best first: a candidate on the keep list, then a multi-turn dialogue (more than one assistant turn in
+    ``meta["messages"]``: it holds its single-turn twin, the same question and answer, whole, and dialogues are
+    few), then score descending (``None`` last), then id."""
+    messages = candidate.meta.get("messages") or ()
+    dialogue = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant") > 1
+    return (candidate.values.get("manual") != "keep", not dialogue, candidate.score is None,
+            -(candidate.score or 0), candidate.id)
 
 
 def _minhashes(sets, num_perm: int, seed: int):

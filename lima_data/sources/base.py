@@ -73,6 +73,10 @@ class Source:
     groups: ClassVar[tuple[str, ...] | None] = None
     methods: ClassVar[tuple[str, ...]] = ("top",)
     defaults: ClassVar[dict[str, Any]] = {}
+    #: A companion source reads files that another source also reads (Stack Exchange dialogues read the same
+    #: site archives as ``stackexchange``): it is offered every file, even one an earlier source claimed, and its
+    #: claim does not keep the file from the others.
+    companion: ClassVar[bool] = False
 
     #: Folder for work files shared between tasks (set by the executor: the build's cache); ``None`` outside
     #: a build, when a source uses a temporary folder instead.
@@ -176,7 +180,7 @@ def source_class(name: str) -> type[Source]:
     Raises:
         RecipeError: no such source.
     """
-    from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
+    from . import jsonl, natural_instructions, reddit, stackexchange, stackexchange_dialogue, wikihow  # noqa: F401
 
     classes = {cls.name: cls for cls in _subclasses(Source)}
     try:
@@ -186,7 +190,7 @@ def source_class(name: str) -> type[Source]:
 
 
 def source_names() -> list[str]:
-    from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
+    from . import jsonl, natural_instructions, reddit, stackexchange, stackexchange_dialogue, wikihow  # noqa: F401
 
     return sorted(cls.name for cls in _subclasses(Source))
 
@@ -223,7 +227,8 @@ def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
 def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[[str], None] = lambda m: None
              ) -> tuple[dict[str, list[Shard]], list[Path]]:
     """Offer every file under ``paths`` to ``sources`` (in order); return the shards per source name and the
-    files no source claimed (in walk order).
+    files no source claimed (in walk order). The first source that claims a file keeps it from the others, except
+    that a :attr:`Source.companion` source is offered every file and its claim keeps it from none.
 
     Raises:
         InputError: a path does not exist, or a file named explicitly is not a dump of any of ``sources``.
@@ -231,12 +236,16 @@ def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[
     found: dict[str, list[Shard]] = {s.name: [] for s in sources}
     skipped: list[Path] = []
     for path, explicit in walk(paths):
+        claimed = primary = False
         for source in sources:
+            if primary and not source.companion:
+                continue
             shard = source.claim(path, explicit)
             if shard is not None:
                 found[source.name].append(shard)
-                break
-        else:
+                claimed = True
+                primary = primary or not source.companion
+        if not claimed:
             if explicit:
                 raise InputError(path, "not a dump of any source being built "
                                        f"({', '.join(s.name for s in sources)})")
