@@ -168,6 +168,7 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
 def validate(data: dict[str, Any], path: Path) -> None:
     """Check a merged recipe; raise :class:`RecipeError` naming ``path`` and the key on the first problem."""
     from .filters import build_filter
+    from .filters.base import REGISTRY as FILTERS
     from .sources.base import source_class
 
     def fail(key: str, message: str):
@@ -206,9 +207,21 @@ def validate(data: dict[str, Any], path: Path) -> None:
         if not isinstance(chain, list):
             fail(f"{where}.chain", "must be a list of filter names")
         filters = spec.get("filters", {})
-        for name in filters:
-            if name not in chain:
-                fail(f"{where}.filters.{name}", "settings for a filter that is not in the chain")
+        if not isinstance(filters, dict):
+            fail(f"{where}.filters", "must be a table of filter settings")
+        for name in list(filters):
+            if name in chain:
+                continue
+            # Settings of a known filter that the chain leaves out come from an included recipe whose chain this
+            # one shortened (a preset turning a filter off): dropped from the resolved recipe, so what manifest.json
+            # records is what runs. An unknown name is a typo.
+            try:
+                build_filter(name, {}, 0)  # imports every filter module, so the registry is complete
+            except RecipeError:
+                pass
+            if name not in FILTERS:
+                fail(f"{where}.filters.{name}", f"settings for an unknown filter (known: {sorted(FILTERS)})")
+            del filters[name]
         for name in chain:
             try:
                 build_filter(name, filters.get(name, {}), data["seed"])
