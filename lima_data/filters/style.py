@@ -116,41 +116,67 @@ class SelfContained(Filter):
 
 
 class PromptChoice(Filter):
-    """Choose the prompt: the question's title or its body, by a seeded coin per question.
+    """Choose the prompt's form: the question's title, its body, or the title followed by the body, by a seeded
+    draw per question.
 
-    LIMA section 2.1: "we use the title as the prompt for some examples and the body for others". The coin is
-    ``stable_unit(seed, candidate.id) < body_probability``, so it does not depend on read order or sharding. A
-    body can only be the prompt if it stands alone without the title; otherwise the title is used
-    (``"title_fallback"``). A body stands alone when it
+    LIMA section 2.1: "we use the title as the prompt for some examples and the body for others". Its release
+    (../shared/LIMA_RELEASE.md) shows about 32% title alone, 52-60% body alone and 5-10% title then body, and no
+    prompt above 997 characters. The shares are the recipe's ``forms`` (``{title, body, title_body}``, summing to
+    1); the draw is ``stable_unit(seed, candidate.id)``, so it does not depend on read order or sharding.
 
-    - holds no image (images are removed by cleaning, so the prompt would lose them),
-    - does not refer to the title (any of ``title_cues``: "the title", "as titled", "see title", ...),
-    - asks something: has a ``?`` outside code or one of ``request_cues`` ("how do", "wondering", ...),
-    - is between ``min_body_chars`` and ``max_body_chars`` characters (cleaned Markdown).
+    A form that cannot be used falls back to the title (``"title_fallback"``):
 
-    Transforms: sets ``candidate.prompt`` and ``meta["prompt_field"]``; when the coin picks the body, cleans
-    ``meta["question_body"]`` from HTML to Markdown as ``clean`` does the response.
-    Value: ``"title"``, ``"body"`` or ``"title_fallback"``. Never drops (no reasons).
+    - ``body`` needs a body that stands alone without the title (:meth:`body_stands_alone`): no image (cleaning
+      removes images, so the prompt would lose them), no reference to the title (``title_cues``: "the title",
+      "as titled", ...), a request (a ``?`` outside code or one of ``request_cues``: "how do", "wondering", ...),
+      at least ``min_body_chars`` characters;
+    - ``title_body`` needs a body of at least ``min_body_chars`` characters with no image (the title gives the
+      context, so the body need not stand alone); title and body are joined by a line break;
+    - both: the prompt at most ``max_prompt_chars`` characters (1,000: LIMA's release has none longer than 997).
+
+    Transforms: sets ``candidate.prompt`` and ``meta["prompt_field"]`` (``"title"``, ``"body"`` or
+    ``"title_body"``); when a form with the body is drawn, cleans ``meta["question_body"]`` from HTML to Markdown
+    as ``clean`` does the response.
+    Value: ``"title"``, ``"body"``, ``"title_body"`` or ``"title_fallback"``. Never drops (no reasons).
     """
 
     name = "prompt_choice"
     reasons = ()
+    FORMS = ("title", "body", "title_body")
     defaults = {
-        "body_probability": 0.5,
+        "forms": {"title": 0.5, "body": 0.5, "title_body": 0.0},
         "min_body_chars": 40,
-        "max_body_chars": 4096,
+        "max_prompt_chars": 1000,
         "title_cues": REQUIRED,
         "request_cues": REQUIRED,
     }
 
     def __init__(self, seed: int = 0, **settings):
         super().__init__(seed, **settings)
+        from ..errors import RecipeError
+
+        forms = self.forms
+        if (not isinstance(forms, dict) or set(forms) - set(self.FORMS)
+                or not all(isinstance(v, (int, float)) and v >= 0 for v in forms.values())
+                or abs(sum(forms.values()) - 1.0) > 1e-6):
+            raise RecipeError(f"[filters.prompt_choice]: forms must give shares of {list(self.FORMS)} that sum to 1, "
+                              f"not {forms!r}")
         self._title_cues = word_pattern(self.title_cues)
         self._request_cues = word_pattern(self.request_cues)
 
+    def draw(self, candidate_id: str) -> str:
+        """The form drawn for a candidate: ``"title"``, ``"body"`` or ``"title_body"`` (seeded, per id)."""
+        unit = stable_unit(self.seed, "prompt_choice", candidate_id)
+        edge = 0.0
+        for form in self.FORMS:
+            edge += self.forms.get(form, 0.0)
+            if unit < edge:
+                return form
+        return "title"
+
     def body_stands_alone(self, body: str, images: int) -> bool:
         """True when ``body`` (cleaned Markdown) can be a prompt without the title; see the class docstring."""
-        if images or not (self.min_body_chars <= len(body) <= self.max_body_chars):
+        if images or not (self.min_body_chars <= len(body) <= self.max_prompt_chars):
             return False
         prose = strip_code(body)
         if self._title_cues.search(prose):
@@ -159,17 +185,21 @@ class PromptChoice(Filter):
 
     def measure(self, candidate: Candidate) -> str:
         title = candidate.meta.get("title", candidate.prompt)
-        choice = "title"
-        if stable_unit(self.seed, "prompt_choice", candidate.id) < self.body_probability:
+        form = self.draw(candidate.id)
+        prompt = title
+        if form != "title":
             body, changes = html_to_markdown(candidate.meta.get("question_body") or "")
             candidate.meta["question_body"] = body
-            if self.body_stands_alone(body, changes["images"]):
-                choice = "body"
+            if form == "body" and self.body_stands_alone(body, changes["images"]):
+                prompt = body
+            elif (form == "title_body" and not changes["images"] and len(body) >= self.min_body_chars
+                  and len(title) + 1 + len(body) <= self.max_prompt_chars):
+                prompt = f"{title}\n{body}"
             else:
-                choice = "title_fallback"
-        candidate.prompt = body if choice == "body" else title
-        candidate.meta["prompt_field"] = "body" if choice == "body" else "title"
-        return choice
+                form = "title_fallback"
+        candidate.prompt = prompt
+        candidate.meta["prompt_field"] = "title" if form == "title_fallback" else form
+        return form
 
     def decide(self, value: str) -> str | None:
         return None
