@@ -188,7 +188,7 @@ class PromptChoice(Filter):
         form = self.draw(candidate.id)
         prompt = title
         if form != "title":
-            body, changes = html_to_markdown(candidate.meta.get("question_body") or "")
+            body, changes = html_to_markdown(candidate.meta.get("question_body") or "", prune_links=True)
             candidate.meta["question_body"] = body
             if form == "body" and self.body_stands_alone(body, changes["images"]):
                 prompt = body
