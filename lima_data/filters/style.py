@@ -243,7 +243,8 @@ class SiteReference(Filter):
     """No references to other answers, to the question as a post, or to the site.
 
     LIMA section 2.1 drops answers that refer to other answers ("as mentioned", "stack exchange", ...). Looks for
-    the recipe's ``phrases`` as whole words, ignoring case, in the response's prose (:func:`response_prose`, code
+    the recipe's ``phrases`` as whole words, ignoring case (except phrases holding an upper-case abbreviation,
+    "the OP", "SE site": those match as written), in the response's prose (:func:`response_prose`, code
     removed; HTML or Markdown).
 
     Value: the sorted list of distinct phrases found (lower-cased). Reason: ``site_reference``.
@@ -253,15 +254,24 @@ class SiteReference(Filter):
     reasons = ("site_reference",)
     defaults = {"phrases": REQUIRED}
 
+    _ABBREVIATION = re.compile(r"\b[A-Z]{2,}\b")
+
     def __init__(self, seed: int = 0, **settings):
         super().__init__(seed, **settings)
-        lowered = [phrase.lower() for phrase in self.phrases]  # matched in lower-cased text: 2x faster than (?i)
+        # A phrase holding an upper-case abbreviation ("the OP", "SE site") matches only as written: lower-cased,
+        # "the op" is also the start of "the op amp". The others are matched in lower-cased text (2x faster than
+        # (?i)).
+        exact = [p for p in self.phrases if self._ABBREVIATION.search(p)]
+        lowered = [p.lower() for p in self.phrases if p not in exact]
         self._pattern = word_pattern(lowered, case_sensitive=lowered)
+        self._exact = word_pattern(exact, case_sensitive=exact) if exact else None
 
     def measure(self, candidate: Candidate) -> list[str]:
-        found = {" ".join(m.split()).replace("\u2019", "'")
-                 for m in self._pattern.findall(response_prose(candidate).lower())}
-        return sorted(found)
+        prose = response_prose(candidate)
+        found = self._pattern.findall(prose.lower())
+        if self._exact is not None:
+            found += [m.lower() for m in self._exact.findall(prose)]
+        return sorted({" ".join(m.split()).replace("\u2019", "'") for m in found})
 
     def decide(self, value: list[str]) -> str | None:
         return "site_reference" if value else None
