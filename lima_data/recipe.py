@@ -44,7 +44,7 @@ PACKAGE_PREFIX = "package:"
 SPLITS = ("train", "dev", "test")
 _TOP_KEYS = {"name", "description", "seed", "include", "sources", "dedup", "decontamination"}
 _SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "selection"}
-_SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
+_SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas", "band_shares"}
 
 
 #: Tables that an including recipe replaces whole instead of merging key by key.
@@ -239,6 +239,10 @@ def validate(data: dict[str, Any], path: Path) -> None:
         tau = selection.get("tau", 1.0)
         if not isinstance(tau, (int, float)) or tau <= 0:
             fail(f"{where}.selection.tau", "must be a positive number")
+        bands = selection.get("band_shares", {})
+        if not isinstance(bands, dict) or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in bands.values()) \
+                or sum(bands.values()) > 1:
+            fail(f"{where}.selection.band_shares", "must be a table of band = share (0 to 1, summing to at most 1)")
         quotas = selection.get("quotas")
         if not isinstance(quotas, dict) or not quotas:
             fail(f"{where}.selection.quotas", "must be a table of group = count")

@@ -146,18 +146,20 @@ def test_real_markup_is_still_caught(lima):
 
 
 def test_structured_answers_pass_quality(lima, answers):
-    """Real answers the 5-gram rule dropped: a list of recipes of one shape quoted from a source (beer 7967), a
-    prompt quoted twice with one change (genai 460), numbered steps with LaTeX (matheducators 380)."""
+    """Real answers Gopher's duplicate n-gram rules dropped: a list of recipes of one shape quoted from a source
+    (beer 7967), a prompt quoted twice with one change (genai 460), numbered steps with LaTeX (matheducators 380),
+    an example question discussed twice (genai 181). An answer with a passage pasted twice is still dropped."""
     clean, quality = se_filter("clean", lima), se_filter("quality", lima)
     for qid in ("beer.stackexchange.com/7967", "genai.stackexchange.com/460", "matheducators.stackexchange.com/380",
-                "matheducators.stackexchange.com/122"):
+                "matheducators.stackexchange.com/122", "genai.stackexchange.com/181"):
         c = copy(answers[f"stackexchange/{qid}"])
         clean(c)
         assert quality(c)[1] is None, qid
     copied = copy(answers["stackexchange/beer.stackexchange.com/4972"])  # two sentences pasted twice
     clean(copied)
-    assert quality(copied) [1] == "repeated_ngrams"
-    assert quality(md("Buy the best coffee beans now. " * 40))[1] == "repeated_ngrams"
+    assert quality(copied)[1] == "repeated_sentences"
+    assert quality(md("Buy the best coffee beans now. " * 40))[1] == "repeated_sentences"
+    assert quality(md(" ".join(f"buy cheap pills number {i}" for i in range(60))))[1] == "repeated_ngrams"
 
 
 def test_quality_keeps_nearly_every_real_answer_of_lima_length(lima, answers):
