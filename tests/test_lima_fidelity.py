@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -237,7 +238,9 @@ def test_presets_share_their_pieces_and_differ_where_the_release_does():
     paper, release = load_recipe("lima"), load_recipe("lima-release")
     se, se_r = paper.sources["stackexchange"], release.sources["stackexchange"]
     assert se["filters"]["length"] == {"min_chars": 1200, "max_chars": 4096}
-    assert se_r["filters"]["length"] == {"min_chars": 190, "max_chars": 6800}
+    assert se_r["filters"]["length"] == {"min_chars": 190, "max_chars": 6800, "band_min_chars": 1200,
+                                         "band_max_chars": 4096}
+    assert se_r["selection"]["band_shares"] == {"short": 0.11, "long": 0.01} and "band_shares" not in se["selection"]
     assert se["filters"]["first_person"]["max_count"] == 0 and se_r["filters"]["first_person"]["max_count"] == 2
     assert "language" in se["chain"] and "language" not in se_r["chain"]
     assert "language" not in se_r["filters"]  # the included settings of a filter left out are dropped
@@ -279,3 +282,28 @@ def test_lima_own_stack_exchange_rows_survive(shared, tmp_path):
         assert dropped <= {("first_person", "first_person")}, dropped
     assert len(kept["lima-release"]) == 5 and len(kept["lima"]) == 4
     assert all(len(c.prompt) <= 1000 for c in kept["lima-release"])
+
+
+def test_length_bands_cap_their_share_of_a_quota():
+    """lima-release admits 190-6,800 characters but fills at most 11% of a quota with answers under 1,200 and 1%
+    over 4,096 (LIMA's release); with too few answers in the band, the others fill the quota."""
+    from lima_data.selection import select
+
+    spec = load_recipe("lima-release").sources["stackexchange"]
+    length = build_filter("length", spec["filters"]["length"], 0)
+    candidates = []
+    for i in range(400):
+        chars = (300, 2000, 5000)[i % 3]
+        c = Candidate(f"stackexchange/s.stackexchange.com/{i}", "stackexchange", "s.stackexchange.com", "p",
+                      "x" * chars, score=1000 - i, meta={"group": "other"})
+        assert length(c)[1] is None
+        candidates.append(c)
+    assert Counter(c.meta["length_band"] for c in candidates) == {"short": 134, "core": 133, "long": 133}
+    selection = {**spec["selection"], "quotas": {"other": 100}}
+    (picked,) = select("stackexchange", candidates, selection, 0)
+    assert Counter(c.meta["length_band"] for c in picked.selected) == {"core": 88, "short": 11, "long": 1}
+    selection = {**spec["selection"], "quotas": {"other": 200}}  # only 133 in the core band
+    (picked,) = select("stackexchange", candidates, selection, 0)
+    bands = Counter(c.meta["length_band"] for c in picked.selected)
+    assert len(picked.selected) == 200 and bands["core"] == 133
+    assert build_filter("length", {}, 0)(c := md("x" * 1500)) == (1500, None) and "length_band" not in c.meta
