@@ -27,7 +27,8 @@ _HTML_TAG = re.compile(r"<[^>]*>")
 
 
 _HTML_HEADING = re.compile(r"<(h[1-6])\b[^>]*>.*?</\1\s*>"
-                           r"|<p>\s*(?:<a\b[^>]*>\s*)?<(strong|b)>((?:(?!</?(?:strong|b|p)>).){1,400}?)</\2>\s*(?:</a>\s*)?:?\s*</p>",
+                           r"|<p>\s*(?:<a\b[^>]*>\s*)?<(strong|b)>((?:(?!</?(?:strong|b|p)>).){1,400}?)</\2>"
+                           r"\s*(?:</a>\s*)?:?\s*</p>",
                            re.S | re.I)
 
 
@@ -60,17 +61,19 @@ def html_prose(markup: str, *, blockquotes: bool = True, headings: bool = True) 
 
 _BLOCKQUOTE = re.compile(r"^[ \t]*>.*$", re.M)
 _QUOTED = re.compile(r"[\"\u201c][^\"\u201c\u201d\n]{1,300}[\"\u201d]")
-#: 'single-quoted' and ‘curly’ spans: the opening quote follows a space or a bracket, the closing one ends one (so the apostrophes
-#: of "don't" inside are passed over: the match is lazy and needs a non-word character after the closing quote).
+#: 'single-quoted' and ‘curly’ spans: the opening quote follows a space or a bracket, the closing one ends a word
+#: (the apostrophes of "don't" inside are passed over: the match is lazy and needs a non-word character after the
+#: closing quote).
 _SINGLE_QUOTED = re.compile(r"(?<![^\s(\[])['\u2018](?=\S)[^\n]{1,300}?(?<=\S)['\u2019](?![\w'\u2019])")
 #: A dialogue or transcript line: a speaker label of one to three capitalised words, then a colon ("Alice: I ...",
 #: "Customer Service: ..."). Labels that head the writer's own text ("Note:", "Edit:") are not speakers.
-_DIALOGUE = re.compile(r"^[ \t]*(?:[-*][ \t]+)?[*_]{0,2}([A-Z][\w.'\u2019-]*(?:[ \t]+[A-Z][\w.'\u2019-]*){0,2})[*_]{0,2}"
-                       r"[ \t]*[*_]{0,2}:[*_]{0,2}[ \t]+\S.*$", re.M)
+_DIALOGUE = re.compile(r"^[ \t]*(?:[-*][ \t]+)?[*_]{0,2}([A-Z][\w.'\u2019-]*(?:[ \t]+[A-Z][\w.'\u2019-]*){0,2})"
+                       r"[*_]{0,2}[ \t]*[*_]{0,2}:[*_]{0,2}[ \t]+\S.*$", re.M)
 _NOT_SPEAKERS = {
     "note", "notes", "edit", "update", "tip", "tips", "warning", "example", "examples", "answer", "summary",
     "ps", "p.s", "nb", "n.b", "source", "sources", "step", "result", "results", "solution", "problem", "pros",
-    "cons", "conclusion", "caveat", "disclaimer", "aside", "also", "however", "otherwise", "background", "short answer", "long answer", "tl;dr", "tldr", "important",
+    "cons", "conclusion", "caveat", "disclaimer", "aside", "also", "however", "otherwise", "background",
+    "short answer", "long answer", "tl;dr", "tldr", "important",
 }
 
 

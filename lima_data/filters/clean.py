@@ -181,11 +181,11 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
        marked;
     3. what pointed at a removed link: a parenthesis holding it ("(see here)", "(http://...)") goes; a line left
        with at most 5 words, or at most 12 opening with "Source(s)", "Sourced from", "via", "More information",
-       "See also", goes ("Sourced from http://theroasterspack.com/"); a sentence holding it goes when it has at most 20 words
-       or a pointing word ("see", "visit", "read", "found", "available", "check out", ...: "For future reference
-       you can always visit the Trappiste website here."); in a longer sentence that says more than where to look
-       the link's text stays, unlinked, as LIMA kept link texts ("... the same 8 step process outlined here, but
-       one step is added ..."), and a URL goes;
+       "See also", goes ("Sourced from http://theroasterspack.com/"); a sentence holding it goes when it has at
+       most 20 words or a pointing word ("see", "visit", "read", "found", "available", "check out", ...: "For
+       future reference you can always visit the Trappiste website here."); in a longer sentence that says more
+       than where to look the link's text stays, unlinked, as LIMA kept link texts ("... the same 8 step process
+       outlined here, but one step is added ..."), and a URL goes;
     4. a heading or bold line left last, with nothing under it ("**More Information**"), goes.
 
     Returns:

@@ -94,13 +94,13 @@ class Quality(Filter):
     more than ``max_top_2gram`` / ``_3gram`` / ``_4gram`` (0.20 / 0.18 / 0.16); repeated sentences cover more than
     ``max_dup_sentences`` (0.30, Gopher's duplicate-line bound applied to sentences; the Stack Exchange chain of
     lima.toml sets 0.05: an answer has no reason to repeat a sentence, while a wikiHow article repeats its steps
-    from method to method, e.g. "Draw the Powerpuff Girls", 10%). Gopher's duplicate n-gram fractions (5-grams 0.15 ... 10-grams 0.10) are
-    not used: they are web-page rules, and on 200-600-word answers they fire on structure, not on repetition --
-    list items of one shape ("4 ounces fresh or 2 ounces dried ..."), a technical term or an example used
-    throughout, a prompt quoted twice. The 5-gram rule dropped 13 of the 545 real Stack Exchange answers of
-    1,200-4,096 characters in ../shared/data and the 10-gram rule 4, all of them answers a reader keeps; repeated
-    sentences single out the one answer with a pasted-twice passage (9.6% of its prose; the next highest is 2%).
-    ``symbol_ratio`` > 0.10; ``alpha_ratio`` < 0.80; any leftover markup (``max_markup``
+    from method to method, e.g. "Draw the Powerpuff Girls", 10%). Gopher's duplicate n-gram fractions (5-grams
+    0.15 ... 10-grams 0.10) are not used: they are web-page rules, and on 200-600-word answers they fire on
+    structure, not on repetition -- list items of one shape ("4 ounces fresh or 2 ounces dried ..."), a technical
+    term or an example used throughout, a prompt quoted twice. The 5-gram rule dropped 13 of the 545 real Stack
+    Exchange answers of 1,200-4,096 characters in ../shared/data and the 10-gram rule 4, all of them answers a
+    reader keeps; repeated sentences single out the one answer with a pasted-twice passage (9.6% of its prose; the
+    next highest is 2%). ``symbol_ratio`` > 0.10; ``alpha_ratio`` < 0.80; any leftover markup (``max_markup``
     0, ours). The ratio rules apply only when the prose has at least ``min_words`` (50, ours) words, so a short
     answer that is mostly code is not judged on a few words. Each bound is kept when equal.
 
@@ -109,8 +109,8 @@ class Quality(Filter):
     """
 
     name = "quality"
-    reasons = ("repeated_lines", "repeated_paragraphs", "repeated_sentences", "repeated_ngrams", "symbol_ratio", "alpha_ratio",
-               "leftover_markup")
+    reasons = ("repeated_lines", "repeated_paragraphs", "repeated_sentences", "repeated_ngrams", "symbol_ratio",
+               "alpha_ratio", "leftover_markup")
     defaults = {
         "max_dup_lines": 0.30, "max_dup_paragraphs": 0.30, "max_top_2gram": 0.20, "max_top_3gram": 0.18,
         "max_top_4gram": 0.16, "max_dup_sentences": 0.30, "max_symbol_ratio": 0.10, "min_alpha_ratio": 0.80,

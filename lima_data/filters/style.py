@@ -45,9 +45,9 @@ def is_pronoun_i(text: str, start: int) -> bool:
     """False when the capital ``I`` at ``text[start]`` is not the pronoun: a symbol or key name (a neighbour in
     ``\\{^_$%+=<>|()[]&#@~``: ``\\mathbb{I}``, ``I^2 R``, ``%I``, ``Shift + I``), "I.e." / "I.E.", a roman
     numeral (after a capitalised word of :data:`ROMAN_NOUNS`, or a lower-case one when no lower-case word
-    follows the "I" ("at this stage I would" stays a pronoun), next to another numeral as in "I and II" / "I-III", or a list
-    marker "I." / "I)" at the start of a line). Contractions ("I'm") are passed in at their "I" too and follow the
-    same rules."""
+    follows the "I" ("at this stage I would" stays a pronoun), next to another numeral as in "I and II" /
+    "I-III", or a list marker "I." / "I)" at the start of a line). Contractions ("I'm") are passed in at their
+    "I" too and follow the same rules."""
     before = text[max(0, start - 40):start]
     after = text[start + 1:start + 40]
     prev_char = before.rstrip()[-1:] if before.rstrip() else ""
