@@ -94,7 +94,7 @@ def test_clean_drops_an_empty_response(real, settings):
     c = get(real, "beer", 29)  # no answer: empty response
     assert make("clean", settings)(c) == (
         {"links": 0, "images": 0, "code_blocks": 0, "lists": 0, "link_paragraphs": 0, "urls": 0,
-         "pointer_sentences": 0, "chars": 0}, "empty_response")
+         "pointer_sentences": 0, "entities": 0, "chars": 0}, "empty_response")
 
 
 def test_length(real, settings):

@@ -307,3 +307,15 @@ def test_length_bands_cap_their_share_of_a_quota():
     bands = Counter(c.meta["length_band"] for c in picked.selected)
     assert len(picked.selected) == 200 and bands["core"] == 133
     assert build_filter("length", {}, 0)(c := md("x" * 1500)) == (1500, None) and "length_band" not in c.meta
+
+
+def test_entities_escaped_twice_are_decoded_in_prose_not_in_code(lima):
+    """A post whose HTML escaped an entity twice (``&amp;quot;``, as LIMA's converter left ``&quot;`` in 12% of its
+    answers) is cleaned to plain text, so ``quality`` does not drop it as leftover markup."""
+    html = ('<p>He said &amp;quot;salt it&amp;quot; and x &amp;lt; y.</p>'
+            '<pre><code>if a &amp;lt; b: print(&quot;&amp;amp;&quot;)</code></pre>')
+    c = Candidate("x", "stackexchange", "d", "p", html, meta={"response_format": "html"})
+    value, _ = se_filter("clean", lima)(c)
+    assert value["entities"] == 3
+    assert c.response.startswith('He said "salt it" and x < y.') and 'if a &lt; b: print("&amp;")' in c.response
+    assert se_filter("quality", lima)(c)[0]["markup"] == 0
