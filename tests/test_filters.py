@@ -64,11 +64,16 @@ def test_self_contained(real, settings):
     # a plain topic title is self-contained (LIMA kept "Understanding the Rails Authenticity Token"): kept by lima
     assert f(get(real, "matheducators", 1)) == ("not_question", None)  # "Encouraging class participation"
     assert f(Candidate("x", "s", "d", "Understanding the Rails Authenticity Token", "r")) == ("not_question", None)
-    assert f(get(real, "matheducators", 298)) == ("the following", "title_refers_to_body")
-    assert f(real["stackexchange/history.meta.stackexchange.com/70"]) == ("this", "title_refers_to_body")
+    # a title pointing at its body keeps the question; prompt_choice puts the body in the prompt
+    c = get(real, "matheducators", 298)
+    assert f(c) == ("the following", None) and c.meta["title_refers_to_body"] == "the following"
+    assert f(real["stackexchange/history.meta.stackexchange.com/70"]) == ("this", None)
     assert f(get(real, "coffee", 1)) == ("ok", None)  # "How should I store whole bean coffee?"
-    strict = build_filter("self_contained", {**settings["self_contained"], "require_question": True}, 0)
+    strict = build_filter("self_contained", {**settings["self_contained"], "require_question": True,
+                                             "prompt_with_body": False}, 0)
     assert strict(get(real, "matheducators", 1)) == ("not_question", "title_not_question")
+    c = get(real, "matheducators", 298)
+    assert strict(c) == ("the following", "title_refers_to_body") and "title_refers_to_body" not in c.meta
 
 
 def test_clean_keeps_code_blocks_and_lists_drops_links_and_images(real, settings):

@@ -319,3 +319,19 @@ def test_entities_escaped_twice_are_decoded_in_prose_not_in_code(lima):
     assert value["entities"] == 3
     assert c.response.startswith('He said "salt it" and x < y.') and 'if a &lt; b: print("&amp;")' in c.response
     assert se_filter("quality", lima)(c)[0]["markup"] == 0
+
+
+def test_a_title_pointing_at_its_body_is_prompted_with_the_body(lima, answers):
+    """matheducators 298's title points at its body ("... the following ..."): the question is kept and its
+    prompt is the title then the body, never the title alone; without a usable body it is dropped."""
+    c = copy(answers["stackexchange/matheducators.stackexchange.com/298"])
+    assert se_filter("self_contained", lima)(c) == ("the following", None)
+    value, reason = se_filter("prompt_choice", lima)(c)
+    assert reason is None and value in ("title_body", "body") and c.prompt != c.meta["title"]
+    assert len(c.prompt) <= 1000
+    if value == "title_body":
+        assert c.prompt.startswith(c.meta["title"] + "\n")
+    bare = Candidate("stackexchange/s/1", "stackexchange", "s", "What is this?", "r",
+                     meta={"title": "What is this?", "question_body": "<p><img src='x.png'></p>"})
+    assert se_filter("self_contained", lima)(bare) == ("this", None)
+    assert se_filter("prompt_choice", lima)(bare) == ("none", "no_standalone_prompt")

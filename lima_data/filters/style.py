@@ -79,13 +79,21 @@ class SelfContained(Filter):
        end on a bare "this" / "these" / "that" ("Why does this happen?" is kept only if ``this`` is followed by a
        noun; "What is this?" is dropped).
 
+    With ``prompt_with_body`` (default on), a title that points at the body does not drop the question: it gets
+    ``meta["title_refers_to_body"]`` (the cue) and ``prompt_choice`` then builds the prompt with the body (title
+    then body, or the body alone), so the prompt is self-contained although the title is not ("How does the
+    following code work?" followed by the code). LIMA's release has 60% body prompts and 5-10% title then body:
+    a title that needs its body was no reason to drop there. Off, such questions drop as
+    ``title_refers_to_body``.
+
     Value: ``"ok"``, ``"not_question"``, or the body cue that matched (e.g. ``"this code"``).
     Reasons: ``title_not_question``, ``title_refers_to_body``.
     """
 
     name = "self_contained"
     reasons = ("title_not_question", "title_refers_to_body")
-    defaults = {"require_question": True, "question_words": REQUIRED, "body_cues": REQUIRED}
+    defaults = {"require_question": True, "prompt_with_body": True, "question_words": REQUIRED,
+                "body_cues": REQUIRED}
 
     _BARE_DEMONSTRATIVE = re.compile(r"\b(this|these|that|those)\s*[?.!]*\s*$", re.I)
 
@@ -96,12 +104,12 @@ class SelfContained(Filter):
 
     def measure(self, candidate: Candidate) -> str:
         title = candidate.meta.get("title", candidate.prompt).strip()
-        match = self._cues.search(title)
+        match = self._cues.search(title) or self._BARE_DEMONSTRATIVE.search(title)
         if match:
-            return match.group(0).lower()
-        bare = self._BARE_DEMONSTRATIVE.search(title)
-        if bare:
-            return bare.group(1).lower()
+            cue = (match.group(1) if match.re is self._BARE_DEMONSTRATIVE else match.group(0)).lower()
+            if self.prompt_with_body:
+                candidate.meta["title_refers_to_body"] = cue
+            return cue
         first = re.split(r"[\s,]+", title, maxsplit=1)[0].lower().strip("\"'")
         if not title.endswith("?") and first not in self._question_words:
             return "not_question"
@@ -112,7 +120,7 @@ class SelfContained(Filter):
             return None
         if value == "not_question":
             return "title_not_question" if self.require_question else None
-        return "title_refers_to_body"
+        return None if self.prompt_with_body else "title_refers_to_body"
 
 
 class PromptChoice(Filter):
@@ -134,14 +142,19 @@ class PromptChoice(Filter):
       context, so the body need not stand alone); title and body are joined by a line break;
     - both: the prompt at most ``max_prompt_chars`` characters (1,000: LIMA's release has none longer than 997).
 
+    A title that points at its body (``meta["title_refers_to_body"]``, set by ``self_contained``) is never the
+    prompt alone: title then body when it fits, else the body when it stands alone, else the question is dropped
+    (``no_standalone_prompt``).
+
     Transforms: sets ``candidate.prompt`` and ``meta["prompt_field"]`` (``"title"``, ``"body"`` or
     ``"title_body"``); when a form with the body is drawn, cleans ``meta["question_body"]`` from HTML to Markdown
     as ``clean`` does the response.
-    Value: ``"title"``, ``"body"``, ``"title_body"`` or ``"title_fallback"``. Never drops (no reasons).
+    Value: ``"title"``, ``"body"``, ``"title_body"``, ``"title_fallback"`` or ``"none"``. Reason:
+    ``no_standalone_prompt`` (value ``"none"``: a title that points at its body, and no usable body).
     """
 
     name = "prompt_choice"
-    reasons = ()
+    reasons = ("no_standalone_prompt",)
     FORMS = ("title", "body", "title_body")
     defaults = {
         "forms": {"title": 0.5, "body": 0.5, "title_body": 0.0},
@@ -185,24 +198,26 @@ class PromptChoice(Filter):
 
     def measure(self, candidate: Candidate) -> str:
         title = candidate.meta.get("title", candidate.prompt)
-        form = self.draw(candidate.id)
+        needs_body = bool(candidate.meta.get("title_refers_to_body"))
+        form = "title_body" if needs_body else self.draw(candidate.id)
         prompt = title
         if form != "title":
             body, changes = html_to_markdown(candidate.meta.get("question_body") or "", prune_links=True)
             candidate.meta["question_body"] = body
-            if form == "body" and self.body_stands_alone(body, changes["images"]):
-                prompt = body
-            elif (form == "title_body" and not changes["images"] and len(body) >= self.min_body_chars
-                  and len(title) + 1 + len(body) <= self.max_prompt_chars):
+            joined_fits = (not changes["images"] and len(body) >= self.min_body_chars
+                           and len(title) + 1 + len(body) <= self.max_prompt_chars)
+            if form == "title_body" and joined_fits:
                 prompt = f"{title}\n{body}"
+            elif (form == "body" or needs_body) and self.body_stands_alone(body, changes["images"]):
+                prompt, form = body, "body"
             else:
-                form = "title_fallback"
+                form = "none" if needs_body else "title_fallback"
         candidate.prompt = prompt
-        candidate.meta["prompt_field"] = "title" if form == "title_fallback" else form
+        candidate.meta["prompt_field"] = "title" if form in ("title_fallback", "none") else form
         return form
 
     def decide(self, value: str) -> str | None:
-        return None
+        return "no_standalone_prompt" if value == "none" else None
 
 
 class FirstPerson(Filter):
