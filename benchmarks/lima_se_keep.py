@@ -11,7 +11,8 @@ is left out: every candidate the chain keeps counts), and the script prints kept
 ``filter:reason``, with the prompt forms and lengths of what was kept.
 
     PYTHONPATH=. .venv/bin/python benchmarks/lima_se_keep.py [GAIR_JSONL ...] [--recipe lima --recipe lima-release]
-        [--show REASON]     # print the rows dropped for filter:reason (first 300 characters of the response)
+        [--show filter:reason]   # print the rows dropped for that reason (first 400 characters of the response)
+        [--title whole]          # the whole prompt as the title (a converter that does not split title / body)
 
 With no file it reads ../shared/data/lima/lima_train_slice.jsonl (5 Stack Exchange rows). Nothing is asserted.
 """
@@ -58,9 +59,12 @@ def quoteattr(value: str) -> str:
     return '"' + escape(value, {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}) + '"'
 
 
-def title_of(prompt: str) -> str:
-    """The question title a prompt implies (see the module docstring)."""
+def title_of(prompt: str, mode: str = "sentence") -> str:
+    """The question title a prompt implies (see the module docstring); ``mode="whole"``: the whole prompt on one
+    line (a converter that does not split title and body)."""
     prompt = prompt.strip()
+    if mode == "whole":
+        return " ".join(prompt.split())
     if "\n" not in prompt and len(prompt) <= 150:
         return prompt
     first = prompt.split("\n", 1)[0]
@@ -70,7 +74,7 @@ def title_of(prompt: str) -> str:
     return first[:150].rsplit(" ", 1)[0] if len(first) > 150 else first
 
 
-def write_dump(rows: list[dict], folder: Path) -> Path:
+def write_dump(rows: list[dict], folder: Path, title_mode: str = "sentence") -> Path:
     """Write ``rows`` (GAIR layout) as ``folder/lima/Posts.xml`` (site ``lima.stackexchange.com``)."""
     site = folder / "lima"
     site.mkdir(parents=True, exist_ok=True)
@@ -81,7 +85,7 @@ def write_dump(rows: list[dict], folder: Path) -> Path:
         date = "2015-01-01T00:00:00.000"
         lines.append(
             f'  <row Id="{qid}" PostTypeId="1" AcceptedAnswerId="{aid}" CreationDate="{date}" Score="100" '
-            f'Body={quoteattr(markdown_to_html(prompt))} OwnerUserId="1" Title={quoteattr(title_of(prompt))} '
+            f'Body={quoteattr(markdown_to_html(prompt))} OwnerUserId="1" Title={quoteattr(title_of(prompt, title_mode))} '
             f'Tags="&lt;lima&gt;" AnswerCount="1" />')
         lines.append(
             f'  <row Id="{aid}" PostTypeId="2" ParentId="{qid}" CreationDate="{date}" Score="50" '
@@ -136,6 +140,8 @@ def main() -> None:
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--recipe", action="append", dest="recipes")
     parser.add_argument("--show", help="filter:reason whose dropped rows to print")
+    parser.add_argument("--title", choices=("sentence", "whole"), default="sentence",
+                        help="title of a long prompt: its first sentence (default) or the whole prompt")
     args = parser.parse_args()
     files = args.files or [SHARED / "lima" / "lima_train_slice.jsonl"]
     rows = []
@@ -150,7 +156,7 @@ def main() -> None:
             if row.get("source") == "stackexchange":
                 rows.append(row)
     with tempfile.TemporaryDirectory() as tmp:
-        dump_dir = write_dump(rows, Path(tmp))
+        dump_dir = write_dump(rows, Path(tmp), args.title)
         for name in args.recipes or ["lima", "lima-release"]:
             run(name, dump_dir, len(rows), args.show)
 

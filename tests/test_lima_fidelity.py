@@ -335,3 +335,14 @@ def test_a_title_pointing_at_its_body_is_prompted_with_the_body(lima, answers):
                      meta={"title": "What is this?", "question_body": "<p><img src='x.png'></p>"})
     assert se_filter("self_contained", lima)(bare) == ("this", None)
     assert se_filter("prompt_choice", lima)(bare) == ("none", "no_standalone_prompt")
+
+
+def test_title_then_body_does_not_repeat_a_title_the_body_opens_with(lima):
+    f = build_filter("prompt_choice", {**lima["prompt_choice"], "forms": {"title_body": 1.0}}, 0)
+    body = "<p>Can brain cells move? By movement I mean long distance migration (preferably within the brain).</p>"
+    c = Candidate("stackexchange/s/1", "stackexchange", "s", "Can brain cells move?", "r",
+                  meta={"title": "Can brain cells move?", "question_body": body})
+    assert f(c) == ("body", None) and c.prompt.count("Can brain cells move?") == 1
+    c = Candidate("stackexchange/s/2", "stackexchange", "s", "Brain cell migration", "r",
+                  meta={"title": "Brain cell migration", "question_body": body})
+    assert f(c) == ("title_body", None) and c.prompt.startswith("Brain cell migration\nCan brain cells move?")

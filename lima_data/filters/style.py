@@ -123,6 +123,15 @@ class SelfContained(Filter):
         return None if self.prompt_with_body else "title_refers_to_body"
 
 
+def _starts_with(text: str, prefix: str) -> bool:
+    """True when ``text`` opens with ``prefix``, case, spacing and punctuation aside."""
+    def words(s: str) -> list[str]:
+        return re.findall(r"\w+", s.lower())
+
+    head = words(prefix)
+    return bool(head) and words(text[: len(prefix) * 2 + 20])[: len(head)] == head
+
+
 class PromptChoice(Filter):
     """Choose the prompt's form: the question's title, its body, or the title followed by the body, by a seeded
     draw per question.
@@ -139,7 +148,8 @@ class PromptChoice(Filter):
       "as titled", ...), a request (a ``?`` outside code or one of ``request_cues``: "how do", "wondering", ...),
       at least ``min_body_chars`` characters;
     - ``title_body`` needs a body of at least ``min_body_chars`` characters with no image (the title gives the
-      context, so the body need not stand alone); title and body are joined by a line break;
+      context, so the body need not stand alone); title and body are joined by a line break (a body that opens
+      with the title is the prompt alone);
     - both: the prompt at most ``max_prompt_chars`` characters (1,000: LIMA's release has none longer than 997).
 
     A title that points at its body (``meta["title_refers_to_body"]``, set by ``self_contained``) is never the
@@ -204,9 +214,11 @@ class PromptChoice(Filter):
         if form != "title":
             body, changes = html_to_markdown(candidate.meta.get("question_body") or "", prune_links=True)
             candidate.meta["question_body"] = body
-            joined_fits = (not changes["images"] and len(body) >= self.min_body_chars
-                           and len(title) + 1 + len(body) <= self.max_prompt_chars)
-            if form == "title_body" and joined_fits:
+            usable = not changes["images"] and len(body) >= self.min_body_chars
+            repeats = usable and _starts_with(body, title) and len(body) <= self.max_prompt_chars
+            if form == "title_body" and repeats:
+                prompt, form = body, "body"  # the body repeats the title: joining them would say it twice
+            elif form == "title_body" and usable and len(title) + 1 + len(body) <= self.max_prompt_chars:
                 prompt = f"{title}\n{body}"
             elif (form == "body" or needs_body) and self.body_stands_alone(body, changes["images"]):
                 prompt, form = body, "body"
