@@ -149,10 +149,14 @@ def test_real_markup_is_still_caught(lima):
 def test_structured_answers_pass_quality(lima, answers):
     """Real answers Gopher's duplicate n-gram rules dropped: a list of recipes of one shape quoted from a source
     (beer 7967), a prompt quoted twice with one change (genai 460), numbered steps with LaTeX (matheducators 380),
-    an example question discussed twice (genai 181). An answer with a passage pasted twice is still dropped."""
+    an example question discussed twice (genai 181); and answers the alpha / symbol ratios dropped for their
+    Markdown syntax and a table's dot leaders. An answer with a passage pasted twice is still dropped."""
     clean, quality = se_filter("clean", lima), se_filter("quality", lima)
     for qid in ("beer.stackexchange.com/7967", "genai.stackexchange.com/460", "matheducators.stackexchange.com/380",
-                "matheducators.stackexchange.com/122", "genai.stackexchange.com/181"):
+                "matheducators.stackexchange.com/122", "genai.stackexchange.com/181",
+                "beer.stackexchange.com/7374",   # a quoted nested list: "> - Veggie wraps" (Markdown is not words)
+                "beer.stackexchange.com/6321",   # a table with dot leaders ("Lambics ........ 40° – 50° F")
+                "beer.stackexchange.com/5031"):  # mostly a quotation; its own 60 words name "the King's Shilling" 3x
         c = copy(answers[f"stackexchange/{qid}"])
         clean(c)
         assert quality(c)[1] is None, qid
@@ -172,7 +176,7 @@ def test_quality_keeps_nearly_every_real_answer_of_lima_length(lima, answers):
         if length(c)[1] is None:
             verdicts.append(quality(c)[1])
     assert len(verdicts) > 400
-    assert sum(v is not None for v in verdicts) / len(verdicts) < 0.025
+    assert sum(v is not None for v in verdicts) <= 2  # of 539: the pasted passage, and nothing it should keep
 
 
 # -- language -----------------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ _MARKUP = re.compile(
     r"|\[\[[^\[\]\n]{1,200}\]\]|\{\{[^{}\n]{1,200}\}\}"
     r"|\[(b|i|u|url|img|quote|color|size)(?:=[^\]\n]*)?\][^\n]*?\[/\1\]",
     re.I)
+#: An ellipsis: three or four dots, or "…" (a run of more dots is a dot leader in a table, not an ellipsis).
+_ELLIPSIS = re.compile(r"(?<!\.)\.{3,4}(?!\.)|\u2026")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _HEADING_HASHES = re.compile(r"^[ \t]*#{1,6}[ \t]", re.M)
 
@@ -57,21 +59,23 @@ def _top_ngram_share(words: list[str], total: int, n: int) -> float:
 def quality_measures(markdown: str) -> dict[str, float]:
     """Measures of the prose of a Markdown response, code and LaTeX math removed
     (:func:`~lima_data.text.strip_math`): ``dup_lines``, ``dup_paragraphs``, ``symbol_ratio`` (``#`` outside
-    headings and ``...`` / ``…`` per word), ``alpha_ratio`` (words with a letter), ``markup`` (leftover HTML tags,
+    headings and ellipses -- ``...``, ``....``, ``…``, not the dot leaders of a table -- per word),
+    ``alpha_ratio`` (words with a letter; a word is a whitespace token with a letter or digit, so Markdown syntax
+    such as ``>``, ``-``, ``**`` and dashes are not words), ``markup`` (leftover HTML tags,
     entities, wiki or BBCode markup), ``words`` (prose words); and, on the writer's own words only (blockquote lines
     removed: a quoted source or a prompt quoted twice repeats what someone else wrote), ``top_2gram`` /
     ``top_3gram`` / ``top_4gram`` and ``dup_sentences`` (share of the characters of sentences of at least 6 words
-    that repeat an earlier sentence, case and punctuation aside)."""
+    that repeat an earlier sentence, case and punctuation aside); ``own_words`` (words outside blockquotes)."""
     prose = strip_math(strip_code(markdown))
     lines = [line.strip() for line in prose.splitlines() if line.strip()]
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", prose) if p.strip()]
-    tokens = prose.split()
+    tokens = [t for t in prose.split() if any(ch.isalnum() for ch in t)]  # words: Markdown syntax, dashes out
     words = _WORD.findall(prose.lower())
     own_prose = strip_quotes(prose, spans=False)
     own = _WORD.findall(own_prose.lower())
     own_total = sum(map(len, own))
     sentences = [" ".join(_WORD.findall(s.lower())) for s in _SENTENCE.split(own_prose)]
-    symbols = _HEADING_HASHES.sub("", prose).count("#") + prose.count("...") + prose.count("\u2026")
+    symbols = _HEADING_HASHES.sub("", prose).count("#") + len(_ELLIPSIS.findall(prose))
     return {
         "dup_lines": round(_dup_fraction(lines), 4),
         "dup_paragraphs": round(_dup_fraction(paragraphs), 4),
@@ -83,6 +87,7 @@ def quality_measures(markdown: str) -> dict[str, float]:
         "alpha_ratio": round(sum(1 for t in tokens if any(map(str.isalpha, t))) / len(tokens), 4) if tokens else 1.0,
         "markup": len(_MARKUP.findall(prose)),
         "words": len(words),
+        "own_words": len(own),
     }
 
 
@@ -102,7 +107,9 @@ class Quality(Filter):
     reader keeps; repeated sentences single out the one answer with a pasted-twice passage (9.6% of its prose; the
     next highest is 2%). ``symbol_ratio`` > 0.10; ``alpha_ratio`` < 0.80; any leftover markup (``max_markup``
     0, ours). The ratio rules apply only when the prose has at least ``min_words`` (50, ours) words, so a short
-    answer that is mostly code is not judged on a few words. Each bound is kept when equal.
+    answer that is mostly code is not judged on a few words; the repetition rules (sentences, top n-grams) only
+    when the writer's own words are at least ``min_repetition_words`` (100, ours): on fewer, one name used three
+    times covers a fifth of the text ("the King's Shilling" in a real beer answer that is mostly a quotation). Each bound is kept when equal.
 
     Value: the measures of :func:`quality_measures`. Reasons: ``repeated_lines``, ``repeated_paragraphs``,
     ``repeated_sentences``, ``repeated_ngrams``, ``symbol_ratio``, ``alpha_ratio``, ``leftover_markup``.
@@ -114,7 +121,7 @@ class Quality(Filter):
     defaults = {
         "max_dup_lines": 0.30, "max_dup_paragraphs": 0.30, "max_top_2gram": 0.20, "max_top_3gram": 0.18,
         "max_top_4gram": 0.16, "max_dup_sentences": 0.30, "max_symbol_ratio": 0.10, "min_alpha_ratio": 0.80,
-        "max_markup": 0, "min_words": 50,
+        "max_markup": 0, "min_words": 50, "min_repetition_words": 100,
     }
 
     def measure(self, candidate: Candidate) -> dict[str, float]:
@@ -129,11 +136,12 @@ class Quality(Filter):
             return "repeated_lines"
         if value["dup_paragraphs"] > self.max_dup_paragraphs:
             return "repeated_paragraphs"
-        if value["dup_sentences"] > self.max_dup_sentences:
-            return "repeated_sentences"
-        if (value["top_2gram"] > self.max_top_2gram or value["top_3gram"] > self.max_top_3gram
-                or value["top_4gram"] > self.max_top_4gram):
-            return "repeated_ngrams"
+        if value.get("own_words", value["words"]) >= self.min_repetition_words:  # on the writer's own words
+            if value["dup_sentences"] > self.max_dup_sentences:
+                return "repeated_sentences"
+            if (value["top_2gram"] > self.max_top_2gram or value["top_3gram"] > self.max_top_3gram
+                    or value["top_4gram"] > self.max_top_4gram):
+                return "repeated_ngrams"
         if value["symbol_ratio"] > self.max_symbol_ratio:
             return "symbol_ratio"
         if value["alpha_ratio"] < self.min_alpha_ratio:
