@@ -350,3 +350,9 @@ def test_title_then_body_does_not_repeat_a_title_the_body_opens_with(lima):
     c = Candidate("stackexchange/s/2", "stackexchange", "s", "Brain cell migration", "r",
                   meta={"title": "Brain cell migration", "question_body": body})
     assert f(c) == ("title_body", None) and c.prompt.startswith("Brain cell migration\nCan brain cells move?")
+
+
+def test_nouns_and_abbreviations_that_spell_first_person_words(lima):
+    f = se_filter("first_person", lima)
+    assert f(md("It was a gold mine for historians, and the mine closed in 1950. ME/CFS is common in ME.")) == (0, None)
+    assert f(md("That choice is mine, and a friend of mine agrees."))[0] == 2

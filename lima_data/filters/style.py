@@ -241,7 +241,8 @@ class FirstPerson(Filter):
     removed (quoted spans and dialogue lines, :func:`~lima_data.text.strip_quotes`: quoting someone's "I don't know"
     is not writing in the first person). The pronoun "I" and its contractions match only capitalised (so ``i`` as a
     loop variable in prose does not count) and only where :func:`is_pronoun_i` holds (not ``\\mathbb{I}``,
-    ``I^2 R``, "Shift + I", ``%I``, "I.e.", "Type I", "I, II and III"); the other words ignore case. Kept when the
+    ``I^2 R``, "Shift + I", ``%I``, "I.e.", "Type I", "I, II and III"); the other words ignore case, but an
+    all-capitals "ME" / "MY" is an abbreviation and "a (gold) mine" a noun. Kept when the
     count is ``<= max_count`` (default 0; LIMA's release keeps about 9% of answers with an aside such as "I'd
     suggest", usually one: the ``lima-release`` preset allows 2).
 
@@ -259,8 +260,21 @@ class FirstPerson(Filter):
 
     def measure(self, candidate: Candidate) -> int:
         prose = strip_quotes(strip_math(response_prose(candidate, blockquotes=False, headings=False)))
-        return sum(1 for m in self._pattern.finditer(prose)
-                   if not m.group(0).startswith("I") or is_pronoun_i(prose, m.start()))
+        return sum(1 for m in self._pattern.finditer(prose) if self._counts(prose, m))
+
+    _NOUN_MINE = re.compile(r"\b(?:a|an|the|this|that|each|every|gold|coal|silver|copper|iron|salt|diamond|land|"
+                            r"uranium|open|abandoned|old|underground|naval|sea)\s+$", re.I)
+
+    @classmethod
+    def _counts(cls, prose: str, match: re.Match) -> bool:
+        word = match.group(0)
+        if word.startswith("I"):
+            return is_pronoun_i(prose, match.start())
+        if len(word) > 1 and word.isupper():
+            return False  # "ME" (Maine, ME/CFS, Windows ME), "MY" (Malaysia): abbreviations
+        if word.lower() == "mine" and cls._NOUN_MINE.search(prose[max(0, match.start() - 20):match.start()]):
+            return False  # "a gold mine", "the mine shaft"
+        return True
 
     def decide(self, value: int) -> str | None:
         return "first_person" if value > self.max_count else None
