@@ -85,16 +85,29 @@ def _prune_soup(soup) -> dict[str, int]:
     URL becomes :data:`URL_MARK`, a link whose text is a pointer (:data:`POINTER_TEXTS`) becomes
     :data:`POINTER_MARK`; links inside code are left alone. Returns counts."""
     counts = {"link_paragraphs": 0}
-    for block in soup.find_all(["p", "li", "dd", "dt"]):
-        if block.find(["pre", "ul", "ol", "img", "blockquote"]) or not block.find("a"):
+    links = soup.find_all("a")
+    if not links:
+        return counts
+    blocks = {}
+    for a in links:  # the paragraphs and list items that hold a link, once each, in document order
+        block = a.find_parent(["p", "li", "dd", "dt"])
+        if block is not None:
+            blocks.setdefault(id(block), block)
+    for block in blocks.values():
+        if block.find(["pre", "ul", "ol", "img", "blockquote"]):
             continue
-        rest = "".join(t for t in block.find_all(string=True) if t.find_parent("a") is None)
+        in_links = {id(s) for a in block.find_all("a") for s in a.strings}
+        rest = "".join(s for s in block.strings if id(s) not in in_links)
         if not _LINK_FILLER.sub("", rest).strip() or _SOURCE_LINE.match(rest.strip() + " ") and len(rest.split()) <= 4:
             block.decompose()
             counts["link_paragraphs"] += 1
-    for lst in soup.find_all(["ul", "ol"]):
-        if not lst.find("li"):
-            lst.decompose()
+    if counts["link_paragraphs"]:
+        for item in soup.find_all("li"):  # a list item whose only paragraph went
+            if not item.get_text(strip=True) and not item.find(["img", "pre"]):
+                item.decompose()
+        for lst in soup.find_all(["ul", "ol"]):
+            if not lst.find("li"):
+                lst.decompose()
     for a in soup.find_all("a"):
         if a.find_parent(["pre", "code"]):
             continue
