@@ -356,3 +356,11 @@ def test_nouns_and_abbreviations_that_spell_first_person_words(lima):
     f = se_filter("first_person", lima)
     assert f(md("It was a gold mine for historians, and the mine closed in 1950. ME/CFS is common in ME.")) == (0, None)
     assert f(md("That choice is mine, and a friend of mine agrees."))[0] == 2
+
+
+def test_a_list_of_named_links_is_content_a_paragraph_of_links_is_not():
+    html = ('<p>US beers in that style:</p><ul><li><a href="http://a.com">Sierra Nevada Kellerweis</a></li>'
+            '<li><a href="http://b.com">http://b.com</a></li></ul><p><a href="http://c.com">Further reading</a></p>')
+    text, changes = html_to_markdown(html, prune_links=True)
+    assert text == "US beers in that style:\n\n- Sierra Nevada Kellerweis"
+    assert changes["link_paragraphs"] == 1

@@ -81,7 +81,7 @@ _LIST_MARKER = re.compile(r"^([ \t]*(?:[-*+]|\d+[.)])[ \t]+|[ \t]*(?:>[ \t]?)+)"
 
 
 def _prune_soup(soup) -> dict[str, int]:
-    """Links in the parsed HTML: a paragraph or list item made only of links is removed, a link whose text is a
+    """Links in the parsed HTML: a paragraph made only of links (or a "Source: <link>" line) is removed, a link whose text is a
     URL becomes :data:`URL_MARK`, a link whose text is a pointer (:data:`POINTER_TEXTS`) becomes
     :data:`POINTER_MARK`; links inside code are left alone. Returns counts."""
     counts = {"link_paragraphs": 0}
@@ -94,7 +94,9 @@ def _prune_soup(soup) -> dict[str, int]:
         if block is not None:
             blocks.setdefault(id(block), block)
     for block in blocks.values():
-        if block.find(["pre", "ul", "ol", "img", "blockquote"]):
+        # A list item of links is content ("- Sierra Nevada Kellerweis"); only its URL or pointer links go, by the
+        # line rules. A paragraph of links is a "further reading" line.
+        if block.name == "li" or block.find(["pre", "ul", "ol", "img", "blockquote"]):
             continue
         in_links = {id(s) for a in block.find_all("a") for s in a.strings}
         rest = "".join(s for s in block.strings if id(s) not in in_links)
@@ -214,8 +216,8 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
     link is gone whole", "only 1 of 400 responses has a URL in its prose"), links whose text would say nothing
     without the link go too, by these rules (code is never touched):
 
-    1. a paragraph or list item made only of links (and separators: ``,`` ``|`` "and") is removed, as is a
-       "Source: <link>" line and a list left empty;
+    1. a paragraph made only of links (and separators: ``,`` ``|`` "and") is removed, as is a "Source: <link>"
+       line (a list item made of links is content, "- Sierra Nevada Kellerweis": only rules 2-3 apply to it);
     2. a link whose text is a URL, and a bare URL in the prose, are removed; a link whose text only points at
        its target (:data:`POINTER_TEXTS`: "here", "this table", "link", "source", ...; or ends in "here") is
        marked;
