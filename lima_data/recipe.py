@@ -47,7 +47,7 @@ _TOP_KEYS = {"name", "description", "seed", "include", "sources", "dedup", "deco
 #: (kept candidates no quota took; never train or test rows). Off unless the recipe turns it on (lima.toml does).
 DEV_FILL_DEFAULTS = {"from_pool": False}
 _SOURCE_KEYS = {"enabled", "inputs", "reader", "chain", "filters", "filters_from", "selection"}
-_SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas"}
+_SELECTION_KEYS = {"method", "split", "splits", "prompt_only", "tau", "quotas", "band_shares"}
 
 
 #: Tables that an including recipe replaces whole instead of merging key by key.
@@ -262,8 +262,10 @@ def validate(data: dict[str, Any], path: Path) -> None:
         if not isinstance(chain, list):
             fail(f"{where}.chain", "must be a list of filter names")
         filters = spec.get("filters", {})
+        if not isinstance(filters, dict):
+            fail(f"{where}.filters", "must be a table of filter settings")
         for name in filters:
-            if name not in chain:
+            if name not in chain:  # settings an include gave for a filter this chain dropped are gone already
                 fail(f"{where}.filters.{name}", "settings for a filter that is not in the chain")
         for name in chain:
             try:
@@ -282,6 +284,10 @@ def validate(data: dict[str, Any], path: Path) -> None:
         tau = selection.get("tau", 1.0)
         if not isinstance(tau, (int, float)) or tau <= 0:
             fail(f"{where}.selection.tau", "must be a positive number")
+        bands = selection.get("band_shares", {})
+        if not isinstance(bands, dict) or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in bands.values()) \
+                or sum(bands.values()) > 1:
+            fail(f"{where}.selection.band_shares", "must be a table of band = share (0 to 1, summing to at most 1)")
         quotas = selection.get("quotas")
         if not isinstance(quotas, dict) or not quotas:
             fail(f"{where}.selection.quotas", "must be a table of group = count")

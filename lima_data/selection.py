@@ -14,6 +14,10 @@ and a ``method``:
 - ``split`` (authored): quotas are splits; :func:`assign_splits` first gives each row its split (rows that name
   one go there, the rest fill what is left, shuffled by the seed, in the quotas' order).
 
+``band_shares`` (optional, e.g. ``{short = 0.11, long = 0.01}``): each band's share of a quota, the band being the
+candidate's ``meta["length_band"]`` (set by the ``length`` filter's band bounds); candidates of no listed band fill
+the rest; a band with too few candidates leaves its part to the others.
+
 "Best" is the source's rank (:meth:`Source.rank_key`). When a group has fewer candidates than its quota, all are
 taken and the shortfall is reported. The same candidates (in any order) and seed give the same selection.
 """
@@ -131,16 +135,38 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
         rest = [c for c in members if c.values.get("manual") != "keep"]
         rest_pools = {name: [c for c in pool if c.values.get("manual") != "keep"] for name, pool in pools.items()}
         left = max(0, wanted - len(by_hand))
-        if method == "tau":
-            picked = tau_sample(rest_pools, left, tau, rng)
-        elif method == "category":
-            picked = category_sample(rest_pools, left, rng)
-        elif method == "random":
-            picked = rng.sample(rest, min(left, len(rest)))
-        elif method == "split":  # groups were assigned by assign_splits: take them in id order
-            picked = sorted(rest, key=lambda c: c.id)[:left]
-        else:  # top
-            picked = rest[:left]
+
+        def pick(candidates: list[Candidate], count: int) -> list[Candidate]:
+            if count <= 0 or not candidates:
+                return []
+            if candidates is rest:
+                sub_pools = rest_pools
+            else:
+                sub_pools = defaultdict(list)
+                for c in candidates:
+                    sub_pools[c.meta.get(key, "") if key else c.domain].append(c)
+            if method == "tau":
+                return tau_sample(sub_pools, count, tau, rng)
+            if method == "category":
+                return category_sample(sub_pools, count, rng)
+            if method == "random":
+                return rng.sample(candidates, min(count, len(candidates)))
+            if method == "split":  # groups were assigned by assign_splits: take them in id order
+                return sorted(candidates, key=lambda c: c.id)[:count]
+            return candidates[:count]  # top
+
+        band_shares = selection.get("band_shares") or {}
+        if not band_shares:
+            picked = pick(rest, left)
+        else:  # each band's share of the quota, the core band the rest; a band that runs short leaves it to core
+            picked = []
+            for band, share in sorted(band_shares.items()):
+                picked += pick([c for c in rest if c.meta.get("length_band") == band], round(left * share))
+            core = [c for c in rest if c.meta.get("length_band", "core") not in band_shares]
+            picked += pick(core, left - len(picked))
+            if len(picked) < left:  # the core ran short: the bands' other candidates fill the quota
+                taken = {id(c) for c in picked}
+                picked += pick([c for c in rest if id(c) not in taken], left - len(picked))
         result.selected = by_hand + picked
         picks: dict[str, int] = defaultdict(int)
         for candidate in result.selected:

@@ -11,11 +11,12 @@ import pytest
 from lima_data.build import build
 from lima_data.candidate import Candidate
 from lima_data.errors import InputError, ShortfallError
+from lima_data.filters import build_filter
 from lima_data.manifest import sha256_file
 from lima_data.recipe import load_recipe
 from lima_data.report import iter_rejects
 from lima_data.selection import tau_sample
-from lima_data.text import strip_code, strip_quotes, word_pattern
+from lima_data.text import strip_code
 
 from .conftest import BEER_7Z
 
@@ -62,17 +63,19 @@ def test_every_reject_is_written_with_its_reason(full):
 def test_manifest_rows_follow_the_rules(full):
     rows = [json.loads(line) for line in (full.path / "train.jsonl").read_text().splitlines()]
     assert rows and len(rows) == full.manifest["counts"]["train"]["total"]
-    first_person = word_pattern(["I", "I'm", "I've", "I'd", "I'll", "me", "my", "mine", "myself"],
-                                case_sensitive=["I", "I'm", "I've", "I'd", "I'll"])
+    se_filters = load_recipe("lima").sources["stackexchange"]["filters"]
+    first_person = build_filter("first_person", se_filters["first_person"], 0)
     for row in rows:
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
         prompt, response = (m["content"] for m in row["messages"])
         assert 1200 <= len(response) <= 4096
         assert row["meta"]["score"] >= 10
-        assert not first_person.search(strip_quotes(strip_code(response)))
+        assert first_person(Candidate("x", "stackexchange", "d", prompt, response)) == (0, None)
+        assert "http://" not in strip_code(response) and "https://" not in strip_code(response)
         assert "<p>" not in response and "href" not in response
         assert "stack exchange" not in response.lower()
-        assert prompt in (row["meta"]["title"],) or row["meta"]["prompt_field"] == "body"
+        assert len(prompt) <= 1000
+        assert prompt == row["meta"]["title"] or row["meta"]["prompt_field"] in ("body", "title_body")
         assert row["meta"]["url"].startswith("https://") and row["meta"]["licence"].startswith("CC BY-SA")
         assert row["meta"]["author"] and row["domain"] in row["meta"]["url"]
         assert "meta." not in row["domain"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from lima_data.candidate import Candidate
+from lima_data.errors import RecipeError
 from lima_data.filters import REGISTRY, build_filter
 from lima_data.filters.clean import html_to_markdown
 from lima_data.recipe import load_recipe
@@ -58,12 +61,19 @@ def test_answer_score(real, settings):
 
 def test_self_contained(real, settings):
     f = make("self_contained", settings)
-    assert f(get(real, "matheducators", 1)) == ("not_question", "title_not_question")  # "Encouraging class participation"
-    assert f(get(real, "matheducators", 298)) == ("the following", "title_refers_to_body")
-    assert f(real["stackexchange/history.meta.stackexchange.com/70"]) == ("this", "title_refers_to_body")
+    # a plain topic title is self-contained (LIMA kept "Understanding the Rails Authenticity Token"): kept by lima
+    assert f(get(real, "matheducators", 1)) == ("not_question", None)  # "Encouraging class participation"
+    assert f(Candidate("x", "s", "d", "Understanding the Rails Authenticity Token", "r")) == ("not_question", None)
+    # a title pointing at its body keeps the question; prompt_choice puts the body in the prompt
+    c = get(real, "matheducators", 298)
+    assert f(c) == ("the following", None) and c.meta["title_refers_to_body"] == "the following"
+    assert f(real["stackexchange/history.meta.stackexchange.com/70"]) == ("this", None)
     assert f(get(real, "coffee", 1)) == ("ok", None)  # "How should I store whole bean coffee?"
-    relaxed = build_filter("self_contained", {**settings["self_contained"], "require_question": False}, 0)
-    assert relaxed(get(real, "matheducators", 1)) == ("not_question", None)
+    strict = build_filter("self_contained", {**settings["self_contained"], "require_question": True,
+                                             "prompt_with_body": False}, 0)
+    assert strict(get(real, "matheducators", 1)) == ("not_question", "title_not_question")
+    c = get(real, "matheducators", 298)
+    assert strict(c) == ("the following", "title_refers_to_body") and "title_refers_to_body" not in c.meta
 
 
 def test_clean_keeps_code_blocks_and_lists_drops_links_and_images(real, settings):
@@ -88,7 +98,8 @@ def test_clean_keeps_code_blocks_and_lists_drops_links_and_images(real, settings
 def test_clean_drops_an_empty_response(real, settings):
     c = get(real, "beer", 29)  # no answer: empty response
     assert make("clean", settings)(c) == (
-        {"links": 0, "images": 0, "code_blocks": 0, "lists": 0, "chars": 0}, "empty_response")
+        {"links": 0, "images": 0, "code_blocks": 0, "lists": 0, "link_paragraphs": 0, "urls": 0,
+         "pointer_sentences": 0, "entities": 0, "chars": 0}, "empty_response")
 
 
 def test_length(real, settings):
@@ -150,16 +161,44 @@ def test_prompt_choice_is_a_seeded_coin_per_question(real, settings):
             choice, reason = make("prompt_choice", settings, seed=seed)(c2)
             choices.add(choice)
             assert reason is None
+            body = html_to_markdown(c.meta["question_body"], prune_links=True)[0]
             if choice == "body":
-                assert c2.prompt == html_to_markdown(c.meta["question_body"])[0] == c2.meta["question_body"]
+                assert c2.prompt == body == c2.meta["question_body"]
                 assert c2.meta["prompt_field"] == "body" and "<p>" not in c2.prompt
             else:
                 assert c2.prompt == c.meta["title"] and c2.meta["prompt_field"] == "title"
     assert {"title", "body"} <= choices
 
 
+def test_prompt_forms_follow_the_recipe_shares_and_the_cap(real, settings):
+    """lima-release draws title / body / title then body about 30 / 60 / 10 (LIMA's release); a prompt is never
+    longer than max_prompt_chars; a body too long for the cap falls back to the title."""
+    release = load_recipe("lima-release").sources["stackexchange"]["filters"]["prompt_choice"]
+    f = build_filter("prompt_choice", release, 0)
+    drawn = Counter(f.draw(f"stackexchange/x/{i}") for i in range(3000))
+    assert abs(drawn["title"] / 3000 - 0.30) < 0.03 and abs(drawn["body"] / 3000 - 0.60) < 0.03
+    assert abs(drawn["title_body"] / 3000 - 0.10) < 0.02
+    questions = [c for c in real.values() if c.score and c.meta.get("question_body")]
+    values = Counter()
+    for original in questions[:400]:
+        c = Candidate.from_dict(original.to_dict())
+        value, reason = f(c)
+        values[value] += 1
+        assert reason is None and len(c.prompt) <= 1000
+        if value == "title_body":
+            assert c.prompt.startswith(c.meta["title"] + "\n") and c.meta["prompt_field"] == "title_body"
+    assert values["body"] and values["title_body"] and values["title_fallback"]
+    long_body = next(c for c in questions if len(html_to_markdown(c.meta["question_body"])[0]) > 1100
+                     and "<img" not in c.meta["question_body"])
+    only_body = build_filter("prompt_choice", {**release, "forms": {"body": 1.0}}, 0)
+    c = Candidate.from_dict(long_body.to_dict())
+    assert only_body(c) == ("title_fallback", None) and c.prompt == c.meta["title"]
+    with pytest.raises(RecipeError):
+        build_filter("prompt_choice", {**release, "forms": {"title": 0.5, "body": 0.2}}, 0)
+
+
 def test_prompt_choice_falls_back_to_the_title(real, settings):
-    always_body = build_filter("prompt_choice", {**settings["prompt_choice"], "body_probability": 1.0}, 0)
+    always_body = build_filter("prompt_choice", {**settings["prompt_choice"], "forms": {"body": 1.0}}, 0)
     with_image = next(c for c in real.values() if "<img" in c.meta["question_body"] and c.score)
     c = Candidate.from_dict(with_image.to_dict())
     assert always_body(c) == ("title_fallback", None) and c.prompt == c.meta["title"]
@@ -191,8 +230,9 @@ def test_cleaning_never_lengthens_a_real_answer(real, settings):
 
 def test_style_rules_on_html_agree_with_markdown(real, settings):
     """first_person and site_reference run before cleaning, on the HTML's prose; on every real answer the
-    first_person count is the one measured on the cleaned Markdown, and site_reference finds at least what the
-    Markdown drops (the HTML also sees "edit:" split by emphasis, ``**Edit**:``)."""
+    first_person count is the one measured on the Markdown (links kept as text), at least the one measured after
+    ``clean`` removed pointer sentences, and site_reference finds at least what the Markdown drops (the HTML also
+    sees "edit:" split by emphasis, ``**Edit**:``)."""
     first_person, site_reference = make("first_person", settings), make("site_reference", settings)
     answers = [c for c in real.values() if c.response]
     assert len(answers) > 1500
@@ -203,6 +243,8 @@ def test_style_rules_on_html_agree_with_markdown(real, settings):
         markdown = Candidate.from_dict(c.to_dict())
         assert make("clean", settings)(markdown)[1] is None or not markdown.response
         assert "response_format" not in markdown.meta
+        assert first_person(html)[0] >= first_person(markdown)[0]
+        markdown.response = html_to_markdown(c.response)[0]
         if first_person(html)[0] != first_person(markdown)[0]:
             differ.append(c.id)
         if site_reference(markdown)[1]:

@@ -65,8 +65,9 @@ def test_build_full_recipe_from_a_folder_of_dumps(dumps, tmp_path):
     by_source = {split: m["counts"][split]["by_source"] for split in ("train", "dev", "test")}
     # LIMA's release as authored input: only its authors' rows (5 "authors" + 5 "multi_turn") are read; its
     # community picks are skipped and counted (the fixture's WritingPrompts story, a real one from LIMA's set, is
-    # no longer read twice: once from the release, once from the dump).
-    assert by_source["train"] == {"authored": 10, "natural_instructions": 3, "reddit": 1, "stackexchange": 17,
+    # no longer read twice: once from the release, once from the dump). Stack Exchange 20 (17 before issue 11:
+    # plain topic titles, "## Tell me more" and LaTeX no longer drop).
+    assert by_source["train"] == {"authored": 10, "natural_instructions": 3, "reddit": 1, "stackexchange": 20,
                                   "wikihow": 10}
     clusters = [json.loads(line) for line in (result.path / "report" / "dedup_clusters.jsonl").read_text().splitlines()]
     assert [c for c in clusters if {m["source"] for m in c["members"]} != {"reddit"}] == []

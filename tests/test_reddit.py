@@ -65,10 +65,11 @@ def test_top_post_csvs(shared, chain):
     assert outcomes[("writingprompts", ("prompt_tag", "untagged"))] == 1
     assert outcomes[("writingprompts", ("nsfw", "nsfw"))] == 1
     assert outcomes[("writingprompts", ("has_response", "no_response"))] == 947
-    assert outcomes[("askreddit", None)] == 864
-    # py3langid (the default detector) on short titles: megathreads and news posts, e.g. "Fuck 2020 [Megathread]"
+    assert outcomes[("askreddit", None)] == 870
+    # Short titles are judged leniently (a detector's guess on 20-60 characters is noise): no English title is
+    # dropped as another language (before issue 11, 6 were: "What's an unfun fact?", ...).
     assert outcomes[("askreddit", ("language", "not_english"))] + outcomes[("askreddit", ("language",
-                                                                                        "language_uncertain"))] == 6
+                                                                                        "language_uncertain"))] == 0
     assert outcomes[("askreddit", ("nsfw", "nsfw"))] == 106
     assert outcomes[("askreddit", ("title_only", "has_body"))] == 11
 

@@ -109,9 +109,21 @@ def test_drops_are_explained_with_the_matched_span(lima):
     assert "<p>" not in first.get_text()  # the response is shown cleaned, not as the post's HTML
     site = next(iter_rejects(result.path, filter_name="site_reference"))
     assert {m["match"].lower() for m in site["match"]} == set(site["values"]["site_reference"])
-    quality = next(r for r in iter_rejects(result.path, filter_name="quality") if r["reason"] == "repeated_ngrams")
-    gram = quality["match"][0]["match"]
-    assert len(quality["match"]) >= 2 and len(gram.split()) >= 2  # a repeated n-gram, every time it occurs
+    # repeated text (real answers and articles now pass; made candidates): the repeated n-gram / sentence marked
+    settings = result.manifest["recipe"]["sources"]["stackexchange"]["filters"].get("quality", {})
+    qf = build_filter("quality", settings, 0)
+    filler = " ".join(f"plain{i} prose" for i in range(60))
+    pasted = "Boil the water in a large pot before you add the pasta and the salt."
+    candidate = Candidate("r", "stackexchange", "", "q", f"{pasted} {filler}. {pasted} More words here.")
+    value = qf.measure(candidate)
+    assert qf.decide(value) == "repeated_sentences"
+    spans = qf.explain(candidate, value)
+    assert [m["match"] for m in spans] == [pasted, pasted]
+    looped = Candidate("g", "stackexchange", "", "q", " ".join(["the same words"] * 40 + [filler]))
+    value = qf.measure(looped)
+    assert qf.decide(value) == "repeated_ngrams"
+    spans = qf.explain(looped, value)
+    assert len(spans) >= 2 and len(spans[0]["match"].split()) >= 2  # a repeated n-gram, every time it occurs
     # leftover markup (the wikiHow reader now strips what used to leave it in real pages): the items counted
     qf = build_filter("quality", result.manifest["recipe"]["sources"]["wikihow"]["filters"].get("quality", {}), 0)
     words = " ".join(f"word{i} plain prose text" for i in range(30))

@@ -172,7 +172,8 @@ def wikihow_build(tmp_path_factory, shared):
     out = tmp_path_factory.mktemp("manifests")
     result = build(load_recipe("lima"), inputs=[shared / "wikihow"], sources=["wikihow"], out_dir=out, name="wh",
                    quiet=True)
-    rows = [json.loads(line) for line in open(result.path / "train.jsonl", encoding="utf-8")]
+    rows = [json.loads(line) for split in sorted(result.path.glob("*.jsonl"))  # train, and dev filled from the pool
+            for line in open(split, encoding="utf-8")]
     return result, rows
 
 

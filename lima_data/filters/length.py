@@ -13,16 +13,29 @@ class Length(Filter):
     inclusive on the kept side: ``min_chars <= len(response) <= max_chars`` is kept. Run it after ``clean`` so
     the length is that of the text the model will see.
 
+    With ``band_min_chars`` / ``band_max_chars`` set (the ``lima-release`` preset: 1,200 / 4,096 inside wider
+    bounds of 190 / 6,800), a kept candidate also gets ``meta["length_band"]``: ``"short"`` below the band,
+    ``"long"`` above it, else ``"core"``; the selection's ``band_shares`` then caps each band's share of a quota
+    (LIMA's release: 11% of its Stack Exchange answers are shorter than 1,200 characters, 1% longer than 4,096).
+
     Value: ``len(candidate.response)`` (int, characters).
     Reasons: ``too_short``, ``too_long``.
     """
 
     name = "length"
     reasons = ("too_short", "too_long")
-    defaults = {"min_chars": 1200, "max_chars": 4096}
+    defaults = {"min_chars": 1200, "max_chars": 4096, "band_min_chars": None, "band_max_chars": None}
 
     def measure(self, candidate: Candidate) -> int:
-        return len(candidate.response)
+        chars = len(candidate.response)
+        if self.band_min_chars is not None or self.band_max_chars is not None:
+            if self.band_min_chars is not None and chars < self.band_min_chars:
+                candidate.meta["length_band"] = "short"
+            elif self.band_max_chars is not None and chars > self.band_max_chars:
+                candidate.meta["length_band"] = "long"
+            else:
+                candidate.meta["length_band"] = "core"
+        return chars
 
     def decide(self, value: int) -> str | None:
         if value < self.min_chars:

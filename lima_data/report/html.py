@@ -301,6 +301,13 @@ def _median(values: list[int]) -> int | None:
     return values[len(values) // 2] if values else None
 
 
+def _row_group(row: dict[str, Any], default: str) -> str:
+    """The selection group a manifest row was selected in: ``dev_from_pool`` for a row the dev fill took (its
+    ``meta["group"]`` still names the quota group it came from), else its ``meta["group"]``."""
+    meta = row.get("meta") or {}
+    return "dev_from_pool" if meta.get("dev_from_pool") else meta.get("group") or default
+
+
 def _kept_examples(manifest, splits, values_by_id, render_md) -> dict[str, list[dict[str, Any]]]:
     """Per source, one entry per quota group: its rows (every selected row, in manifest order) as dicts ready for
     the template."""
@@ -309,7 +316,7 @@ def _kept_examples(manifest, splits, values_by_id, render_md) -> dict[str, list[
         entries = []
         for group in groups:
             rows = [r for r in splits.get(group["split"], []) if r["source"] == source
-                    and r.get("meta", {}).get("group", group["group"]) == group["group"]]
+                    and _row_group(r, group["group"]) == group["group"]]
             items = []
             for row in rows:
                 prompt, response = _turns(row)
