@@ -32,7 +32,7 @@ def assets(tmp_path_factory):
 def base_config(assets, output, **overrides):
     config = dict(manifest=str(assets["manifest"]), model=str(assets["model"]), tokenizer=str(assets["tokenizer"]),
                   output=str(output), epochs=1, lr=2e-3, final_lr=2e-4, global_batch=4, micro_batch=1,
-                  max_length=192, export_epochs=[], dev_generations=0, keep_checkpoints=3)
+                  max_length=192, export_epochs=[], dev_generations=0, keep_checkpoints=3, from_scratch=True)
     config.update(overrides)
     return config
 
