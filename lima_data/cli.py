@@ -232,10 +232,23 @@ def validate(manifest):
 @click.option("--plan", "plan_only", is_flag=True, help="Print memory per GPU for the model, GPUs and options, then stop.")
 @click.option("--gpu-memory", type=float, help="GiB per GPU for the plan. Default: this machine's first GPU.")
 @click.option("--force", is_flag=True, help="Start even if the plan says it will not fit.")
+@click.option("--from-scratch", is_flag=True, default=None,
+              help="Allow a model without weight files (random initialisation); otherwise that is an error.")
+@click.option("--overwrite", is_flag=True, default=None,
+              help="Remove another run's checkpoints and exports from --output and start again.")
+@click.option("--allow-modified-manifest", is_flag=True, default=None,
+              help="Train even when train/dev.jsonl differ from the sha256 in manifest.json.")
+@click.option("--dev-generations", type=int, help="Dev prompts sampled from each export after training. Default 3.")
+@click.option("--attn-implementation", type=click.Choice(["sdpa", "eager", "flash_attention_2"]),
+              help="Attention kernel. Default sdpa; flash_attention_2 needs the flash-attn package.")
+@click.option("--cpu-offload", is_flag=True, default=None,
+              help="Keep sharded fp32 weights, gradients and AdamW states in host memory (FSDP2 CPUOffloadPolicy).")
+@click.option("--log-every", type=int, help="A progress line every N steps (0: none). Default 1.")
 def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr, global_batch, micro_batch,
           max_length, residual_dropout, grad_clip, no_activation_checkpointing, fp32, save_every_steps,
           export_epochs, seed, resume, max_steps, nproc_per_node, nnodes, node_rank, rdzv_endpoint, plan_only,
-          gpu_memory, force):
+          gpu_memory, force, from_scratch, overwrite, allow_modified_manifest, dev_generations,
+          attn_implementation, cpu_offload, log_every):
     """Fine-tune a LLaMA-family model on a manifest with FSDP and LIMA's recipe (15 epochs, AdamW 0.9/0.95, weight
     decay 0.1, lr 1e-5 -> 1e-6 linear, no warmup, 32 examples per step, 2,048 tokens, residual dropout rising to
     0.3 / 0.2 with depth, EOT after every utterance, loss on the assistant's tokens).
@@ -261,7 +274,10 @@ def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr,
             residual_dropout=residual_dropout, grad_clip=grad_clip,
             activation_checkpointing=False if no_activation_checkpointing else None, bf16=False if fp32 else None,
             save_every_steps=save_every_steps, seed=seed, resume=resume, max_steps=max_steps,
-            export_epochs=[int(e) for e in export_epochs.split(",")] if export_epochs else None)
+            export_epochs=[int(e) for e in export_epochs.split(",")] if export_epochs else None,
+            from_scratch=from_scratch, overwrite=overwrite, allow_modified_manifest=allow_modified_manifest,
+            dev_generations=dev_generations, attn_implementation=attn_implementation, cpu_offload=cpu_offload,
+            log_every=log_every)
         if not config.model:
             raise click.UsageError("--model is required")
         if gpu_memory is None:
@@ -290,8 +306,11 @@ def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr,
         summary = launch(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                          rdzv_endpoint=rdzv_endpoint)
         if summary is not None:
-            click.echo(f"{summary['steps']} steps; last loss {summary['losses'][-1]:.4f}; exported: "
-                       f"{', '.join(summary['exported']) or 'none'}")
+            if summary.get("interrupted"):
+                _fail(LimaDataError(f"{config.output}: interrupted ({summary['interrupted']}) at step "
+                                    f"{summary['steps']}; checkpoint saved, continue with --resume"))
+            last = f"; last loss {summary['losses'][-1]:.4f}" if summary["losses"] else ""
+            click.echo(f"{summary['steps']} steps{last}; exported: {', '.join(summary['exported']) or 'none'}")
     except (LimaDataError, ValueError) as error:
         _fail(LimaDataError(str(error)))
 
@@ -322,7 +341,8 @@ def _print_plan(estimate: dict) -> None:
 @click.option("--max-new-tokens", type=int, default=2048, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def generate(checkpoint, manifest, split, out, limit, max_new_tokens, device, seed):
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per generate() call.")
+def generate(checkpoint, manifest, split, out, limit, max_new_tokens, device, seed, batch_size):
     """Sample replies to a manifest's prompts from an exported checkpoint with LIMA's settings (nucleus p 0.9,
     temperature 0.7, repetition penalty 1.2), stopping at EOT."""
     try:
@@ -337,8 +357,42 @@ def generate(checkpoint, manifest, split, out, limit, max_new_tokens, device, se
     rows = read_split(manifest, split)[:limit]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = TrainConfig(max_new_tokens=max_new_tokens, seed=seed)
+    config = TrainConfig(max_new_tokens=max_new_tokens, seed=seed, generation_batch=batch_size)
     write_jsonl(out, generate_rows(checkpoint, rows, config, device=device))
+    click.echo(str(out))
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--step", type=int, help="The checkpoint's step. Default: the latest complete checkpoint.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Export folder. Default: RUN/export/step-<N>.")
+def convert(run, step, output):
+    """Turn a training checkpoint of RUN (a `lima-data train` output folder) into a Hugging Face export (bf16
+    safetensors shards, tokenizer with EOT, generation config), one tensor at a time, with no GPU."""
+    try:
+        from .train.trainer import Checkpoints
+        from .train.weights import TEMPLATE, export_checkpoint_folder
+    except ImportError:
+        _fail(LimaDataError("conversion needs the train extra: pip install 'lima-data[train]'"))
+        return
+    try:
+        checkpoints = Checkpoints(run, keep=0)
+        if step is None:
+            latest = checkpoints.latest()
+            if latest is None:
+                raise LimaDataError(f"{run}: no complete checkpoint in {checkpoints.root}")
+            step = int(latest.name.split("-")[1])
+        path = checkpoints.path(step)
+        if not (path / "COMPLETE").exists():
+            raise LimaDataError(f"{path}: no complete checkpoint of step {step}")
+        problem = checkpoints.verify(path)
+        if problem:
+            raise LimaDataError(f"{path}: damaged checkpoint ({problem})")
+        out = export_checkpoint_folder(path, output or run / "export" / f"step-{step:08d}", run / TEMPLATE)
+    except LimaDataError as error:
+        _fail(error)
+        return
     click.echo(str(out))
 
 

@@ -17,7 +17,8 @@ from lima_data.train import data as D  # noqa: E402
 from lima_data.train.model import add_residual_dropout, decoder_layers, dropout_schedule, resize_for_tokenizer  # noqa: E402
 from lima_data.train.plan import plan  # noqa: E402
 
-from .train_helpers import manifest_texts, run_ranks, tiny_llama, train_tokenizer  # noqa: E402
+from .train_helpers import (manifest_texts, put_in_hf_cache, run_ranks, tiny_llama, tiny_llama_weights,  # noqa: E402
+                            train_tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,7 @@ def test_resume_gives_the_uninterrupted_next_step_and_export_generates(assets, t
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     (export,) = full["exported"]
+    assert export.endswith("epoch-01") and not (tmp_path / "full" / "export" / "final").exists()
     model = AutoModelForCausalLM.from_pretrained(export)
     tok = AutoTokenizer.from_pretrained(export)
     assert model.dtype == torch.bfloat16 and D.EOT in tok.get_vocab()
@@ -142,6 +144,169 @@ def test_resume_gives_the_uninterrupted_next_step_and_export_generates(assets, t
     assert {"loss", "lr", "grad_norm", "tokens_per_s_per_gpu", "peak_memory_gib"} <= set(step)
     assert step["lr"] == pytest.approx(2e-3)
     assert any(m.get("event") == "epoch" and m["dev_loss"] is not None for m in metrics)
+    # a kill during the epoch-end export: the epoch's checkpoint is there, its export is not; resume redoes it
+    export_dir = tmp_path / "full" / "export" / "epoch-01"
+    export_dir.rename(export_dir.with_name("epoch-01.partial"))
+    redo = run_ranks(2, base_config(assets, tmp_path / "full", save_every_steps=2, export_epochs=[1], resume=True),
+                     tmp_path / "redo.json")
+    assert redo["exported"] == [str(export_dir)] and redo["losses"] == [] and redo["steps"] == full["steps"]
+    assert not export_dir.with_name("epoch-01.partial").exists()
+    # any complete checkpoint converts offline (no process group) to the same export
+    from click.testing import CliRunner
+    from safetensors.torch import load_file
+
+    from lima_data.cli import main
+
+    result = CliRunner().invoke(main, ["convert", str(tmp_path / "full"), "-o", str(tmp_path / "converted")])
+    assert result.exit_code == 0, result.output
+    converted, exported = load_file(tmp_path / "converted" / "model.safetensors"), load_file(export_dir / "model.safetensors")
+    assert converted.keys() == exported.keys() and all(torch.equal(converted[k], exported[k]) for k in exported)
+    assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "converted")).config.vocab_size == model.config.vocab_size
+
+
+def test_generation_is_batched_and_capped_at_the_context(assets, tmp_path):
+    from transformers import AutoTokenizer
+
+    from lima_data.train.config import TrainConfig
+    from lima_data.train.export import generate_rows
+
+    out = tmp_path / "run"
+    run_ranks(1, base_config(assets, out, max_steps=1), tmp_path / "run.json")
+    export = out / "export" / "final"
+    tok = AutoTokenizer.from_pretrained(str(export))
+    rows = [json.loads(line) for line in (assets["manifest"] / "dev.jsonl").read_text().splitlines()][:2]
+    long_prompt = " ".join(r["messages"][1]["content"] for r in rows) * 3  # far past the 256 positions
+    rows.append({"id": "long", "messages": [{"role": "user", "content": long_prompt}]})
+    assert len(tok.encode(long_prompt)) > 256
+    config = TrainConfig(max_new_tokens=100_000, generation_batch=2)
+    generated = generate_rows(export, rows, config, quiet=True)
+    assert [g["id"] for g in generated] == [r["id"] for r in rows]
+    for g in generated:
+        assert 0 < len(tok.encode(g["generation"], add_special_tokens=False)) <= 256
+
+
+def test_hub_id_loads_offline_from_the_cache_and_a_model_without_weights_is_an_error(assets, tmp_path,
+                                                                                      monkeypatch):
+    from huggingface_hub import constants
+    from safetensors.torch import load_file
+
+    from lima_data.errors import LimaDataError
+    from lima_data.train.config import TrainConfig
+    from lima_data.train.trainer import model_source
+
+    weights = tiny_llama_weights(tmp_path / "pretrained", layers=2)
+    cache = tmp_path / "hf-cache"
+    put_in_hf_cache(weights, cache, "test-org/tiny-llama")
+    for key, value in {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}.items():
+        monkeypatch.setenv(key, value)  # for the spawned ranks
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    folder, has_weights = model_source(TrainConfig(model="test-org/tiny-llama"))
+    assert has_weights and folder.parents[1].name == "models--test-org--tiny-llama"
+    with pytest.raises(LimaDataError, match="no weight files.*--from-scratch"):
+        model_source(TrainConfig(model=str(assets["model"])))
+    with pytest.raises(LimaDataError, match="test-org/absent: .*not in the Hugging Face cache"):
+        model_source(TrainConfig(model="test-org/absent"))
+    config = base_config(assets, tmp_path / "hub", model="test-org/tiny-llama", from_scratch=False, max_steps=1,
+                         lr=1e-12, final_lr=1e-13, save_final_state=True, bf16=False)
+    run_ranks(2, config, tmp_path / "hub.json")
+    state = torch.load(tmp_path / "hub" / "final_state.pt")
+    original = load_file(weights / "model.safetensors")
+    assert set(original) <= set(state)
+    for name, value in original.items():  # the saved weights, streamed into the shards (not a random start)
+        got = state[name]
+        assert torch.allclose(got[: value.shape[0]], value, atol=1e-6), name
+        if got.shape[0] > value.shape[0]:  # EOT / pad rows: the mean of the saved rows
+            assert torch.allclose(got[value.shape[0]:], value.mean(0).expand_as(got[value.shape[0]:]), atol=1e-6)
+
+
+def test_modified_manifest_is_refused_unless_allowed(assets, tmp_path):
+    from lima_data.train.config import TrainConfig
+    from lima_data.train.trainer import verify_manifest
+
+    manifest = tmp_path / "manifest"
+    shutil.copytree(assets["manifest"], manifest)
+    train = manifest / "train.jsonl"
+    train.write_text(train.read_text().replace(" the ", " teh ", 1))
+    assert verify_manifest(TrainConfig(manifest=str(assets["manifest"]))) == []
+    assert verify_manifest(TrainConfig(manifest=str(manifest))) == [
+        f"{train}: sha256 differs from manifest.json (the file was changed after the build)"]
+    with pytest.raises(Exception, match="sha256 differs.*--allow-modified-manifest"):
+        run_ranks(1, base_config(assets, tmp_path / "refused", manifest=str(manifest), max_steps=1),
+                  tmp_path / "refused.json")
+    allowed = run_ranks(1, base_config(assets, tmp_path / "allowed", manifest=str(manifest), max_steps=1,
+                                       allow_modified_manifest=True), tmp_path / "allowed.json")
+    assert allowed["steps"] == 1
+
+
+def _truncate(checkpoint):
+    distcp = sorted(checkpoint.glob("*.distcp"))[0]
+    distcp.write_bytes(distcp.read_bytes()[: distcp.stat().st_size // 2])
+
+
+def test_damaged_checkpoint_falls_back_and_steps_are_not_repeated(assets, tmp_path, capfd):
+    from lima_data.train.weights import export_state
+
+    out = tmp_path / "run"
+    first = run_ranks(2, base_config(assets, out, save_every_steps=1, max_steps=3), tmp_path / "first.json")
+    checkpoints = sorted((out / "checkpoints").glob("step-*"))
+    assert [c.name for c in checkpoints] == ["step-00000001", "step-00000002", "step-00000003"]
+    assert export_state(out / "export" / "final")["step"] == 3  # --max-steps still exports the final state
+    with pytest.raises(Exception, match="holds another run's checkpoints/; pass --resume"):
+        run_ranks(1, base_config(assets, out, max_steps=1), tmp_path / "fresh.json")
+    capfd.readouterr()
+    _truncate(checkpoints[-1])
+    resumed = run_ranks(2, base_config(assets, out, save_every_steps=1, max_steps=4, resume=True),
+                        tmp_path / "resumed.json")
+    err = capfd.readouterr().err
+    assert f"checkpoint {checkpoints[-1]} is damaged" in err and f"resuming from {checkpoints[-2]} instead" in err
+    assert resumed["steps"] == 4 and resumed["losses"][0] == pytest.approx(first["losses"][2], abs=1e-6)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2, 3, 4]
+    assert export_state(out / "export" / "final")["step"] == 4
+    for checkpoint in (out / "checkpoints").glob("step-*"):
+        _truncate(checkpoint)
+    with pytest.raises(Exception, match=r"step-00000004: damaged checkpoint \(.*\) and no earlier complete"):
+        run_ranks(1, base_config(assets, out, resume=True), tmp_path / "none.json")
+
+
+def test_sigterm_saves_a_checkpoint_before_exit(assets, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(base_config(assets, out, epochs=50, log_every=0)))
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lima_data.train.trainer", "--config", str(config)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and '"loss"' in metrics.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["interrupted"] == "SIGTERM" and 0 < summary["steps"] < 50 * 10
+    checkpoint = out / "checkpoints" / f"step-{summary['steps']:08d}"
+    assert (checkpoint / "COMPLETE").exists() and json.loads((checkpoint / "trainer.json").read_text())["step"] == \
+        summary["steps"]
+
+
+def test_batch_rule_peak_flops_and_mfu_parameters():
+    from lima_data.train.config import default_global_batch
+    from lima_data.train.trainer import PEAK_FLOPS, _flops_per_token
+
+    assert default_global_batch(6.7e9) == default_global_batch(13e9) == 64
+    assert default_global_batch(32.5e9) == default_global_batch(65.2e9) == 32
+    assert PEAK_FLOPS["NVIDIA H100 80GB HBM3"] > PEAK_FLOPS["NVIDIA H100 PCIe"]
+    assert PEAK_FLOPS["NVIDIA A10"] > PEAK_FLOPS["NVIDIA A10G"]
+    config = type("C", (), {"num_hidden_layers": 2, "hidden_size": 8})()
+    assert _flops_per_token(100, config, 10) == 6 * 100 + 12 * 2 * 8 * 10
 
 
 @pytest.mark.parametrize("model, gpus, fits", [("llama-7b", 8, True), ("llama-13b", 8, True),

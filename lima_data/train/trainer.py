@@ -148,13 +148,10 @@ def build_model(config: TrainConfig, vocab_size: int, rank: int, mesh, device: t
         del real
     with parameters_on_meta():
         model = AutoModelForCausalLM.from_config(model_config, dtype=torch.float32, **attn)
-    embeddings = {id(e.weight): e.weight.shape[0] for e in (model.get_input_embeddings(),
-                                                            model.get_output_embeddings()) if e is not None}
+    rows = model.get_input_embeddings().weight.shape[0]
     resize_for_tokenizer(model, vocab_size)
-    resized = {n: embeddings[id(p)] for n, p in model.named_parameters() if id(p) in embeddings}
-    if not resized:  # resizing replaced the modules: find them by name instead
-        names = {n for n, _ in model.named_parameters() if "embed" in n or n.startswith("lm_head")}
-        resized = {n: model_config.vocab_size for n in names}
+    tables = {id(e.weight) for e in (model.get_input_embeddings(), model.get_output_embeddings()) if e is not None}
+    resized = {n: rows for n, p in model.named_parameters() if id(p) in tables}  # name -> rows in the files
     model.config.use_cache = False
     if config.activation_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
