@@ -31,7 +31,7 @@ def generate_rows(checkpoint: str | Path, rows: list[dict[str, Any]], config: Tr
     batch's ``max_new_tokens`` is capped at the context left (``max_position_embeddings`` minus the batch's longest
     prompt, in tokens), and a prompt longer than the context keeps its last tokens (half the context), so
     generation never runs past the positions the model has. A line per batch on stderr unless ``quiet``.
-    Returns ``{"id", "prompt", "generation"}`` rows in the input order.
+    Returns ``{"id", "prompt", "generation", "prompt_tokens", "new_tokens"}`` rows in the input order.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -48,7 +48,7 @@ def generate_rows(checkpoint: str | Path, rows: list[dict[str, Any]], config: Tr
         prompts.append(ids[-(context // 2):] if len(ids) >= context else ids)
     order = sorted(range(len(rows)), key=lambda i: len(prompts[i]))
     size = max(1, batch_size or config.generation_batch)
-    texts: dict[int, str] = {}
+    texts: dict[int, tuple[str, int, int]] = {}
     for start in range(0, len(order), size):
         chunk = order[start:start + size]
         width = max(len(prompts[i]) for i in chunk)
@@ -66,9 +66,12 @@ def generate_rows(checkpoint: str | Path, rows: list[dict[str, Any]], config: Tr
                                    repetition_penalty=config.repetition_penalty, max_new_tokens=new_tokens,
                                    eos_token_id=eot_id, pad_token_id=pad_id)
         for row, i in enumerate(chunk):
-            texts[i] = tokenizer.decode(generated[row, width:], skip_special_tokens=True)
+            reply = generated[row, width:]
+            texts[i] = (tokenizer.decode(reply, skip_special_tokens=True), len(prompts[i]),
+                        int((reply != pad_id).sum()))
     return [{"id": row.get("id"), "prompt": row["messages"][0]["content"] if row["messages"] else "",
-             "generation": texts[i]} for i, row in enumerate(rows)]
+             "generation": texts[i][0], "prompt_tokens": texts[i][1], "new_tokens": texts[i][2]}
+            for i, row in enumerate(rows)]
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:

@@ -705,9 +705,7 @@ def _write_template(model, tokenizer, eot_id: int, config: TrainConfig, template
     hf_config = copy.deepcopy(model.config)
     hf_config.use_cache = True
     hf_config.vocab_size = model.get_input_embeddings().weight.shape[0]
-    for key in ("torch_dtype", "dtype"):
-        if hasattr(hf_config, key):
-            setattr(hf_config, key, torch.bfloat16)
+    hf_config.dtype = torch.bfloat16
     hf_config.save_pretrained(str(tmp))
     GenerationConfig(
         do_sample=True, top_p=config.top_p, temperature=config.temperature,
