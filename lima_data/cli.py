@@ -290,7 +290,10 @@ def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr,
         estimate = None
         if gpu_memory is not None:
             estimate = plan(config.model, gpus, gpu_memory, micro_batch=config.micro_batch,
-                            max_length=config.max_length, activation_checkpointing=config.activation_checkpointing)
+                            max_length=config.max_length, activation_checkpointing=config.activation_checkpointing,
+                            global_batch=config.global_batch, cpu_offload=config.cpu_offload,
+                            gpus_per_node=nproc_per_node, keep_checkpoints=config.keep_checkpoints,
+                            exports=len(config.export_epochs) + 1)
         if plan_only:
             if estimate is None:
                 raise click.UsageError("--plan needs --gpu-memory GiB on a machine without a GPU")
@@ -327,7 +330,17 @@ def _print_plan(estimate: dict) -> None:
     table.add_row("[b]total[/]", f"[b]{estimate['total_gib']:.2f}[/]")
     table.add_row("usable", f"{estimate['limit_gib']:.2f}")
     console.print(table)
-    verdict = "fits" if estimate["fits"] else f"does NOT fit: needs at least {estimate['min_gpus']} GPUs"
+    offload = "on: fp32 weights, gradients and AdamW states in host memory" if estimate.get("cpu_offload") \
+        else "off (--cpu-offload moves 16 bytes per parameter / GPUs to host memory)"
+    console.print(f"global batch {estimate['global_batch']} examples; CPU offload {offload}")
+    console.print(f"host memory per node ~{estimate['host_per_node_gib']:g} GiB; disk ~{estimate['disk_gib']:g} GiB "
+                  f"(checkpoints and exports); dev generations after training need "
+                  f"{estimate['dev_generation_gib']:g} GiB on one GPU"
+                  + ("" if estimate["dev_generation_fits"] else " (skipped: use `lima-data generate`)"))
+    for problem in estimate.get("problems", []):
+        console.print(f"[red]{problem}[/]")
+    needs = f"needs at least {estimate['min_gpus']} GPUs" if estimate["min_gpus"] else "no GPU count fits"
+    verdict = "fits" if estimate["fits"] else f"does NOT fit: {needs}"
     console.print(f"[{'green' if estimate['fits'] else 'red'}]{verdict}[/]")
 
 

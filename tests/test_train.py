@@ -310,18 +310,34 @@ def test_batch_rule_peak_flops_and_mfu_parameters():
     assert _flops_per_token(100, config, 10) == 6 * 100 + 12 * 2 * 8 * 10
 
 
-@pytest.mark.parametrize("model, gpus, fits", [("llama-7b", 8, True), ("llama-13b", 8, True),
-                                               ("llama-33b", 8, True), ("llama-65b", 8, False),
-                                               ("llama-65b", 16, True)])
-def test_plan(model, gpus, fits):
-    estimate = plan(model, gpus, 80)
+@pytest.mark.parametrize("model, gpus, offload, fits", [
+    ("llama-7b", 8, False, True), ("llama-13b", 8, False, True), ("llama-33b", 8, False, False),
+    ("llama-33b", 16, False, True), ("llama-65b", 16, False, False), ("llama-65b", 32, False, True),
+    ("llama-65b", 8, True, True)])
+def test_plan(model, gpus, offload, fits):
+    estimate = plan(model, gpus, 80, cpu_offload=offload)
     params = estimate["parameters"]
-    # hand-computed: 16 bytes per parameter (fp32 weights, fp32 gradients, two fp32 AdamW moments) over the GPUs
-    sharded = sum(v for k, v in estimate["parts_gib"].items() if k != "logits_fp32" and k.endswith("fp32"))
-    assert sharded == pytest.approx(16 * params / gpus / 2**30, rel=1e-3)
+    parts = estimate["parts_gib"]
+    # hand-computed: 16 bytes per parameter (fp32 weights, fp32 gradients, two fp32 AdamW moments) over the GPUs,
+    # or none of it on the GPU with CPU offload (then on the host: 16 bytes x parameters / GPUs per GPU)
+    sharded = parts["master_weights_fp32"] + parts["gradients_fp32"] + parts["adamw_states_fp32"]
+    assert sharded == pytest.approx(0 if offload else 16 * params / gpus / 2**30, abs=0.03)
+    assert parts["logits"] == pytest.approx(14 * 2048 * 32000 / 2**30, abs=0.01)
     assert estimate["fits"] is fits
+    assert estimate["global_batch"] == (64 if params < 30e9 else 32)
     assert {"llama-7b": 6.7e9, "llama-13b": 13.0e9, "llama-33b": 32.5e9, "llama-65b": 65.2e9}[model] == \
         pytest.approx(params, rel=0.01)
+    if offload:
+        assert estimate["host_per_node_gib"] > 16 * params / 2**30
+
+
+def test_plan_refuses_gpu_counts_that_do_not_divide_the_batch():
+    estimate = plan("llama-7b", 3, 80)  # the memory would do; 64 examples do not split over 3 GPUs
+    assert not estimate["fits"] and estimate["problems"] == [
+        "the global batch of 64 examples does not split over 3 GPUs x micro-batch 1"]
+    assert plan("llama-7b", 4, 80)["fits"] and plan("llama-7b", 3, 80, global_batch=33)["fits"]
+    assert plan("llama-7b", 7, 26)["problems"] == [estimate["problems"][0].replace("3", "7")]  # memory fits on 7
+    assert plan("llama-7b", 7, 26)["min_gpus"] == 8  # 7 GPUs hold it; the next divisor of 64 is 8
 
 
 def test_plan_cli_refuses_before_loading_anything():
@@ -331,7 +347,10 @@ def test_plan_cli_refuses_before_loading_anything():
 
     result = CliRunner().invoke(main, ["train", "--plan", "--model", "llama-65b", "--nproc-per-node", "8",
                                        "--gpu-memory", "80"])
-    assert result.exit_code == 1 and "does NOT fit: needs at least 16 GPUs" in result.stdout
+    assert result.exit_code == 1 and "does NOT fit: needs at least 32 GPUs" in result.stdout
+    result = CliRunner().invoke(main, ["train", "--plan", "--model", "llama-65b", "--nproc-per-node", "8",
+                                       "--gpu-memory", "80", "--cpu-offload"])
+    assert result.exit_code == 0 and "CPU offload on" in result.stdout and "fits" in result.stdout
     result = CliRunner().invoke(main, ["train", "--model", "llama-65b", "--nproc-per-node", "8", "--gpu-memory",
                                        "80", "--manifest", "x", "--output", "y"])
     assert result.exit_code == 1 and "does not fit in GPU memory" in result.stderr
