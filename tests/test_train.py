@@ -170,16 +170,22 @@ def test_generation_is_batched_and_capped_at_the_context(assets, tmp_path):
     from lima_data.train.config import TrainConfig
     from lima_data.train.export import generate_rows
 
-    out = tmp_path / "run"
-    run_ranks(1, base_config(assets, out, max_steps=1), tmp_path / "run.json")
-    export = out / "export" / "final"
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    export = tmp_path / "export"  # an export as the trainer writes it: EOT in the tokenizer and the embeddings
+    tok, _, _ = tokenizer(assets)
+    model = AutoModelForCausalLM.from_config(LlamaConfig.from_pretrained(str(assets["model"])))
+    resize_for_tokenizer(model, len(tok))
+    model.save_pretrained(str(export))
+    tok.save_pretrained(str(export))
     tok = AutoTokenizer.from_pretrained(str(export))
-    rows = [json.loads(line) for line in (assets["manifest"] / "dev.jsonl").read_text().splitlines()][:2]
-    long_prompt = " ".join(r["messages"][1]["content"] for r in rows) * 3  # far past the 256 positions
+    rows = [json.loads(line) for line in (assets["manifest"] / "dev.jsonl").read_text().splitlines()][:1]
+    long_prompt = " ".join(r["messages"][1]["content"] for r in rows) * 6  # far past the 256 positions
     rows.append({"id": "long", "messages": [{"role": "user", "content": long_prompt}]})
     assert len(tok.encode(long_prompt)) > 256
     config = TrainConfig(max_new_tokens=100_000, generation_batch=2)
-    generated = generate_rows(export, rows, config, quiet=True)
+    torch.set_num_threads(1)
+    generated = generate_rows(export, rows, config, quiet=True)  # one left-padded batch of a short and a long prompt
     assert [g["id"] for g in generated] == [r["id"] for r in rows]
     assert generated[-1]["prompt_tokens"] == 128  # the long prompt keeps its last half-context of tokens
     for g in generated:

@@ -602,6 +602,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             metrics.truncate(step)
             metrics.log({"event": "resumed", "from": str(path), "step": step, "world": world})
             save(step, step // steps_per_epoch)  # redoes the export this checkpoint's step called for, if missing
+    if step == 0 and rank == 0 and metrics.path.exists():  # a fresh start: records of a run killed before its
+        metrics.path.unlink()                                # first checkpoint are not this run's
     if rank == 0:
         (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
         metrics.log({"event": "start", "step": step, "parameters": num_parameters, "world": world,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -266,7 +267,9 @@ def checkpoint_tensors(checkpoint: Path) -> Iterator[tuple[str, torch.Tensor]]:
             continue
         tensor = torch.empty(tuple(meta.size), dtype=meta.properties.dtype)
         state = {"model": {key.removeprefix("model."): tensor}}
-        dcp.load(state, checkpoint_id=str(checkpoint), no_dist=True)
+        with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
+            warnings.simplefilter("ignore", UserWarning)
+            dcp.load(state, checkpoint_id=str(checkpoint), no_dist=True)
         yield key.removeprefix("model."), tensor
 
 
