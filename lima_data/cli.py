@@ -293,7 +293,7 @@ def train(manifest, model, tokenizer, output, config_file, epochs, lr, final_lr,
                             max_length=config.max_length, activation_checkpointing=config.activation_checkpointing,
                             global_batch=config.global_batch, cpu_offload=config.cpu_offload,
                             gpus_per_node=nproc_per_node, keep_checkpoints=config.keep_checkpoints,
-                            exports=len(config.export_epochs) + 1)
+                            exports=len(config.export_epochs) + 1, bf16=config.bf16)
         if plan_only:
             if estimate is None:
                 raise click.UsageError("--plan needs --gpu-memory GiB on a machine without a GPU")

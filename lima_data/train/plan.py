@@ -17,6 +17,10 @@ parameters, ``R`` = embeddings + output head + final norm):
 - logits for the loss: ``14 b s V`` (bf16 logits 2, their fp32 copy 4, log-softmax 4, gradient 4);
 - a fixed 3 GiB for the CUDA context, NCCL buffers and allocator slack.
 
+With ``--fp32`` (no mixed precision) the gathered parameters, gradients and activations take 4 bytes instead of 2,
+no fp32 reduce copy is made, the logits take 12 bytes, and on one GPU nothing is gathered (the shard is the
+parameter). ``benchmarks/bench_plan_cpu.py`` checks the sum against measured peak RSS on CPU.
+
 Not at the same time as training, so on their own lines: dev generations on rank 0 after training (bf16 weights
 ``2N`` plus 20%; when that does not fit one GPU the trainer skips them and says to use ``lima-data generate``).
 Host memory per node: 3 GiB per worker process (libraries, CUDA) plus, on rank 0, one fp32 tensor being loaded or
@@ -91,7 +95,7 @@ def shape_of(model: str) -> Shape:
 def plan(model: str, gpus: int, gpu_memory_gib: float, *, micro_batch: int = 1, max_length: int = 2048,
          activation_checkpointing: bool = True, global_batch: int | None = None, cpu_offload: bool = False,
          gpus_per_node: int | None = None, host_memory_gib: float | None = None, keep_checkpoints: int = 2,
-         exports: int = 7) -> dict[str, Any]:
+         exports: int = 7, overhead_gib: float = OVERHEAD / GIB, bf16: bool = True) -> dict[str, Any]:
     """Memory per GPU in GiB, by part, host memory per node and disk, and whether it fits (see the module
     docstring). ``fits`` is False when the GPU (or, when ``host_memory_gib`` is given, the host) memory is
     exceeded or ``gpus * micro_batch`` does not divide the global batch; ``problems`` says which."""
@@ -100,17 +104,19 @@ def plan(model: str, gpus: int, gpu_memory_gib: float, *, micro_batch: int = 1, 
     batch = global_batch or (32 if s.params >= 30e9 else 64)
     per_node = gpus_per_node or min(gpus, 8)
     sharded = 0 if cpu_offload else 1
-    forward_layer = b * t * (50 * h + 8 * s.ff)
+    w = 2 if bf16 else 4  # compute dtype bytes (--fp32: parameters gathered, gradients and activations in fp32)
+    forward_layer = b * t * (50 * h + 8 * s.ff) * w // 2
     parts = {
         "master_weights_fp32": sharded * 4 * s.params / gpus,
         "gradients_fp32": sharded * 4 * s.params / gpus,
         "adamw_states_fp32": sharded * 8 * s.params / gpus,
-        "gathered_bf16_params": 2 * 2 * s.layer_params + 2 * s.root_params,
-        "unsharded_gradients": 2 * (2 + 4) * s.layer_params + 2 * s.vocab * s.hidden,
-        "activations": (2 * b * t * h * s.layers + 2 * forward_layer) if activation_checkpointing
+        # one GPU in fp32: the "shard" is the whole parameter and nothing is gathered
+        "gathered_bf16_params": 0 if gpus == 1 and not bf16 else w * (2 * s.layer_params + s.root_params),
+        "unsharded_gradients": 2 * (w + (4 if bf16 else 0)) * s.layer_params + w * s.vocab * s.hidden,
+        "activations": (w * b * t * h * s.layers + 2 * forward_layer) if activation_checkpointing
         else forward_layer * (s.layers + 1),
-        "logits": 14 * b * t * s.vocab,
-        "overhead": OVERHEAD,
+        "logits": (14 if bf16 else 12) * b * t * s.vocab,
+        "overhead": overhead_gib * GIB,
     }
     total = sum(parts.values())
     limit = USABLE * gpu_memory_gib * GIB

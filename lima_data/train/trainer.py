@@ -552,6 +552,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     dev_examples = [D.encode(r["messages"], tokenizer, eot_id, config.max_length) for r in dev_rows]
     counts = [D.label_count(e) for e in examples]
 
+    baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB: libraries, tokenizer, data
     model, num_parameters, rates = build_model(config, len(tokenizer), rank, mesh, device, folder, weights)
     global_batch = config.global_batch or default_global_batch(num_parameters)
     if global_batch % (world * config.micro_batch):
@@ -608,7 +609,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
         metrics.log({"event": "start", "step": step, "parameters": num_parameters, "world": world,
                      "dropout": rates, "steps": total_steps, "examples": len(examples),
-                     "global_batch": global_batch})
+                     "global_batch": global_batch, "baseline_rss_gib": round(baseline_rss, 3)})
     peak = _peak_flops(device)
     flop_parameters = num_parameters - embedding_parameters(model)
     losses: list[float] = []
