@@ -138,6 +138,12 @@ def build_model(config: TrainConfig, vocab_size: int, rank: int, mesh, device: t
     if folder is None:
         folder, weights = model_source(config)
     model_config = AutoConfig.from_pretrained(str(folder))
+    if config.attn_implementation == "flash_attention_2":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is None:
+            raise LimaDataError("--attn-implementation flash_attention_2 needs the flash-attn package "
+                                "(pip install flash-attn); sdpa needs nothing")
     attn = {"attn_implementation": config.attn_implementation} if config.attn_implementation else {}
     full_state = None
     if rank == 0 and not weights:
