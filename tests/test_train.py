@@ -360,3 +360,19 @@ def test_plan_cli_refuses_before_loading_anything():
     result = CliRunner().invoke(main, ["train", "--model", "llama-65b", "--nproc-per-node", "8", "--gpu-memory",
                                        "80", "--manifest", "x", "--output", "y"])
     assert result.exit_code == 1 and "does not fit in GPU memory" in result.stderr
+
+
+def test_export_template_leaves_the_training_config_alone(assets, tmp_path):
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
+
+    from lima_data.train.config import TrainConfig
+    from lima_data.train.trainer import _write_template
+
+    tok, eot, _ = tokenizer(assets)
+    model = AutoModelForCausalLM.from_config(LlamaConfig.from_pretrained(str(assets["model"])))
+    resize_for_tokenizer(model, len(tok))
+    model.config.use_cache = False  # as in training: no KV cache in dev-loss evaluation
+    _write_template(model, tok, eot, TrainConfig(), tmp_path / "template")
+    assert model.config.use_cache is False
+    saved = AutoConfig.from_pretrained(str(tmp_path / "template"))
+    assert saved.use_cache is True and saved.vocab_size == model.get_input_embeddings().weight.shape[0]

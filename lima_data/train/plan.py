@@ -85,7 +85,13 @@ def shape_of(model: str) -> Shape:
     from transformers import AutoConfig
 
     path = Path(model)
-    cfg = AutoConfig.from_pretrained(str(path.parent if path.is_file() else path))
+    try:
+        cfg = AutoConfig.from_pretrained(str(path.parent if path.is_file() else path))
+    except (OSError, ValueError) as exc:
+        from ..errors import InputError
+
+        raise InputError(model, f"no model config here or on the Hub (presets: {', '.join(PRESETS)}): "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     heads = getattr(cfg, "num_attention_heads", 1)
     kv = getattr(cfg, "num_key_value_heads", None) or heads
     return Shape(cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.vocab_size, kv / heads,
