@@ -275,6 +275,10 @@ def test_damaged_checkpoint_falls_back_and_steps_are_not_repeated(assets, tmp_pa
         _truncate(checkpoint)
     with pytest.raises(Exception, match=r"step-00000004: damaged checkpoint \(.*\) and no earlier complete"):
         run_ranks(1, base_config(assets, out, resume=True), tmp_path / "none.json")
+    again = run_ranks(1, base_config(assets, out, max_steps=1, overwrite=True), tmp_path / "again.json")
+    assert again["steps"] == 1 and [c.name for c in (out / "checkpoints").iterdir()] == ["step-00000001"]
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+            if '"loss"' in line] == [1]
 
 
 def test_sigterm_saves_a_checkpoint_before_exit(assets, tmp_path):
