@@ -457,13 +457,26 @@ def validate(manifest, quiet, verbose):
 @click.option("--plan", "plan_only", is_flag=True, help="Print memory per GPU for the model, GPUs and options, then stop.")
 @click.option("--gpu-memory", type=float, help="GiB per GPU for the plan. Default: this machine's first GPU.")
 @click.option("--force", is_flag=True, help="Start even if the plan says it will not fit.")
+@click.option("--from-scratch", is_flag=True, default=None,
+              help="Allow a model without weight files (random initialisation); otherwise that is an error.")
+@click.option("--overwrite", is_flag=True, default=None,
+              help="Remove another run's checkpoints and exports from --output and start again.")
+@click.option("--allow-modified-manifest", is_flag=True, default=None,
+              help="Train even when train/dev.jsonl differ from the sha256 in manifest.json.")
+@click.option("--dev-generations", type=int, help="Dev prompts sampled from each export after training. Default 3.")
+@click.option("--attn-implementation", type=click.Choice(["sdpa", "eager", "flash_attention_2"]),
+              help="Attention kernel. Default sdpa; flash_attention_2 needs the flash-attn package.")
+@click.option("--cpu-offload", is_flag=True, default=None,
+              help="Keep sharded fp32 weights, gradients and AdamW states in host memory (FSDP2 CPUOffloadPolicy).")
+@click.option("--log-every", type=int, help="A progress line every N steps (0: none). Default 1.")
 @_verbosity
 def train(manifest, manifest_old, quiet, verbose, model, tokenizer, output, config_file, epochs, lr, final_lr, global_batch, micro_batch,
           max_length, residual_dropout, grad_clip, no_activation_checkpointing, fp32, save_every_steps,
           export_epochs, seed, resume, max_steps, nproc_per_node, nnodes, node_rank, rdzv_endpoint, plan_only,
-          gpu_memory, force):
+          gpu_memory, force, from_scratch, overwrite, allow_modified_manifest, dev_generations,
+          attn_implementation, cpu_offload, log_every):
     """Fine-tune a LLaMA-family model on MANIFEST (a manifests/<name> folder: train and dev splits) with FSDP and LIMA's recipe (15 epochs, AdamW 0.9/0.95, weight
-    decay 0.1, lr 1e-5 -> 1e-6 linear, no warmup, 32 examples per step, 2,048 tokens, residual dropout rising to
+    decay 0.1, lr 1e-5 -> 1e-6 linear, no warmup, 64 examples per step under 30B parameters and 32 above, 2,048 tokens, residual dropout rising to
     0.3 / 0.2 with depth, EOT after every utterance, loss on the assistant's tokens).
 
     \b
@@ -489,7 +502,10 @@ def train(manifest, manifest_old, quiet, verbose, model, tokenizer, output, conf
             residual_dropout=residual_dropout, grad_clip=grad_clip,
             activation_checkpointing=False if no_activation_checkpointing else None, bf16=False if fp32 else None,
             save_every_steps=save_every_steps, seed=seed, resume=resume, max_steps=max_steps,
-            export_epochs=[int(e) for e in export_epochs.split(",")] if export_epochs else None)
+            export_epochs=[int(e) for e in export_epochs.split(",")] if export_epochs else None,
+            from_scratch=from_scratch, overwrite=overwrite, allow_modified_manifest=allow_modified_manifest,
+            dev_generations=dev_generations, attn_implementation=attn_implementation, cpu_offload=cpu_offload,
+            log_every=log_every)
         if not config.model:
             raise click.UsageError("--model is required")
         if gpu_memory is None:
@@ -502,7 +518,10 @@ def train(manifest, manifest_old, quiet, verbose, model, tokenizer, output, conf
         estimate = None
         if gpu_memory is not None:
             estimate = plan(config.model, gpus, gpu_memory, micro_batch=config.micro_batch,
-                            max_length=config.max_length, activation_checkpointing=config.activation_checkpointing)
+                            max_length=config.max_length, activation_checkpointing=config.activation_checkpointing,
+                            global_batch=config.global_batch, cpu_offload=config.cpu_offload,
+                            gpus_per_node=nproc_per_node, keep_checkpoints=config.keep_checkpoints,
+                            exports=len(config.export_epochs) + 1, bf16=config.bf16)
         if plan_only:
             if estimate is None:
                 raise click.UsageError("--plan needs --gpu-memory GiB on a machine without a GPU")
@@ -518,8 +537,11 @@ def train(manifest, manifest_old, quiet, verbose, model, tokenizer, output, conf
         summary = launch(config, nproc_per_node=nproc_per_node, nnodes=nnodes, node_rank=node_rank,
                          rdzv_endpoint=rdzv_endpoint)
         if summary is not None:
-            click.echo(f"{summary['steps']} steps; last loss {summary['losses'][-1]:.4f}; exported: "
-                       f"{', '.join(summary['exported']) or 'none'}")
+            if summary.get("interrupted"):
+                _fail(LimaDataError(f"{config.output}: interrupted ({summary['interrupted']}) at step "
+                                    f"{summary['steps']}; checkpoint saved, continue with --resume"))
+            last = f"; last loss {summary['losses'][-1]:.4f}" if summary["losses"] else ""
+            click.echo(f"{summary['steps']} steps{last}; exported: {', '.join(summary['exported']) or 'none'}")
     except (LimaDataError, ValueError) as error:
         _fail(LimaDataError(describe(error) or str(error)))
 
@@ -536,7 +558,17 @@ def _print_plan(estimate: dict) -> None:
     table.add_row("[b]total[/]", f"[b]{estimate['total_gib']:.2f}[/]")
     table.add_row("usable", f"{estimate['limit_gib']:.2f}")
     console.print(table)
-    verdict = "fits" if estimate["fits"] else f"does NOT fit: needs at least {estimate['min_gpus']} GPUs"
+    offload = "on: fp32 weights, gradients and AdamW states in host memory" if estimate.get("cpu_offload") \
+        else "off (--cpu-offload moves 16 bytes per parameter / GPUs to host memory)"
+    console.print(f"global batch {estimate['global_batch']} examples; CPU offload {offload}")
+    console.print(f"host memory per node ~{estimate['host_per_node_gib']:g} GiB; disk ~{estimate['disk_gib']:g} GiB "
+                  f"(checkpoints and exports); dev generations after training need "
+                  f"{estimate['dev_generation_gib']:g} GiB on one GPU"
+                  + ("" if estimate["dev_generation_fits"] else " (skipped: use `lima-data generate`)"))
+    for problem in estimate.get("problems", []):
+        console.print(f"[red]{problem}[/]")
+    needs = f"needs at least {estimate['min_gpus']} GPUs" if estimate["min_gpus"] else "no GPU count fits"
+    verdict = "fits" if estimate["fits"] else f"does NOT fit: {needs}"
     console.print(f"[{'green' if estimate['fits'] else 'red'}]{verdict}[/]")
 
 
@@ -553,9 +585,10 @@ def _print_plan(estimate: dict) -> None:
 @click.option("--max-new-tokens", type=int, default=2048, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per generate() call.")
 @_verbosity
-def generate(manifest, manifest_old, checkpoint, split, output, out_old, limit, max_new_tokens, device, seed, quiet,
-             verbose):
+def generate(manifest, manifest_old, checkpoint, split, output, out_old, limit, max_new_tokens, device, seed,
+             batch_size, quiet, verbose):
     """Sample replies to MANIFEST's prompts from an exported checkpoint with LIMA's settings (nucleus p 0.9,
     temperature 0.7, repetition penalty 1.2), stopping at EOT.
 
@@ -585,7 +618,7 @@ def generate(manifest, manifest_old, checkpoint, split, output, out_old, limit, 
         rows = read_split(manifest, split)[:limit]
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        config = TrainConfig(max_new_tokens=max_new_tokens, seed=seed)
+        config = TrainConfig(max_new_tokens=max_new_tokens, seed=seed, generation_batch=batch_size)
         try:
             generated = generate_rows(checkpoint, rows, config, device=device)
         except (OSError, ValueError, KeyError) as exc:
@@ -630,8 +663,8 @@ def _checkpoint_problem(folder: Path) -> str | None:
 @click.option("--limit", type=int, default=None, help="Only the first N generations (or pairs).")
 @click.option("--workers", type=int, default=4, show_default=True, help="Requests in flight at once.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
-def judge(generations, base_url, model, api_key_env, output, limit, workers, timeout, quiet):
+@_verbosity
+def judge(generations, base_url, model, api_key_env, output, limit, workers, timeout, quiet, verbose):
     """Score `lima-data generate` output with an LLM judge behind an OpenAI-compatible endpoint.
 
     \b
@@ -644,6 +677,7 @@ def judge(generations, base_url, model, api_key_env, output, limit, workers, tim
       lima-data judge runs/lima/gen-test.jsonl --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-72B-Instruct
       lima-data judge lima.jsonl alpaca.jsonl --base-url https://api.openai.com/v1 --model gpt-4o -o judged/ab
     """
+    _setup(quiet, verbose)
     import os
 
     from rich.progress import Progress
@@ -692,6 +726,42 @@ def judge(generations, base_url, model, api_key_env, output, limit, workers, tim
                               f"{entry['ci95'][0]:.1%}-{entry['ci95'][1]:.1%}")
         Console().print(table)
     click.echo(str(output), err=quiet)
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--step", type=int, help="The checkpoint's step. Default: the latest complete checkpoint.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Export folder. Default: RUN/export/step-<N>.")
+@_verbosity
+def convert(run, step, output, quiet, verbose):
+    """Turn a training checkpoint of RUN (a `lima-data train` output folder) into a Hugging Face export (bf16
+    safetensors shards, tokenizer with EOT, generation config), one tensor at a time, with no GPU."""
+    _setup(quiet, verbose)
+    try:
+        from .train.trainer import Checkpoints
+        from .train.weights import TEMPLATE, export_checkpoint_folder
+    except ImportError:
+        _fail(LimaDataError("conversion needs the train extra: pip install 'lima-data[train]'"))
+        return
+    try:
+        checkpoints = Checkpoints(run, keep=0)
+        if step is None:
+            latest = checkpoints.latest()
+            if latest is None:
+                raise LimaDataError(f"{run}: no complete checkpoint in {checkpoints.root}")
+            step = int(latest.name.split("-")[1])
+        path = checkpoints.path(step)
+        if not (path / "COMPLETE").exists():
+            raise LimaDataError(f"{path}: no complete checkpoint of step {step}")
+        problem = checkpoints.verify(path)
+        if problem:
+            raise LimaDataError(f"{path}: damaged checkpoint ({problem})")
+        out = export_checkpoint_folder(path, output or run / "export" / f"step-{step:08d}", run / TEMPLATE)
+    except LimaDataError as error:
+        _fail(error)
+        return
+    click.echo(str(out))
 
 
 if __name__ == "__main__":

@@ -199,7 +199,7 @@ def test_cli_grammar(sample, tmp_path, se_dir):
     assert result.exit_code == 0 and (tmp_path / "g" / "train.jsonl").is_file()
     assert "--out " not in runner.invoke(main, ["export", "--help"]).output
     assert "-o, --output" in runner.invoke(main, ["export", "--help"]).output
-    for command in ("build", "report", "inspect", "export", "validate", "train", "generate"):
+    for command in ("build", "report", "inspect", "export", "validate", "train", "generate", "convert", "judge"):
         text = runner.invoke(main, [command, "--help"]).output
         assert "-q, --quiet" in text and "-v, --verbose" in text, command
     # an empty build is an error; unknown --reason / --source list the known ones

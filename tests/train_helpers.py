@@ -72,3 +72,32 @@ def run_ranks(world: int, config: dict, out: Path) -> dict:
 
     mp.spawn(spawn_worker, args=(world, free_port(), config, str(out)), nprocs=world, join=True)
     return json.loads(out.read_text())
+
+
+def tiny_llama_weights(folder: Path, vocab_size: int = 400, layers: int = 2, seed: int = 1) -> Path:
+    """A tiny Llama with (seeded random) weights saved as safetensors: a stand-in for a pretrained model."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    tiny_llama(folder, vocab_size, layers)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(LlamaConfig.from_pretrained(str(folder)))
+    model.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def put_in_hf_cache(folder: Path, cache: Path, repo_id: str, extra: Path | None = None) -> Path:
+    """Lay ``folder``'s files (and ``extra``'s) out as the Hugging Face hub cache does for ``repo_id`` at branch
+    main (``models--org--name/refs/main`` -> ``snapshots/<commit>/``), so offline loading finds them."""
+    import shutil
+
+    storage = cache / ("models--" + repo_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = storage / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for source in (folder, extra):
+        for file in (source.iterdir() if source else []):
+            shutil.copy2(file, snapshot / file.name)
+    (storage / "refs").mkdir()
+    (storage / "refs" / "main").write_text(commit)
+    return snapshot

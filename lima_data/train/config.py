@@ -24,7 +24,8 @@ class TrainConfig:
     """
 
     manifest: str = ""
-    model: str = ""                  # a Hugging Face model folder, or a config.json (random init: tests, dry runs)
+    model: str = ""                  # a Hugging Face model folder or Hub id (through the HF cache)
+    from_scratch: bool = False       # allow a model without weight files: random init (tests, dry runs)
     tokenizer: str = ""              # default: the model folder
     output: str = "runs/lima"
     epochs: int = 15
@@ -33,7 +34,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.1
     warmup_steps: int = 0
-    global_batch: int = 32
+    global_batch: int | None = None  # None: LIMA's rule, 64 under 30B parameters, 32 from 30B
     micro_batch: int = 1             # examples per rank per forward pass
     max_length: int = 2048
     residual_dropout: float | None = None   # None: 0.3 for >= 30B parameters, else 0.2
@@ -43,7 +44,8 @@ class TrainConfig:
     save_every_steps: int = 0        # 0: only at the end of each epoch
     keep_checkpoints: int = 2        # resume checkpoints kept (oldest pruned)
     export_epochs: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9, 10])
-    dev_generations: int = 3
+    dev_generations: int = 3         # dev prompts sampled from each export after training (rank 0)
+    generation_batch: int = 8        # prompts per generate() call
     max_new_tokens: int = 2048
     top_p: float = 0.9
     temperature: float = 0.7
@@ -53,6 +55,11 @@ class TrainConfig:
     max_steps: int = 0               # stop after this many optimizer steps (0: all epochs); for smoke runs
     device: str = "auto"             # auto: cuda when available, else cpu
     save_final_state: bool = False   # also write the full fp32 state dict to <output>/final_state.pt (rank 0)
+    overwrite: bool = False          # remove another run's checkpoints and exports from the output folder
+    allow_modified_manifest: bool = False  # train even when a split's sha256 differs from manifest.json
+    attn_implementation: str = "sdpa"      # sdpa, eager, flash_attention_2 (when installed)
+    log_every: int = 1               # a progress line on stderr every N steps (0: none)
+    cpu_offload: bool = False        # FSDP2 CPUOffloadPolicy: sharded parameters, gradients, optimizer on the host
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,6 +87,13 @@ class TrainConfig:
         if "betas" in values:
             values["betas"] = tuple(values["betas"])
         config = cls(**values)
-        if config.global_batch < 1 or config.micro_batch < 1 or config.epochs < 1:
+        if (config.global_batch is not None and config.global_batch < 1) or config.micro_batch < 1 \
+                or config.epochs < 1:
             raise RecipeError("global_batch, micro_batch and epochs must be positive")
         return config
+
+
+def default_global_batch(num_parameters: int) -> int:
+    """LIMA's batch rule: "The batch size is set to 32 examples (64 for smaller models)"; smaller = under 30B
+    parameters (the 7B and 13B models; 33B and 65B take 32)."""
+    return 32 if num_parameters >= 30e9 else 64

@@ -34,20 +34,24 @@ def parameters_on_meta():
         nn.Module.register_parameter = register
 
 
-def shard(model: nn.Module, mesh, *, bf16: bool) -> None:
-    """``fully_shard`` each decoder layer, then the root, on ``mesh``."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+def shard(model: nn.Module, mesh, *, bf16: bool, cpu_offload: bool = False) -> None:
+    """``fully_shard`` each decoder layer, then the root, on ``mesh``; with ``cpu_offload`` the sharded fp32
+    parameters, their gradients and the optimizer step live in host memory (FSDP2 ``CPUOffloadPolicy``: each
+    layer is copied to the GPU for its forward and backward)."""
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else \
         MixedPrecisionPolicy()
+    offload = CPUOffloadPolicy(pin_memory=torch.cuda.is_available()) if cpu_offload else OffloadPolicy()
     for layer in decoder_layers(model):
-        fully_shard(layer, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)
+        fully_shard(layer, mesh=mesh, mp_policy=policy, offload_policy=offload)
+    fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=offload)
 
 
-def materialise(model: nn.Module, device: torch.device, full_state: dict[str, torch.Tensor] | None) -> None:
-    """Allocate the (sharded) parameters on ``device`` and fill them from ``full_state``, which only rank 0 holds
-    (other ranks pass ``None``); buffers are kept as they were built.
+def materialise(model: nn.Module, device: torch.device, full_state: dict[str, torch.Tensor] | None,
+                load: bool = True) -> None:
+    """Allocate the (sharded) parameters on ``device`` and, with ``load``, fill them from ``full_state``, which only
+    rank 0 holds (other ranks pass ``None``); buffers are kept as they were built.
     """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
@@ -57,6 +61,8 @@ def materialise(model: nn.Module, device: torch.device, full_state: dict[str, to
         for name, b in model.named_buffers():
             if name in buffers:
                 b.copy_(buffers[name].to(device))
+    if not load:
+        return
     set_model_state_dict(model, full_state or {},
                          options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False))
 

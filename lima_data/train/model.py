@@ -11,8 +11,12 @@ VOCAB_MULTIPLE = 64
 
 def resize_for_tokenizer(model: nn.Module, vocab_size: int) -> None:
     """Resize input and output embeddings to ``vocab_size`` rounded up to a multiple of 64; new rows take the mean
-    of the existing rows (a neutral start for EOT and pad). Works on the meta device (shapes only)."""
+    of the existing rows (a neutral start for EOT and pad). Never shrinks: a model with more rows than its
+    tokenizer has tokens (padded vocabularies) keeps them, and their trained weights. Works on the meta device
+    (shapes only)."""
     old = model.get_input_embeddings().weight.shape[0]
+    if vocab_size <= old:
+        return
     model.resize_token_embeddings(vocab_size, pad_to_multiple_of=VOCAB_MULTIPLE, mean_resizing=False)
     new = model.get_input_embeddings().weight.shape[0]
     if new <= old:
