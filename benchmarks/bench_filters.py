@@ -24,10 +24,10 @@ from pathlib import Path
 
 from lima_data.candidate import Candidate
 from lima_data.filters import build_filter
-from lima_data.filters.clean import html_to_markdown
 from lima_data.filters.dedup import Dedup, shingles
 from lima_data.sources import ReaderStats
 from lima_data.sources.stackexchange import StackExchangeReader, discover
+from lima_data.text.markup import html_to_markdown
 
 
 def real_texts(shared: Path) -> list[tuple[str, str]]:

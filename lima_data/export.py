@@ -31,7 +31,8 @@ from typing import Any
 
 from .card import HF_SPLIT_NAMES, hf_features, meta_schema, normalise_meta, write_card
 from .errors import LimaDataError
-from .manifest import SPLIT_FILES, load_manifest, read_split, sha256_file, write_jsonl
+from .files import write_jsonl
+from .manifest import SPLIT_FILES, load_manifest, read_split, sha256_file
 from .manifest import row_problems as _row_problems
 
 FORMATS = ("messages", "gair", "parquet", "hf")

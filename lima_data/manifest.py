@@ -21,13 +21,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, path_text, safe_text
-from .pipeline import dumps
-from .text import loads_json, utf8_lines
+from .errors import InputError, path_text
+from .files import read_jsonl, write_json, write_jsonl  # noqa: F401 (re-exported: their old home)
 
 SPLIT_FILES = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
 MANIFEST_FILE = "manifest.json"
@@ -40,24 +39,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as UTF-8 JSON lines (compact, keys in insertion order, ``\\n`` endings); return the count."""
-    n = 0
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for row in rows:
-            fh.write(dumps(row) + "\n")
-            n += 1
-    return n
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write pretty JSON (2-space indent, sorted nowhere: insertion order is meaningful); lone surrogates (a file
-    name that is not UTF-8) are written escaped (:func:`~lima_data.errors.safe_text`)."""
-    text = safe_text(json.dumps(data, ensure_ascii=False, indent=2), json=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text + "\n")
 
 
 class StagedManifest:
@@ -202,21 +183,6 @@ def clean_stale_staging(out_dir: Path) -> list[str]:
             notes.append(f"removed {shown}, left by a build that was killed"
                          + (f" (process {match['pid']} is gone)" if match["pid"] else ""))
     return notes
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for each non-blank JSON line of a file (BOM allowed).
-
-    Raises:
-        InputError: a line is not UTF-8 or not JSON (file and line named).
-    """
-    for line, raw in utf8_lines(path):
-        if not raw.strip():
-            continue
-        try:
-            yield line, loads_json(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"not JSON: {exc.msg}", line) from None
 
 
 def read_split(path: str | Path, split: str) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ the report. Every dropped candidate is written with its filter, reason and measu
 
 from __future__ import annotations
 
-import json
 import time
 from array import array
 from collections import Counter
@@ -21,19 +20,13 @@ import orjson
 import zstandard
 
 from .candidate import Candidate
-from .errors import InputError, safe_text
+from .files import dumps, read_zstd_jsonl  # noqa: F401 (re-exported: their old home)
 from .filters import Filter
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 #: Candidates per filter (and per task) whose text a transforming filter changed, written to ``trace.jsonl.zst``.
 TRACE_LIMIT = 3
 _MAX_CATEGORIES = 1000
-
-
-def dumps(row: Any) -> str:
-    """The one JSON encoding lima-data writes: compact, UTF-8 kept, keys in insertion order; lone surrogates (a
-    file name that is not UTF-8, an unpaired JSON escape) written escaped (:func:`~lima_data.errors.safe_text`)."""
-    return safe_text(json.dumps(row, ensure_ascii=False, separators=(",", ":")), json=True)
 
 
 class ValueSummary:
@@ -164,28 +157,6 @@ class ZstdJsonlWriter:
         if self._writer is not None:
             self._writer.close()  # also closes the file
             self._writer = self._fh = None
-
-
-def read_zstd_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Read the rows of a ``.jsonl.zst`` file written by :class:`ZstdJsonlWriter`.
-
-    Raises:
-        InputError: the file is not zstd, is damaged or truncated, or a row is not UTF-8 JSON (file and row named).
-    """
-    import io
-
-    row = 0
-    with open(path, "rb") as fh:
-        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-        try:
-            for row, line in enumerate(io.TextIOWrapper(reader, encoding="utf-8"), 1):
-                if line.strip():
-                    yield json.loads(line)
-        except zstandard.ZstdError as exc:
-            raise InputError(path, f"damaged or not zstd-compressed ({exc}); build the manifest again", row + 1
-                             ) from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(path, f"damaged row ({exc}); build the manifest again", row + 1) from None
 
 
 class RejectSink:

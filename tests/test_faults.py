@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from lima_data import build as build_module
 from lima_data.cli import main
 from lima_data.errors import LimaDataError, describe, path_text, safe_text, translated
+from lima_data.files import read_zstd_jsonl
 from lima_data.manifest import MANIFEST_FILE, clean_stale_staging, stale_staging
-from lima_data.pipeline import read_zstd_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ import pytest
 from lima_data.candidate import Candidate
 from lima_data.errors import RecipeError
 from lima_data.filters import REGISTRY, build_filter
-from lima_data.filters.clean import html_to_markdown
 from lima_data.recipe import load_recipe
 from lima_data.sources import ReaderStats
 from lima_data.sources.stackexchange import StackExchangeReader, discover
+from lima_data.text.markup import html_to_markdown
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_unknown_settings_are_rejected():
 
 def test_cleaning_never_lengthens_a_real_answer(real, settings):
     """The premise of raw_length: cleaned Markdown is never longer than the raw HTML, on every real answer."""
-    from lima_data.filters.clean import html_to_markdown
+    from lima_data.text.markup import html_to_markdown
 
     answers = [c.response for c in real.values() if c.response]
     assert len(answers) > 1500

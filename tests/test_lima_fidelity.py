@@ -15,12 +15,12 @@ import pytest
 from lima_data.candidate import Candidate
 from lima_data.errors import RecipeError
 from lima_data.filters import build_filter
-from lima_data.filters.clean import html_to_markdown
 from lima_data.pipeline import Chain, RejectSink
 from lima_data.recipe import load_recipe
 from lima_data.sources import ReaderStats
 from lima_data.sources.stackexchange import StackExchangeReader, discover
 from lima_data.text import strip_code
+from lima_data.text.markup import html_to_markdown
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -18,16 +18,15 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
-from ..manifest import read_jsonl
-from ..text import utf8_lines
-from .dedup import _WORDS, normalise
+from ..files import csv_rows, read_jsonl
+from ..text import normalised_words, utf8_lines
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "text")
 
 
 def ngrams(text: str, n: int) -> set[int]:
     """Hashes of the word n-grams of normalised ``text`` (none when it has fewer than ``n`` words)."""
-    words = _WORDS.findall(normalise(text))
+    words = normalised_words(text)
     return {hash(tuple(words[i:i + n])) for i in range(len(words) - n + 1)}
 
 
@@ -46,8 +45,6 @@ def benchmark_prompts(path: Path) -> list[str]:
         for _, row in read_jsonl(path):
             prompts.extend(_row_prompts(row))
     elif suffix == ".csv":
-        from ..sources.base import csv_rows
-
         for _, row in csv_rows(path):
             prompts.extend(row[f] for f in PROMPT_FIELDS if row.get(f))
     else:

@@ -16,17 +16,15 @@ are missing.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..candidate import Candidate
+from ..text import normalise, normalised_words
 
 REASONS = ("duplicate_id", "exact_duplicate", "near_duplicate", "similar_prompt")
 _STRENGTH = {"duplicate_id": -1, "exact_duplicate": 0, "near_duplicate": 1, "similar_prompt": 2}
-_WORDS = re.compile(r"\w+")
 
 DEFAULTS: dict[str, Any] = {
     "exact": True,
@@ -35,14 +33,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def normalise(text: str) -> str:
-    """Unicode NFKC, case-folded, whitespace runs collapsed to one space, stripped."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
 def shingles(text: str, size: int) -> set[bytes]:
     """Word ``size``-grams of normalised text (the whole text as one shingle when it is shorter)."""
-    words = _WORDS.findall(normalise(text))
+    words = normalised_words(text)
     if len(words) <= size:
         return {" ".join(words).encode()} if words else set()
     return {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)}

@@ -12,8 +12,8 @@ import html
 import re
 
 from ..candidate import Candidate
+from ..text.markup import html_to_markdown
 from .base import Filter
-from .clean import html_to_markdown
 
 #: ``@name`` mentions of Stack Exchange comments: a name is letters, digits, ``.``, ``_`` or ``-`` (the site
 #: matches a mention on the display name without spaces). An e-mail address (``a@b.org``) is not a mention.

@@ -9,8 +9,8 @@ import re
 
 from ..candidate import Candidate
 from ..text import html_prose, stable_unit, strip_code, strip_headings, strip_math, strip_quotes, word_pattern
+from ..text.markup import html_to_markdown
 from .base import REQUIRED, Filter, match_spans
-from .clean import html_to_markdown
 
 
 def response_prose(candidate: Candidate, *, blockquotes: bool = True, headings: bool = True) -> str:

@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InputError
+from ..files import read_zstd_jsonl
 from ..manifest import load_manifest
-from ..pipeline import read_zstd_jsonl
 
 
 def funnel_table(manifest: dict[str, Any], top_reasons: int = 3) -> Table:

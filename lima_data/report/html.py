@@ -25,8 +25,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from ..errors import InputError
-from ..manifest import SPLIT_FILES, load_manifest, read_jsonl, read_split
-from ..pipeline import read_zstd_jsonl
+from ..files import read_jsonl, read_zstd_jsonl
+from ..manifest import SPLIT_FILES, load_manifest, read_split
 from . import NO_CATEGORY, domain_label, rejects_by_source
 
 REPORT_FILE = "report.html"
@@ -359,7 +359,7 @@ def _cleaned(row: dict[str, Any]) -> tuple[str, bool]:
     ``clean`` filter's own conversion). Returns ``(text, converted)``."""
     response = row.get("response") or ""
     if row.get("meta", {}).get("response_format") == "html" and response:
-        from ..filters.clean import html_to_markdown
+        from ..text.markup import html_to_markdown
 
         return html_to_markdown(response)[0], True
     return response, False
@@ -371,7 +371,7 @@ def _body(row: dict[str, Any], limit: int = 2000) -> str | None:
     meta = row.get("meta", {})
     body = meta.get("selftext") or meta.get("question_body") or ""
     if body and meta.get("question_body") == body and "<" in body:
-        from ..filters.clean import html_to_markdown
+        from ..text.markup import html_to_markdown
 
         body = html_to_markdown(body)[0]
     if not body or body.strip() == (row.get("prompt") or "").strip():

@@ -287,25 +287,3 @@ def peek_csv_header(path: Path) -> list[str]:
         return []
 
 
-def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a CSV file with a header, as ``(line the record starts on, {lower-cased column: value})``.
-
-    Raises:
-        InputError: the CSV is malformed (the message names the file and line).
-    """
-    import csv
-
-    line = 1
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
-            line = reader.line_num + 1
-            for row in reader:
-                yield line, row  # a quoted field may span lines: report where the record starts
-                line = reader.line_num + 1
-    except csv.Error as exc:
-        raise InputError(path, f"bad CSV: {exc}", line) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}, in the record starting here "
-                               "or the next ones); save the file as UTF-8", line) from None

@@ -37,8 +37,9 @@ import zstandard
 
 from ..candidate import Candidate
 from ..errors import InputError
+from ..files import csv_rows
 from . import ReaderStats
-from .base import Shard, Source, csv_rows, peek_csv_header, peek_json_keys
+from .base import Shard, Source, peek_csv_header, peek_json_keys
 
 SOURCE = "reddit"
 LICENCE = "Reddit User Agreement (user content, no CC licence)"

@@ -37,9 +37,10 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
-from ..filters.clean import html_to_markdown
+from ..files import csv_rows
+from ..text.markup import html_to_markdown
 from . import ReaderStats
-from .base import Shard, Source, csv_rows, peek_csv_header, peek_json_keys, peek_lines
+from .base import Shard, Source, peek_csv_header, peek_json_keys, peek_lines
 
 SOURCE = "wikihow"
 LICENCE = "CC BY-NC-SA 3.0"

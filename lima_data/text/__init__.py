@@ -7,13 +7,14 @@ import hashlib
 import html
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def loads_json(text: str | bytes) -> Any:
@@ -209,3 +210,17 @@ def read_text(path: str | Path) -> str:
         InputError: a line is not UTF-8 (file and line named), or the file is binary (holds NUL bytes).
     """
     return "".join(text for _, text in utf8_lines(Path(path)))
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def normalise(text: str) -> str:
+    """Unicode NFKC, case-folded, whitespace runs collapsed to one space, stripped (what dedup and decontamination
+    compare)."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def normalised_words(text: str) -> list[str]:
+    """The words (runs of letters, digits and ``_``) of ``text`` after :func:`normalise`."""
+    return _WORDS.findall(normalise(text))

@@ -1,0 +1,101 @@
+"""Reading and writing the files lima-data's rows live in: JSON lines (plain and zstd-compressed), JSON and CSV,
+each read and written one way everywhere. Below the sources, the filters, the manifest and the report (DESIGN.md
+section 3, walls), so any of them may read a user's file or write a row without reaching across a wall.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from .errors import InputError, safe_text
+from .text import loads_json, utf8_lines
+
+
+def dumps(row: Any) -> str:
+    """The one JSON encoding lima-data writes: compact, UTF-8 kept, keys in insertion order; lone surrogates (a
+    file name that is not UTF-8, an unpaired JSON escape) written escaped (:func:`~lima_data.errors.safe_text`)."""
+    return safe_text(json.dumps(row, ensure_ascii=False, separators=(",", ":")), json=True)
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows as UTF-8 JSON lines (compact, keys in insertion order, ``\\n`` endings); return the count."""
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        for row in rows:
+            fh.write(dumps(row) + "\n")
+            n += 1
+    return n
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write pretty JSON (2-space indent, sorted nowhere: insertion order is meaningful); lone surrogates (a file
+    name that is not UTF-8) are written escaped (:func:`~lima_data.errors.safe_text`)."""
+    text = safe_text(json.dumps(data, ensure_ascii=False, indent=2), json=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text + "\n")
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank JSON line of a file (BOM allowed).
+
+    Raises:
+        InputError: a line is not UTF-8 or not JSON (file and line named).
+    """
+    for line, raw in utf8_lines(path):
+        if not raw.strip():
+            continue
+        try:
+            yield line, loads_json(raw)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"not JSON: {exc.msg}", line) from None
+
+
+def read_zstd_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Read the rows of a ``.jsonl.zst`` file written by :class:`ZstdJsonlWriter`.
+
+    Raises:
+        InputError: the file is not zstd, is damaged or truncated, or a row is not UTF-8 JSON (file and row named).
+    """
+    import io
+
+    row = 0
+    with open(path, "rb") as fh:
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+        try:
+            for row, line in enumerate(io.TextIOWrapper(reader, encoding="utf-8"), 1):
+                if line.strip():
+                    yield json.loads(line)
+        except zstandard.ZstdError as exc:
+            raise InputError(path, f"damaged or not zstd-compressed ({exc}); build the manifest again", row + 1
+                             ) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"damaged row ({exc}); build the manifest again", row + 1) from None
+
+
+def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV file with a header, as ``(line the record starts on, {lower-cased column: value})``.
+
+    Raises:
+        InputError: the CSV is malformed (the message names the file and line).
+    """
+    import csv
+
+    line = 1
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
+            line = reader.line_num + 1
+            for row in reader:
+                yield line, row  # a quoted field may span lines: report where the record starts
+                line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(path, f"bad CSV: {exc}", line) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}, in the record starting here "
+                               "or the next ones); save the file as UTF-8", line) from None
