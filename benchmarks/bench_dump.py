@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_scale import scaled_posts  # noqa: E402
 
-from lima_data.sources import sevenzip  # noqa: E402
+from lima_data.sources.stackexchange import sevenzip  # noqa: E402
 
 SITES = ("coffee", "genai", "matheducators", "beer.stackexchange.com_2020")
 RAW_SCAN = r"""
@@ -72,7 +72,7 @@ print(rows)
 STREAM = r"""
 import sys
 from pathlib import Path
-from lima_data.sources import sevenzip
+from lima_data.sources.stackexchange import sevenzip
 if sys.argv[1] == "py7zr":
     sevenzip.find_7zip = lambda: None
 with sevenzip.open_member(Path(sys.argv[2]), "Posts.xml", 1 << 40) as stream:

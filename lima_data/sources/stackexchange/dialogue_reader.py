@@ -1,40 +1,4 @@
-"""Stack Exchange dialogues: multi-turn candidates from comment chains (LIMA section 6).
-
-LIMA's multi-turn experiment adds 30 dialogues to the training set, 20 of them "based on comment chains in Stack
-Exchange" (edited into an assistant's style by the authors). This reader builds those chains from a site's dump:
-``Posts.xml`` (questions and answers) plus ``Comments.xml`` (comments on posts), both in every site's archive.
-
-A chain is, on one answer::
-
-    user       the question (the asker, ``OwnerUserId`` of the question)
-    assistant  the answer (its owner, ``OwnerUserId`` of the answer)
-    user       a comment on the answer by the asker (``UserId`` of the comment = the question's owner)
-    assistant  a comment on the answer by the answerer, replying
-    ...        alternating, by ``CreationDate`` (then comment id)
-
-Speakers are checked by user id, never by name: the asker and the answerer must both be known (not deleted users)
-and differ. Comments on the answer are read in date order:
-
-- comments by anyone else, and by the answerer, before the asker's first comment are skipped (remarks on the
-  answer that the dialogue does not answer; counted in ``meta["skipped_comments"]``);
-- from the asker's first comment on, a comment by a third person ends the chain (the reply after it may be
-  addressed to that person);
-- consecutive comments by the same speaker are one turn (a long remark split over two comments);
-- a chain ends on the answerer's turn: an unanswered last follow-up is dropped.
-
-An answer with at least one follow-up and reply makes a chain; a question with several such answers gives the chain
-on its top-scored answer (then the lower answer id), so there is one candidate per question, id
-``stackexchange_dialogue/<site>/<question_id>``. The candidate carries the raw turns in ``meta["turns"]``
-(``[{"role", "content", "format": "html" | "comment", "user_id", "created", ...}]``: the question's HTML body, the
-answer's HTML, comment texts as the dump has them); the ``dialogue_clean`` filter turns them into
-``meta["messages"]`` (Markdown, ``@name`` mentions removed), which :func:`~lima_data.candidate.to_example` writes as
-the manifest row's conversation. ``prompt`` is the question title, ``response`` the answer's HTML, ``score`` the
-answer's vote score, ``meta["group"]`` is set by the ``site_group`` filter as for single-turn Stack Exchange rows.
-
-Inputs: a site's ``.7z`` archive holding ``Posts.xml`` and ``Comments.xml`` (also claimed by the ``stackexchange``
-source when both are built: this source is a companion, see :attr:`~lima_data.sources.base.Source.companion`), or a
-site folder's ``Comments.xml`` with a ``Posts.xml`` beside it. Rows are read line by line with the Stack Exchange
-reader's safe lxml row parser (no entity expansion, no DTD, no network) and its bounded archive streaming.
+"""The dialogue reader: one site's Posts.xml and Comments.xml into dialogue candidates (see :mod:`.dialogue`).
 
 Reading takes three streaming passes: Posts.xml for numbers only (ids, parents, owners, scores; no XML parse),
 Comments.xml (only comments on answers whose asker and answerer are known are parsed, and only the asker's and
@@ -51,21 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..candidate import Candidate
-from ..errors import InputError
-from . import ReaderStats
-from .base import Shard, Source
-from .stackexchange import (
-    ANSWER,
-    QUESTION,
-    StackExchangeReader,
-    _author,
-    _numbers,
-    _posts_member,
-    _question,
-    licence_for,
-    site_domain,
-)
+from ...candidate import Candidate
+from ...errors import InputError
+from .. import ReaderStats
+from ..base import Shard
+from .dialogue_chains import build_chain
+from .reader import StackExchangeReader
+from .rows import ANSWER, QUESTION, _author, _numbers, _question
+from .sites import licence_for
+from .source import _posts_member
 
 SOURCE = "stackexchange_dialogue"
 
@@ -74,123 +32,12 @@ _POST_ID = re.compile(rb' PostId="(\d+)"')
 _USER_ID = re.compile(rb' UserId="(-?\d+)"')
 
 
-def _comments_member(archive_path: Path) -> tuple[str, int] | None:
-    """Name and uncompressed size of the Comments.xml member of a .7z archive, or ``None``."""
-    import py7zr
-
-    try:
-        with py7zr.SevenZipFile(archive_path, mode="r") as archive:
-            for info in archive.list():
-                if not info.is_directory and Path(info.filename).name.lower() == "comments.xml":
-                    return info.filename, int(info.uncompressed or 0)
-    except Exception as exc:  # py7zr raises several types for a damaged archive
-        raise InputError(archive_path, f"cannot open as a 7z archive ({type(exc).__name__}: {exc})") from None
-    return None
-
-
 def _sibling(path: Path, name: str) -> Path | None:
     """The file ``name`` (any case) in ``path``'s folder, or ``None``."""
     for child in path.parent.iterdir():
         if child.name.lower() == name.lower() and child.is_file():
             return child
     return None
-
-
-def build_chain(asker: int, answerer: int, comments: list[tuple[str, int, int | None, Any]]
-                ) -> tuple[list[tuple[str, list[tuple[str, int, Any]]]], int]:
-    """The dialogue turns after an answer, from the comments on it.
-
-    Args:
-        asker, answerer: user ids of the question's and the answer's owners.
-        comments: ``(creation date, comment id, user id or None, payload)`` of every comment on the answer (the
-            payload, e.g. the text, is carried into the turns; other people's comments may have ``None``).
-
-    Returns:
-        ``(turns, skipped)``: turns as ``[("user" | "assistant", [(created, comment id, payload), ...]), ...]``
-        alternating, starting with ``"user"`` and ending with ``"assistant"`` (empty when there is no follow-up
-        with a reply), and the number of comments skipped before the asker's first one. See the module docstring
-        for the rules.
-    """
-    turns: list[tuple[str, list[tuple[str, int, str]]]] = []
-    skipped = 0
-    for created, comment_id, user_id, text in sorted(comments, key=lambda c: (c[0], c[1])):
-        role = "user" if user_id == asker else "assistant" if user_id == answerer else None
-        if not turns:
-            if role != "user":
-                skipped += 1
-                continue
-        elif role is None:
-            break
-        if turns and turns[-1][0] == role:
-            turns[-1][1].append((created, comment_id, text))
-        else:
-            turns.append((role, [(created, comment_id, text)]))
-    if turns and turns[-1][0] == "user":
-        turns.pop()
-    return turns, skipped
-
-
-class StackExchangeDialogueSource(Source):
-    """Multi-turn dialogues from Stack Exchange comment chains (see the module docstring).
-
-    Claims a ``.7z`` archive holding both ``Posts.xml`` and ``Comments.xml``, or a ``Comments.xml`` file with a
-    ``Posts.xml`` in the same folder. Quota groups: ``stem``, ``other`` (set by the ``site_group`` filter).
-    Reader settings: ``max_turns`` (default 16): comment turns kept after the answer, at most (a longer chain is
-    cut after the answerer's turn that reaches it; the ``turn_count`` filter decides what is too long);
-    ``min_answer_score`` (default: the chain's ``answer_score`` filter's ``min_score``): answers scoring less are
-    not held in memory nor chained (counted as ``answers_below_min_score``), so memory follows the answers that can
-    pass, not the whole site.
-    """
-
-    name = SOURCE
-    groups = ("stem", "other")
-    methods = ("tau", "top")
-    defaults = {"max_turns": 16, "min_answer_score": None}
-    companion = True
-
-    def configure(self, filters) -> None:
-        """Take the reader's minimum answer score from the chain's ``answer_score`` filter unless set."""
-        if self.settings["min_answer_score"] is None:
-            self.settings["min_answer_score"] = next((f.min_score for f in filters if f.name == "answer_score"), None)
-
-    @staticmethod
-    def rank_key(candidate: Candidate) -> tuple:
-        """Question score, then the answer's score, both descending, then question id (as single-turn Stack
-        Exchange rows)."""
-        return (-(candidate.meta.get("question_score") or 0), -(candidate.score or 0),
-                candidate.meta.get("question_id", 0), candidate.id)
-
-    def claim(self, path: Path, explicit: bool) -> Shard | None:
-        if path.suffix.lower() == ".7z":
-            comments = _comments_member(path)
-            if comments is None:
-                return None
-            _, posts_size = _posts_member(path)  # raises when the archive has no Posts.xml
-            return Shard(SOURCE, path, "7z", comments[1] + 2 * posts_size, 1, comments[0], site_domain(path.name))
-        if path.name.lower() == "comments.xml":
-            posts = _sibling(path, "Posts.xml")
-            if posts is None:
-                if explicit:
-                    raise InputError(path, "no Posts.xml beside this Comments.xml (a dialogue needs both)")
-                return None
-            size = path.stat().st_size + 2 * posts.stat().st_size
-            return Shard(SOURCE, path, "comments_xml", size, 1, None, site_domain(path.resolve().parent.name))
-        return None
-
-    def finalize(self, shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
-        by_site: dict[str, Shard] = {}
-        for shard in sorted(shards, key=lambda d: (d.domain, str(d.path))):
-            if shard.domain in by_site:
-                warn(f"site {shard.domain} given twice: reading {by_site[shard.domain].path}, skipping {shard.path}")
-                continue
-            by_site[shard.domain] = shard
-        return list(by_site.values())
-
-    def read(self, shards, stats, progress) -> Iterator[Candidate]:
-        reader = DialogueReader(strict=self.strict, max_turns=self.settings["max_turns"],
-                                min_answer_score=self.settings["min_answer_score"])
-        for shard in shards:
-            yield from reader.read(shard, stats(shard), progress(shard))
 
 
 class DialogueReader:

@@ -1,0 +1,195 @@
+"""The Stack Exchange reader: one Candidate per question of a site's Posts.xml, joined to its top answer.
+
+Joining answers to questions takes two streaming passes over ``Posts.xml``: the first reads only answer rows (their
+numeric attributes, without an XML parse) and keeps, per question, the top answer's ``(score, id)`` (ints only;
+~100 bytes per answered question); the second emits each question with its top answer's body. It parses only the
+rows whose text is used: questions whose top answer can pass ``min_answer_score`` and those answers. The other
+answers are counted and checked from their numbers; the other questions are read "light" (ids, score and title by
+regular expression, undefined entities refused as lxml would) since the ``answer_score`` filter drops them and
+their reject needs no more. Only questions whose top answer can pass are held in memory until their answer row
+arrives. The top answer is the highest-scored one; a tie goes to the earlier answer (lower id).
+
+A byte range of a big file is read in the same two passes, split (see :mod:`.ranges`): pass 1 per range
+(:meth:`StackExchangeReader.index_range`), then pass 2 per range (:meth:`StackExchangeReader.read_range`) with each
+question's top answer over the whole file, fetched by byte offset. Rows come from :class:`.stream.RowStream`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ...candidate import Candidate
+from .. import ReaderStats
+from . import sevenzip
+from .rows import ANSWER, QUESTION, _candidate, _numbers
+from .sites import SiteDump
+from .stream import _CHUNK, RowStream
+
+#: An archive member up to this size (bytes) is decompressed once into a temporary file and read twice from it;
+#: a bigger one (read outside a build, which splits it into byte ranges of an unpacked copy) is decoded twice.
+SPOOL_BYTES = 1 << 30
+
+
+class StackExchangeReader(RowStream):
+    """Turns one :class:`SiteDump` into Candidates (see the module docstring for the two passes).
+
+    Args:
+        min_answer_score: questions without an answer or whose top answer scores below this are emitted light
+            (ids, scores, title and url; no body, no answer), for the ``answer_score`` filter to drop: set it
+            only with that filter (the source takes it from the chain). ``None`` reads every question in full
+            and every top answer.
+        strict: raise :class:`~lima_data.errors.InputError` on the first malformed row or truncated file
+            instead of counting it.
+        max_decompressed_bytes: bound on the bytes decompressed from an archive member; by default the size the
+            archive declares for it plus 1 MiB.
+    """
+
+    # -- the two passes over a whole file ---------------------------------------------------------------------
+
+    def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
+        """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
+        top: dict[int, tuple[int, int]] = {}
+        for _, _, numbers in self._rows(dump, None, progress, only=b'PostTypeId="2"', skip=_numbers):
+            if numbers.get(b"PostTypeId") != ANSWER or b"Body" not in numbers:
+                continue
+            try:
+                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
+            except KeyError:
+                continue  # counted as malformed in pass 2
+            best = top.get(parent)
+            if best is None or score > best[0] or (score == best[0] and answer_id < best[1]):
+                top[parent] = (score, answer_id)
+        return top
+
+    def read(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None = None) -> Iterator[Candidate]:
+        """Yield one Candidate per well-formed question of ``dump`` (a whole Posts.xml or archive member); fill
+        ``stats`` as rows are read. For a byte range of a file, see :meth:`read_range`.
+
+        Raises:
+            InputError: the file or archive cannot be read at all (not XML, not 7z, truncated archive), or any
+                malformed row when ``strict``.
+        """
+        if dump.member and dump.size <= SPOOL_BYTES:
+            return self._read_spooled(dump, stats, progress)
+        return self._read_two_passes(dump, stats, progress)
+
+    def _read_two_passes(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
+        top = self.top_answers(dump, progress)
+        hold = self.min_answer_score
+        top_ids = {answer_id for score, answer_id in top.values() if hold is None or score >= hold}
+        pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
+        early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
+
+        for line_no, _, row in self._rows(dump, stats, progress, skip=self._skip(top, top_ids)):
+            if b"PostTypeId" in row:  # read without a parse
+                candidate = self._unparsed(row, dump, stats, line_no, top)
+                if candidate is not None:
+                    yield candidate
+                continue
+            post = self._post(row, dump, stats, line_no)
+            if post is None:
+                continue
+            post_type, post_id, question = post
+            if post_type == QUESTION:
+                stats.count("questions")
+                best = top.get(post_id)
+                if best is None:
+                    yield _candidate(question, None, None)
+                elif hold is not None and best[0] < hold:
+                    yield _candidate(question, best, None)
+                elif best[1] in early:
+                    yield _candidate(question, best, early.pop(best[1]))
+                else:
+                    pending[best[1]] = {"question": question, "best": best}
+            elif post_type == ANSWER:
+                stats.count("answers")
+                if post_id in pending:
+                    waiting = pending.pop(post_id)
+                    yield _candidate(waiting["question"], waiting["best"], row)
+                elif post_id in top_ids:
+                    early[post_id] = row
+            else:
+                stats.count("other")
+        for waiting in pending.values():  # the top answer row never came (cut file): nothing to answer with
+            yield _candidate(waiting["question"], waiting["best"], None)
+
+    def _read_spooled(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
+        """:meth:`read` of an archive member decompressed once into a temporary file (deleted after) instead of
+        twice, once per pass: decoding (bzip2 in the dump's archives) is slower than parsing."""
+        fd, name = tempfile.mkstemp(prefix="lima-se-member-", suffix=".xml")
+        try:
+            limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
+            with os.fdopen(fd, "wb") as out, sevenzip.open_member(dump.path, dump.member, limit) as stream:
+                shutil.copyfileobj(stream, out, _CHUNK)
+            self._spooled[dump] = name
+            yield from self._read_two_passes(dump, stats, progress)
+        finally:
+            self._spooled.pop(dump, None)
+            os.unlink(name)
+
+    # -- byte ranges of a big file ----------------------------------------------------------------------------
+
+    def index_range(self, dump: SiteDump) -> tuple[list[int], dict[int, tuple[int, int, int, int]], int]:
+        """Pass 1 over one byte range: ``(question ids, {question id: (score, answer id, byte offset, line in
+        range)} of the range's best answer per question, lines in the range)``. Reads numbers only (no XML
+        parse); memory is bounded by the range."""
+        questions: list[int] = []
+        best: dict[int, tuple[int, int, int, int]] = {}
+        cursor: dict[str, int] = {}
+        for line_no, offset, numbers in self._rows(dump, None, None, skip=_numbers, cursor=cursor):
+            kind = numbers.get(b"PostTypeId")
+            if kind == QUESTION and b"Id" in numbers:
+                questions.append(numbers[b"Id"])
+            elif kind == ANSWER and b"Body" in numbers and b"ParentId" in numbers and b"Id" in numbers:
+                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
+                held = best.get(parent)
+                if held is None or score > held[0] or (score == held[0] and answer_id < held[1]):
+                    best[parent] = (score, answer_id, offset, line_no)
+        return questions, best, cursor.get("lines", 0)
+
+    def read_range(self, dump: SiteDump, stats: ReaderStats, top: dict[int, tuple[int, int, int, int]],
+                   first_line: int, progress: Callable[[int], None] | None = None) -> Iterator[Candidate]:
+        """Pass 2 over one byte range: one Candidate per question in it.
+
+        ``top``: ``{question id: (score, answer id, byte offset, line)}`` of the top answer of each of the range's
+        questions, over the whole file (:func:`join_index`); an answer that can pass ``min_answer_score`` is read
+        at its offset, wherever it lies in the file. Answer rows of the range are counted and checked, not
+        parsed. Lines are numbered from ``first_line`` (the file's line number of the range's first line).
+        """
+        hold = self.min_answer_score
+        label = dump.label
+        skip = self._skip(top, set())  # every answer row: the ones needed are fetched by offset
+        with open(dump.path, "rb") as answers:
+            for line_no, _, row in self._rows(dump, stats, progress, skip=skip, first_line=first_line):
+                if b"PostTypeId" in row:
+                    candidate = self._unparsed(row, dump, stats, line_no, top)
+                    if candidate is not None:
+                        yield candidate
+                    continue
+                post = self._post(row, dump, stats, line_no)
+                if post is None:
+                    continue
+                post_type, post_id, question = post
+                if post_type != QUESTION:
+                    stats.count("other")
+                    continue
+                stats.count("questions")
+                found = top.get(post_id)
+                if found is None:
+                    yield _candidate(question, None, None)
+                    continue
+                best = found[:2]
+                if hold is not None and best[0] < hold:
+                    yield _candidate(question, best, None)
+                    continue
+                answers.seek(found[2])
+                text = answers.readline().strip()
+                row = self._parse_row(text, found[3], label, None)
+                if row is None or "Body" not in row:
+                    self._malformed(stats, label, found[3], "top answer row cannot be parsed")
+                yield _candidate(question, best, row if row is not None and "Body" in row else None)
+

@@ -1,0 +1,136 @@
+"""One Posts.xml row: the safe lxml parser, the number and title regexes, and a question's and answer's fields.
+
+Format notes:
+
+- The dump writes one ``<row .../>`` per line (also after 2024). Each row line is parsed on its own with lxml
+  (:data:`_PARSER`), with entity resolution, DTD loading and network access off, so a ``<!DOCTYPE ...>`` line is
+  never fetched or expanded and one bad row is counted (with its line number) instead of ending the read.
+- ``PostTypeId`` 1 is a question, 2 an answer; other post types (tag wikis, ...) are counted and skipped.
+- Rows only counted or ranked are read without an XML parse (:func:`_numbers`, :func:`_light_question`); every
+  row whose text is used is parsed by lxml. :func:`_candidate` makes a question and its top answer one
+  :class:`~lima_data.candidate.Candidate`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from lxml import etree
+
+from ...candidate import Candidate
+from .sites import SOURCE, licence_for, parse_tags
+
+#: Post types in PostTypeId.
+QUESTION, ANSWER = 1, 2
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d+)"')
+_TITLE = re.compile(rb' Title="([^"]*)"')
+#: A reference to an entity XML does not predefine (the dump uses only these and character references); lxml
+#: refuses such a row, so a row read without lxml must be refused too.
+_UNDEFINED_ENTITY = re.compile(rb"&(?!(?:quot|amp|lt|gt|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s]{0,40};?")
+
+
+def _numbers(line: bytes) -> dict[bytes, int]:
+    """The numeric attributes Id, PostTypeId, ParentId and Score of a row line, read without an XML parse: they
+    are plain digits (no entities), so a regular expression reads them exactly; plus ``b"Body": 1`` when the row
+    has a body. Used for rows that are only counted or ranked; every row whose text is used is parsed by lxml.
+
+    The dump writes the numbers before ``Body``, so only the part before the body is searched (the whole line
+    when that part lacks one of them)."""
+    body = line.find(b' Body="')
+    found = {name: int(value) for name, value in _NUMBER_ATTRIBUTE.findall(line, 0, body if body > 0 else len(line))}
+    if body > 0:
+        if b"Score" not in found or b"Id" not in found:
+            found = {name: int(value) for name, value in _NUMBER_ATTRIBUTE.findall(line)}
+        found[b"Body"] = 1
+    return found
+
+
+def _light_question(line: bytes, numbers: dict[bytes, int]) -> dict[bytes, Any]:
+    """Add the title of a question row that is read without an XML parse (its top answer cannot pass the minimum
+    score, so the ``answer_score`` filter drops it: ids, score and title are all its reject needs) to its
+    numbers, as ``numbers[b"Title"]``; or, when lxml would refuse the row, the reason as ``numbers[b"Error"]``.
+    An attribute's text holds no raw ``"`` (the dump writes ``&quot;``), so a regular expression finds exactly
+    the attribute; its entities are decoded with :func:`html.unescape` once undefined ones are ruled out."""
+    title = _TITLE.search(line)
+    undefined = _UNDEFINED_ENTITY.search(line)
+    if undefined is not None:
+        numbers[b"Error"] = f"bad XML: undefined entity {undefined.group(0).decode(errors='replace')}"
+    elif title is None or b"Body" not in numbers:
+        numbers[b"Error"] = f"row without required attribute {'Title' if title is None else 'Body'}"
+    else:
+        try:
+            numbers[b"Title"] = html.unescape(title.group(1).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            numbers[b"Error"] = f"bad XML: not UTF-8 ({exc.reason})"
+    return numbers
+
+
+def _question(row: dict[str, str], site: str) -> dict[str, Any]:
+    """The fields of a question row that a Candidate needs. Raises KeyError / ValueError on a bad row."""
+    question_id = int(row["Id"])
+    return {
+        "id": question_id,
+        "site": site,
+        "title": row["Title"],
+        "body": row["Body"],
+        "score": int(row.get("Score", 0)),
+        "tags": parse_tags(row.get("Tags")),
+        "created": row.get("CreationDate"),
+        "accepted_answer_id": int(row["AcceptedAnswerId"]) if row.get("AcceptedAnswerId") else None,
+        "answer_count": int(row.get("AnswerCount", 0) or 0),
+        "owner_user_id": row.get("OwnerUserId"),
+        "owner_display_name": row.get("OwnerDisplayName"),
+        "licence": licence_for(row.get("CreationDate"), row.get("ContentLicense")),
+    }
+
+
+def _author(site: str, user_id: str | None, display_name: str | None) -> tuple[str | None, str | None]:
+    url = f"https://{site}/users/{user_id}" if user_id and user_id != "-1" else None
+    name = display_name or (f"user {user_id}" if user_id else None)
+    return name, url
+
+
+def _candidate(question: dict[str, Any], best: tuple[int, int] | None, answer: dict[str, str] | None) -> Candidate:
+    """A Candidate from a question and its top answer; ``answer`` is None when its body was not read."""
+    site, question_id = question["site"], question["id"]
+    meta: dict[str, Any] = {"question_id": question_id, "question_score": question["score"],
+                            "title": question["title"]}
+    if "body" in question:
+        author, author_url = _author(site, question["owner_user_id"], question["owner_display_name"])
+        meta.update({
+            "question_body": question["body"],
+            "tags": question["tags"],
+            "created": question["created"],
+            "answer_count": question["answer_count"],
+            "url": f"https://{site}/questions/{question_id}",
+            "question_author": author,
+            "question_author_url": author_url,
+            "question_licence": question["licence"],
+        })
+    else:  # a light question (:func:`_light_question`): what its reject needs
+        meta["url"] = f"https://{site}/questions/{question_id}"
+    if best is not None:
+        answer_id = best[1]
+        meta["answer_id"] = answer_id
+        meta["answer_url"] = f"https://{site}/a/{answer_id}"
+        meta["accepted"] = answer_id == question["accepted_answer_id"]
+    if answer is not None:
+        author, author_url = _author(site, answer.get("OwnerUserId"), answer.get("OwnerDisplayName"))
+        meta["author"] = author
+        meta["author_url"] = author_url
+        meta["answer_created"] = answer.get("CreationDate")
+        meta["licence"] = licence_for(answer.get("CreationDate"), answer.get("ContentLicense"))
+        meta["response_format"] = "html"  # until the ``clean`` filter turns it into Markdown
+    return Candidate(
+        id=f"{SOURCE}/{site}/{question_id}",
+        source=SOURCE,
+        domain=site,
+        prompt=question["title"],
+        response=answer["Body"] if answer is not None else "",
+        score=best[0] if best is not None else None,
+        meta=meta,
+    )

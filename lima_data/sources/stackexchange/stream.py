@@ -1,0 +1,224 @@
+"""The row stream of a Posts.xml: open a file, a byte range of one, or an archive member; yield its row lines,
+parsed or read for their numbers; check the ``<posts>`` root, cut rows and a missing end; classify each row.
+
+:class:`RowStream` is the base of :class:`~lima_data.sources.stackexchange.reader.StackExchangeReader`, whose
+passes (whole file, byte range) are built on :meth:`RowStream._rows`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from lxml import etree
+
+from ...candidate import Candidate
+from ...errors import InputError
+from .. import ReaderStats
+from . import sevenzip
+from .rows import _PARSER, ANSWER, QUESTION, _candidate, _light_question, _numbers, _question
+from .sites import SiteDump
+
+_CHUNK = 1 << 20
+
+
+class RowStream:
+    """Rows of one :class:`~lima_data.sources.stackexchange.sites.SiteDump`, checked and classified; the
+    settings are :class:`~lima_data.sources.stackexchange.reader.StackExchangeReader`'s."""
+
+    def __init__(self, *, min_answer_score: int | None = None, strict: bool = False,
+                 max_decompressed_bytes: int | None = None):
+        self.min_answer_score = min_answer_score
+        self.strict = strict
+        self.max_decompressed_bytes = max_decompressed_bytes
+        self._spooled: dict[SiteDump, str] = {}  # archive member -> its decompressed copy while read
+
+    # -- byte streams -----------------------------------------------------------------------------------------
+
+    def _open(self, dump: SiteDump):
+        if dump.member and self._spooled.get(dump) is not None:
+            return open(self._spooled[dump], "rb", buffering=_CHUNK)
+        if dump.member:
+            limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
+            return sevenzip.open_member(dump.path, dump.member, limit)
+        try:
+            fh = open(dump.path, "rb", buffering=_CHUNK)
+        except OSError as exc:
+            raise InputError(dump.path, f"cannot open: {exc.strerror}") from None
+        if dump.start:
+            fh.seek(dump.start)
+        return fh
+
+    def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
+              only: bytes | None = None, skip: Callable[[bytes], dict[bytes, int] | None] | None = None,
+              first_line: int = 1, cursor: dict[str, int] | None = None
+              ) -> Iterator[tuple[int, int, dict[str, str] | dict[bytes, int]]]:
+        """Yield ``(line_number, byte_offset, attributes)`` for every well-formed ``<row>`` of the shard (a whole
+        Posts.xml, or a byte range of one whose first line is ``first_line``).
+
+        ``only``: skip row lines that do not contain these bytes, without parsing them (the answer pass).
+        ``skip``: called with a row line's bytes; when it returns a dict (the row's :func:`_numbers`), that dict
+        is yielded instead of the parsed attributes (rows the caller only needs to count or to rank).
+        ``cursor``: receives ``{"lines": lines read}`` when the shard is done.
+        Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict). The header
+        (``<posts>``) is checked in the shard holding the file's start, ``</posts>`` in the one holding its end.
+        """
+        label = dump.label
+        first = dump.start == 0
+        last = dump.end is None or (dump.end >= dump.path.stat().st_size and dump.end > dump.start)
+        stream = self._open(dump)
+        closed = False
+        opened = not first
+        line_no = first_line - 1
+        offset, end = dump.start, dump.end
+        try:
+            with stream:
+                for line in stream:
+                    here = offset
+                    if end is not None and here >= end:
+                        break
+                    offset += len(line)
+                    line_no += 1
+                    if progress is not None:
+                        progress(len(line))
+                    text = line.strip()
+                    if line_no == 1 and first:
+                        text = text.removeprefix(b"\xef\xbb\xbf")
+                        if not text.startswith(b"<"):
+                            raise InputError(label, "not an XML file (expected a Stack Exchange Posts.xml)", line_no)
+                    if not text:
+                        continue
+                    if text.startswith(b"<row"):
+                        if not opened:
+                            raise InputError(label, "a <row> before the <posts> root element", line_no)
+                        if only is not None and only not in text:
+                            continue
+                        numbers = skip(text) if skip is not None else None
+                        if numbers is not None:
+                            if stats is not None:
+                                stats.rows += 1
+                            if text.endswith(b"/>"):
+                                yield line_no, here, numbers
+                            elif stats is not None:
+                                self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
+                            continue
+                        attributes = self._parse_row(text, line_no, label, stats)
+                        if attributes is not None:
+                            yield line_no, here, attributes
+                    elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
+                        opened = opened or b"<posts" in text  # a root on the declaration's line
+                        continue
+                    elif text.startswith(b"<posts"):
+                        opened = True
+                    elif text.startswith(b"</posts>"):
+                        closed = True
+                    elif not opened:
+                        root = re.match(rb"<\s*([\w:.-]+)", text)
+                        name = root.group(1).decode(errors="replace") if root else text[:20].decode(errors="replace")
+                        raise InputError(label, f"not a Posts.xml: the root element is <{name}>, not <posts>", line_no)
+                    elif stats is not None:
+                        self._malformed(stats, label, line_no, "not a <row> element")
+        except InputError:
+            raise
+        except (OSError, EOFError, ValueError) as exc:
+            raise InputError(label, f"read failed after line {line_no}: {exc}") from None
+        if cursor is not None:
+            cursor["lines"] = line_no - first_line + 1
+        if not first:
+            pass
+        elif line_no == 0:
+            raise InputError(label, "the file is empty")
+        elif not opened:
+            raise InputError(label, "not a Posts.xml: no <posts> root element")
+        if last and not closed and stats is not None:
+            stats.truncated = True
+            message = f"the file ends at line {line_no} without </posts> (truncated?)"
+            if self.strict:
+                raise InputError(label, message, line_no)
+            stats.error(line_no, message, row=False)
+
+    def _malformed(self, stats: ReaderStats, label: str, line_no: int, message: str) -> None:
+        if self.strict:
+            raise InputError(label, message, line_no)
+        stats.error(line_no, message)
+
+    def _parse_row(self, text: bytes, line_no: int, label: str, stats: ReaderStats | None) -> dict[str, str] | None:
+        if stats is not None:
+            stats.rows += 1
+        if not text.endswith(b"/>"):
+            if stats is not None:
+                self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
+            return None
+        try:
+            element = etree.fromstring(text, _PARSER)
+        except etree.XMLSyntaxError as exc:
+            if stats is not None:
+                self._malformed(stats, label, line_no, f"bad XML: {exc.msg}")
+            return None
+        return dict(element.attrib)
+
+    def _check_answer(self, numbers: dict[bytes, int], stats: ReaderStats, label: str, line_no: int) -> None:
+        """Count an answer row that is not parsed (its numbers only), or record it as malformed."""
+        if b"ParentId" not in numbers or b"Id" not in numbers:
+            self._malformed(stats, label, line_no, "answer row without a usable Id or ParentId")
+        elif b"Body" not in numbers:
+            self._malformed(stats, label, line_no, "row without required attribute Body")
+        else:
+            stats.count("answers")
+
+    def _skip(self, top: dict[int, tuple], wanted: set[int]) -> Callable[[bytes], dict[bytes, Any] | None]:
+        """The ``skip`` of pass 2 (see :meth:`_rows`): answer rows whose id is not in ``wanted`` are read for
+        their numbers only, and, with ``min_answer_score`` set, questions whose top answer (``top[id][0]``, the
+        score) cannot pass it are read light (:func:`_light_question`); every other row is parsed."""
+        hold = self.min_answer_score
+
+        def skip(line: bytes) -> dict[bytes, Any] | None:
+            if b'PostTypeId="2"' in line:
+                numbers = _numbers(line)  # (the text may also be in a question's body: the number decides)
+                if numbers.get(b"PostTypeId") == ANSWER and numbers.get(b"Id") not in wanted:
+                    return numbers
+            elif hold is not None and b'PostTypeId="1"' in line:
+                numbers = _numbers(line)
+                if numbers.get(b"PostTypeId") == QUESTION and b"Id" in numbers:
+                    best = top.get(numbers[b"Id"])
+                    if best is None or best[0] < hold:
+                        return _light_question(line, numbers)
+            return None
+
+        return skip
+
+    def _unparsed(self, numbers: dict[bytes, Any], dump: SiteDump, stats: ReaderStats, line_no: int,
+                  top: dict[int, tuple]) -> Candidate | None:
+        """Handle a row read without an XML parse: an answer is counted and checked; a light question (see
+        :func:`_light_question`) becomes a Candidate for ``answer_score`` to drop, or is recorded as malformed."""
+        if numbers[b"PostTypeId"] == ANSWER:
+            self._check_answer(numbers, stats, dump.label, line_no)
+            return None
+        if b"Error" in numbers:
+            self._malformed(stats, dump.label, line_no, numbers[b"Error"])
+            return None
+        stats.count("questions")
+        question = {"id": numbers[b"Id"], "site": dump.domain, "title": numbers[b"Title"],
+                    "score": numbers.get(b"Score", 0), "accepted_answer_id": numbers.get(b"AcceptedAnswerId")}
+        best = top.get(question["id"])
+        return _candidate(question, best[:2] if best is not None else None, None)
+
+    def _post(self, row: dict[str, str], dump: SiteDump, stats: ReaderStats, line_no: int
+              ) -> tuple[int, int, dict[str, Any] | None] | None:
+        """``(post type, post id, question fields or None)`` of a parsed row, or ``None`` (recorded as
+        malformed) when a required attribute is missing or a number is bad."""
+        try:
+            post_type, post_id = int(row["PostTypeId"]), int(row["Id"])
+            if post_type == QUESTION:
+                return post_type, post_id, _question(row, dump.domain)
+            if post_type == ANSWER:
+                int(row["ParentId"]), int(row.get("Score", 0))
+                if "Body" not in row:
+                    raise KeyError("Body")
+            return post_type, post_id, None
+        except KeyError as exc:
+            self._malformed(stats, dump.label, line_no, f"row without required attribute {exc.args[0]}")
+        except ValueError as exc:
+            self._malformed(stats, dump.label, line_no, f"bad number in row: {exc}")
+        return None
