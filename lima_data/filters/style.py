@@ -274,7 +274,10 @@ class FirstPerson(Filter):
         return [m for m in self._pattern.finditer(prose) if self._counts(prose, m)]
 
     def measure(self, candidate: Candidate) -> int:
-        return len(self._matches(self._prose(candidate)))
+        prose = self._prose(candidate)
+        matches = self._matches(prose)
+        self._last = (candidate.response, prose, matches)  # explain() of a drop reuses them (same response object)
+        return len(matches)
 
     _NOUN_MINE = re.compile(r"\b(?:a|an|the|this|that|each|every|gold|coal|silver|copper|iron|salt|diamond|land|"
                             r"uranium|open|abandoned|old|underground|naval|sea)\s+$", re.I)
@@ -292,8 +295,13 @@ class FirstPerson(Filter):
 
     def explain(self, candidate: Candidate, value: int) -> list[dict[str, str]] | None:
         """The first-person words in the prose that ``measure`` counts (same text, same pattern)."""
-        prose = self._prose(candidate)
-        return match_spans("response", prose, (m.span() for m in self._matches(prose)))
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] is candidate.response:
+            _, prose, matches = last
+        else:
+            prose = self._prose(candidate)
+            matches = self._matches(prose)
+        return match_spans("response", prose, (m.span() for m in matches))
 
     def decide(self, value: int) -> str | None:
         return "first_person" if value > self.max_count else None
@@ -328,6 +336,7 @@ class SiteReference(Filter):
 
     def measure(self, candidate: Candidate) -> list[str]:
         prose = response_prose(candidate)
+        self._last = (candidate.response, prose)  # explain() of a drop reuses it (same response object)
         found = self._pattern.findall(prose.lower())
         if self._exact is not None:
             found += [m.lower() for m in self._exact.findall(prose)]
@@ -335,7 +344,8 @@ class SiteReference(Filter):
 
     def explain(self, candidate: Candidate, value: list[str]) -> list[dict[str, str]] | None:
         """The phrases in the prose that ``measure`` finds (same text, same pattern; shown in the original case)."""
-        prose = response_prose(candidate)
+        last = getattr(self, "_last", None)
+        prose = last[1] if last is not None and last[0] is candidate.response else response_prose(candidate)
         lowered = prose.lower()
         text = prose if len(lowered) == len(prose) else lowered  # offsets shift only for a few non-ASCII letters
         return match_spans("response", text, (m.span() for m in self._pattern.finditer(lowered)))
