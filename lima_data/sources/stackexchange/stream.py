@@ -229,6 +229,23 @@ class RowStream:
         best = top.get(question["id"])
         return _candidate(question, best[:2] if best is not None else None, None)
 
+    def _posts(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None,
+               top: dict[int, tuple], wanted: set[int], first_line: int = 1
+               ) -> Iterator[Candidate | tuple[int, int, dict[str, Any] | None, dict[str, str]]]:
+        """The rows of pass 2: a Candidate for each light question (see :meth:`_skip` and :meth:`_unparsed`), and
+        ``(post type, post id, question fields or None, attributes)`` for each parsed, well-formed row (see
+        :meth:`_post`); answers not in ``wanted`` are counted and checked, unparsed, and not yielded."""
+        for line_no, _, row in self._rows(dump, stats, progress, self._numbers_or_parse(self._skip(top, wanted)),
+                                          first_line=first_line):
+            if b"PostTypeId" in row:  # read without a parse
+                candidate = self._unparsed(row, dump, stats, line_no, top)
+                if candidate is not None:
+                    yield candidate
+                continue
+            post = self._post(row, dump, stats, line_no)
+            if post is not None:
+                yield (*post, row)
+
     def _post(self, row: dict[str, str], dump: SiteDump, stats: ReaderStats, line_no: int
               ) -> tuple[int, int, dict[str, Any] | None] | None:
         """``(post type, post id, question fields or None)`` of a parsed row, or ``None`` (recorded as
