@@ -1,8 +1,10 @@
-"""The row stream of a Posts.xml: open a file, a byte range of one, or an archive member; yield its row lines,
-parsed or read for their numbers; check the ``<posts>`` root, cut rows and a missing end; classify each row.
+"""The row stream of a dump XML file (Posts.xml, Comments.xml): open a file, a byte range of one, or an archive
+member; yield its row lines, parsed or read for their numbers; check the root element, cut rows and a missing end;
+classify each Posts.xml row.
 
 :class:`RowStream` is the base of :class:`~lima_data.sources.stackexchange.reader.StackExchangeReader`, whose
-passes (whole file, byte range) are built on :meth:`RowStream._rows`.
+passes (whole file, byte range) are built on :meth:`RowStream._rows`, and of
+:class:`~lima_data.sources.stackexchange.dialogue_reader.DialogueReader`, whose three passes are too.
 """
 
 from __future__ import annotations
