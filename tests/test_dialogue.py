@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from lxml import etree
@@ -254,3 +255,32 @@ def test_cut_comments_file_is_counted_not_fatal(tmp_path, se_dir):
     assert candidates
     with pytest.raises(InputError, match="Comments.xml"):
         read_source(StackExchangeDialogueSource(strict=True), [site])
+
+
+def test_archive_members_are_listed_by_the_7zip_path_and_by_py7zr(se_dir, monkeypatch):
+    from lima_data.sources.stackexchange import sevenzip
+
+    shard = discover([se_dir / BEER], [StackExchangeDialogueSource()])[0]["stackexchange_dialogue"][0]
+    assert shard.member == "Comments.xml"
+    list_members = sevenzip.list_members
+    monkeypatch.setattr(sevenzip, "list_members",  # as a listing with the files in a folder would name them
+                        lambda path: [replace(m, name=f"site/{m.name}") for m in list_members(path)])
+    moved = discover([se_dir / BEER], [StackExchangeDialogueSource()])[0]["stackexchange_dialogue"][0]
+    assert moved.member == "site/Comments.xml"  # the member comes from sevenzip's listing
+    monkeypatch.setattr(sevenzip, "list_members", list_members)
+    monkeypatch.setattr(sevenzip, "find_7zip", lambda: None)  # the py7zr fallback lists the same members
+    assert discover([se_dir / BEER], [StackExchangeDialogueSource()])[0]["stackexchange_dialogue"] == [shard]
+
+
+def test_comments_file_of_another_kind_is_named(tmp_path, se_dir):
+    site = tmp_path / "history_meta"
+    site.mkdir()
+    shutil.copy(se_dir / "history_meta" / "Posts.xml", site / "Posts.xml")
+    text = (se_dir / "history_meta" / "Comments.xml").read_bytes()
+    assert b"\n<comments>" in text
+    (site / "Comments.xml").write_bytes(text.replace(b"\n<comments>", b"\n<users>", 1))
+    with pytest.raises(InputError, match=r"Comments.xml:\d+: not a Comments.xml: the root element is <users>"):
+        read_source(StackExchangeDialogueSource(), [site])
+    (site / "Comments.xml").write_bytes(b"PostId,Text\n1,hello\n")
+    with pytest.raises(InputError, match=r"Comments.xml:1: not an XML file \(expected a Stack Exchange Comments.xml"):
+        read_source(StackExchangeDialogueSource(), [site])

@@ -50,21 +50,7 @@ from ...errors import InputError
 from ..base import Shard, Source
 from .dialogue_reader import SOURCE, DialogueReader, _sibling
 from .sites import site_domain
-from .source import _posts_member
-
-
-def _comments_member(archive_path: Path) -> tuple[str, int] | None:
-    """Name and uncompressed size of the Comments.xml member of a .7z archive, or ``None``."""
-    import py7zr
-
-    try:
-        with py7zr.SevenZipFile(archive_path, mode="r") as archive:
-            for info in archive.list():
-                if not info.is_directory and Path(info.filename).name.lower() == "comments.xml":
-                    return info.filename, int(info.uncompressed or 0)
-    except Exception as exc:  # py7zr raises several types for a damaged archive
-        raise InputError(archive_path, f"cannot open as a 7z archive ({type(exc).__name__}: {exc})") from None
-    return None
+from .source import StackExchangeSource, _one_per_site, _posts_member, _site_member
 
 
 class StackExchangeDialogueSource(Source):
@@ -85,21 +71,14 @@ class StackExchangeDialogueSource(Source):
     defaults = {"max_turns": 16, "min_answer_score": None}
     companion = True
 
-    def configure(self, filters) -> None:
-        """Take the reader's minimum answer score from the chain's ``answer_score`` filter unless set."""
-        if self.settings["min_answer_score"] is None:
-            self.settings["min_answer_score"] = next((f.min_score for f in filters if f.name == "answer_score"), None)
-
-    @staticmethod
-    def rank_key(candidate: Candidate) -> tuple:
-        """Question score, then the answer's score, both descending, then question id (as single-turn Stack
-        Exchange rows)."""
-        return (-(candidate.meta.get("question_score") or 0), -(candidate.score or 0),
-                candidate.meta.get("question_id", 0), candidate.id)
+    # The reader's minimum answer score from the chain's ``answer_score`` filter unless set; the rank of
+    # single-turn Stack Exchange rows (question score, then the answer's, both descending, then question id).
+    configure = StackExchangeSource.configure
+    rank_key = staticmethod(StackExchangeSource.rank_key)
 
     def claim(self, path: Path, explicit: bool) -> Shard | None:
         if path.suffix.lower() == ".7z":
-            comments = _comments_member(path)
+            comments = _site_member(path, "Comments.xml")
             if comments is None:
                 return None
             _, posts_size = _posts_member(path)  # raises when the archive has no Posts.xml
@@ -115,13 +94,7 @@ class StackExchangeDialogueSource(Source):
         return None
 
     def finalize(self, shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
-        by_site: dict[str, Shard] = {}
-        for shard in sorted(shards, key=lambda d: (d.domain, str(d.path))):
-            if shard.domain in by_site:
-                warn(f"site {shard.domain} given twice: reading {by_site[shard.domain].path}, skipping {shard.path}")
-                continue
-            by_site[shard.domain] = shard
-        return list(by_site.values())
+        return _one_per_site(shards, warn)
 
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
         reader = DialogueReader(strict=self.strict, max_turns=self.settings["max_turns"],

@@ -20,10 +20,10 @@ from ...errors import InputError
 from .. import ReaderStats
 from ..base import Shard
 from .dialogue_chains import build_chain
-from .reader import StackExchangeReader
 from .rows import ANSWER, QUESTION, _author, _numbers, _question
 from .sites import licence_for
 from .source import _posts_member
+from .stream import RowStream
 
 SOURCE = "stackexchange_dialogue"
 
@@ -40,7 +40,7 @@ def _sibling(path: Path, name: str) -> Path | None:
     return None
 
 
-class DialogueReader:
+class DialogueReader(RowStream):
     """Reads one site (a :class:`Shard` of :class:`StackExchangeDialogueSource`) into dialogue candidates.
 
     Args:
@@ -50,10 +50,8 @@ class DialogueReader:
     """
 
     def __init__(self, *, strict: bool = False, max_turns: int = 16, min_answer_score: int | None = None):
-        self.strict = strict
+        super().__init__(strict=strict, min_answer_score=min_answer_score)
         self.max_turns = max_turns
-        self.min_answer_score = min_answer_score
-        self._rows_reader = StackExchangeReader(strict=strict)
 
     def _files(self, shard: Shard) -> tuple[Shard, Shard]:
         """``(posts, comments)`` as Stack Exchange shards the row streamer can open."""
@@ -65,74 +63,6 @@ class DialogueReader:
             raise InputError(shard.path, "no Posts.xml beside this Comments.xml")
         return (replace(shard, path=posts, size=posts.stat().st_size, kind="posts_xml"),
                 replace(shard, size=shard.path.stat().st_size))
-
-    def rows(self, dump: Shard, root: str, stats: ReaderStats | None, progress: Callable[[int], None] | None,
-             numbers: Callable[[bytes], Any] | None = None) -> Iterator[tuple[int, Any]]:
-        """``(line number, row)`` of each ``<row>`` of a dump XML file whose root element is ``<root>``.
-
-        ``numbers``: called with each row line's bytes; a row for which it returns ``None`` is skipped unparsed,
-        else its result is yielded instead of the row's parsed attributes (``numbers=None`` parses every row).
-        Malformed rows and a missing closing tag are recorded in ``stats`` (raised when strict).
-
-        Raises:
-            InputError: the file cannot be read, is not XML, or its root element is not ``<root>``.
-        """
-        label = dump.label
-        tag = root.encode()
-        opened = closed = False
-        line_no = 0
-        try:
-            with self._rows_reader._open(dump) as stream:
-                for line in stream:
-                    line_no += 1
-                    if progress is not None:
-                        progress(len(line))
-                    text = line.strip()
-                    if line_no == 1:
-                        text = text.removeprefix(b"\xef\xbb\xbf")
-                        if not text.startswith(b"<"):
-                            raise InputError(label, f"not an XML file (expected a Stack Exchange {root}.xml)", 1)
-                    if not text:
-                        continue
-                    if text.startswith(b"<row"):
-                        if not opened:
-                            raise InputError(label, f"a <row> before the <{root}> root element", line_no)
-                        if numbers is not None:
-                            found = numbers(text)
-                            if found is not None:
-                                yield line_no, found
-                            continue
-                        row = self._rows_reader._parse_row(text, line_no, label, stats)
-                        if row is not None:
-                            yield line_no, row
-                    elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
-                        opened = opened or b"<" + tag + b">" in text
-                    elif text.startswith(b"<" + tag):
-                        opened = True
-                    elif text.startswith(b"</" + tag):
-                        closed = True
-                    elif not opened:
-                        raise InputError(label, f"not a {root.capitalize()}.xml: root element is not <{root}>",
-                                         line_no)
-                    elif stats is not None:
-                        self._malformed(stats, label, line_no, "not a <row> element")
-        except InputError:
-            raise
-        except (OSError, EOFError, ValueError) as exc:
-            raise InputError(label, f"read failed after line {line_no}: {exc}") from None
-        if line_no == 0:
-            raise InputError(label, "the file is empty")
-        if not closed and stats is not None:
-            stats.truncated = True
-            message = f"the file ends at line {line_no} without </{root}> (truncated?)"
-            if self.strict:
-                raise InputError(label, message, line_no)
-            stats.error(line_no, message, row=False)
-
-    def _malformed(self, stats: ReaderStats, label: str, line_no: int, message: str) -> None:
-        if self.strict:
-            raise InputError(label, message, line_no)
-        stats.error(line_no, message)
 
     def read(self, shard: Shard, stats: ReaderStats, progress: Callable[[int], None] | None = None
              ) -> Iterator[Candidate]:
@@ -158,7 +88,7 @@ class DialogueReader:
                 found[b"OwnerUserId"] = int(owner.group(1))
             return found
 
-        for _, found in self.rows(posts, "posts", None, progress, post_numbers):
+        for _, _, found in self._rows(posts, None, progress, post_numbers):
             kind, post_id, owner = found.get(b"PostTypeId"), found.get(b"Id"), found.get(b"OwnerUserId")
             if kind == QUESTION:
                 stats.count("questions")
@@ -178,21 +108,20 @@ class DialogueReader:
         on_answer: dict[int, list[tuple[str, int, int | None, str | None]]] = defaultdict(list)
 
         def comment_filter(line: bytes) -> bytes | None:
-            stats.rows += 1
             post = _POST_ID.search(line)
             if not line.endswith(b"/>") or post is None:
                 return line  # reported as malformed below
             stats.count("comments")
             return line if int(post.group(1)) in answers else None
 
-        for line_no, line in self.rows(comments_file, "comments", stats, progress, comment_filter):
+        for line_no, _, line in self._rows(comments_file, stats, progress, comment_filter, root="comments"):
             if not line.endswith(b"/>"):
                 self._malformed(stats, comments_file.label, line_no, "row is cut off (no closing '/>')")
                 continue
             if _POST_ID.search(line) is None:
                 self._malformed(stats, comments_file.label, line_no, "comment row without a usable PostId")
                 continue
-            row = self._rows_reader._parse_row(line, line_no, comments_file.label, None)
+            row = self._parse_row(line, line_no, comments_file.label, None)
             if row is None:
                 self._malformed(stats, comments_file.label, line_no, "bad XML in comment row")
                 continue
@@ -233,8 +162,8 @@ class DialogueReader:
 
         questions: dict[int, dict[str, Any]] = {}
         early: dict[int, dict[str, str]] = {}
-        for line_no, line in self.rows(posts, "posts", None, None, wanted):
-            row = self._rows_reader._parse_row(line, line_no, posts.label, None)
+        for line_no, _, line in self._rows(posts, None, None, wanted):
+            row = self._parse_row(line, line_no, posts.label, None)
             if row is None:
                 self._malformed(stats, posts.label, line_no, "bad XML in a chained post")
                 continue

@@ -53,7 +53,7 @@ class StackExchangeReader(RowStream):
     def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
         """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
         top: dict[int, tuple[int, int]] = {}
-        for _, _, numbers in self._rows(dump, None, progress, only=b'PostTypeId="2"', skip=_numbers):
+        for _, _, numbers in self._rows(dump, None, progress, self._numbers_or_parse(_numbers, b'PostTypeId="2"')):
             if numbers.get(b"PostTypeId") != ANSWER or b"Body" not in numbers:
                 continue
             try:
@@ -84,16 +84,11 @@ class StackExchangeReader(RowStream):
         pending: dict[int, dict[str, Any]] = {}  # top answer id -> question row waiting for it
         early: dict[int, dict[str, str]] = {}  # top answer rows seen before their question
 
-        for line_no, _, row in self._rows(dump, stats, progress, skip=self._skip(top, top_ids)):
-            if b"PostTypeId" in row:  # read without a parse
-                candidate = self._unparsed(row, dump, stats, line_no, top)
-                if candidate is not None:
-                    yield candidate
+        for post in self._posts(dump, stats, progress, top, top_ids):
+            if isinstance(post, Candidate):  # a light question
+                yield post
                 continue
-            post = self._post(row, dump, stats, line_no)
-            if post is None:
-                continue
-            post_type, post_id, question = post
+            post_type, post_id, question, row = post
             if post_type == QUESTION:
                 stats.count("questions")
                 best = top.get(post_id)
@@ -140,7 +135,7 @@ class StackExchangeReader(RowStream):
         questions: list[int] = []
         best: dict[int, tuple[int, int, int, int]] = {}
         cursor: dict[str, int] = {}
-        for line_no, offset, numbers in self._rows(dump, None, None, skip=_numbers, cursor=cursor):
+        for line_no, offset, numbers in self._rows(dump, None, None, self._numbers_or_parse(_numbers), cursor=cursor):
             kind = numbers.get(b"PostTypeId")
             if kind == QUESTION and b"Id" in numbers:
                 questions.append(numbers[b"Id"])
@@ -162,18 +157,13 @@ class StackExchangeReader(RowStream):
         """
         hold = self.min_answer_score
         label = dump.label
-        skip = self._skip(top, set())  # every answer row: the ones needed are fetched by offset
         with open(dump.path, "rb") as answers:
-            for line_no, _, row in self._rows(dump, stats, progress, skip=skip, first_line=first_line):
-                if b"PostTypeId" in row:
-                    candidate = self._unparsed(row, dump, stats, line_no, top)
-                    if candidate is not None:
-                        yield candidate
+            # every answer row unparsed (wanted: none): the ones needed are fetched by offset
+            for post in self._posts(dump, stats, progress, top, set(), first_line):
+                if isinstance(post, Candidate):  # a light question
+                    yield post
                     continue
-                post = self._post(row, dump, stats, line_no)
-                if post is None:
-                    continue
-                post_type, post_id, question = post
+                post_type, post_id, question, _ = post
                 if post_type != QUESTION:
                     stats.count("other")
                     continue

@@ -27,18 +27,43 @@ from .reader import StackExchangeReader
 from .sites import SOURCE, site_domain
 
 
+def _site_member(archive_path: Path, file_name: str) -> tuple[str, int] | None:
+    """Name and uncompressed size of the member named ``file_name`` (any case, in any folder) of a .7z archive
+    (listed by :mod:`.sevenzip`: 7-Zip when found, else py7zr), or ``None`` when there is none.
+
+    Raises:
+        InputError: the archive cannot be opened (truncated, not 7z), or that member is encrypted.
+    """
+    for member in sevenzip.list_members(archive_path):
+        if member.name.replace("\\", "/").rsplit("/", 1)[-1].lower() == file_name.lower():
+            if member.encrypted:
+                raise InputError(archive_path, "the archive is encrypted")
+            return member.name, member.size
+    return None
+
+
 def _posts_member(archive_path: Path) -> tuple[str, int]:
-    """Name and uncompressed size of the Posts.xml member of a .7z archive (listed by :mod:`.sevenzip`).
+    """Name and uncompressed size of the Posts.xml member of a .7z archive (see :func:`_site_member`).
 
     Raises:
         InputError: the archive cannot be opened (truncated, not 7z, encrypted) or has no Posts.xml.
     """
-    for member in sevenzip.list_members(archive_path):
-        if member.name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "posts.xml":
-            if member.encrypted:
-                raise InputError(archive_path, "the archive is encrypted")
-            return member.name, member.size
-    raise InputError(archive_path, "no Posts.xml in this archive")
+    found = _site_member(archive_path, "Posts.xml")
+    if found is None:
+        raise InputError(archive_path, "no Posts.xml in this archive")
+    return found
+
+
+def _one_per_site(shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
+    """``shards`` sorted by site, one per site: of a site given twice, the first path in sorted order is read and
+    ``warn`` is told of the other."""
+    by_site: dict[str, Shard] = {}
+    for shard in sorted(shards, key=lambda d: (d.domain, str(d.path))):
+        if shard.domain in by_site:
+            warn(f"site {shard.domain} given twice: reading {by_site[shard.domain].path}, skipping {shard.path}")
+            continue
+        by_site[shard.domain] = shard
+    return list(by_site.values())
 
 
 def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m: None) -> list[Shard]:
@@ -102,15 +127,9 @@ class StackExchangeSource(Source):
         return None
 
     def finalize(self, shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
-        by_site: dict[str, Shard] = {}
-        for shard in sorted(shards, key=lambda d: (d.domain, str(d.path))):
-            if shard.domain in by_site:
-                warn(f"site {shard.domain} given twice: reading {by_site[shard.domain].path}, skipping {shard.path}")
-                continue
-            by_site[shard.domain] = shard
         out = []
         shard_bytes = self.settings["shard_bytes"]
-        for shard in by_site.values():
+        for shard in _one_per_site(shards, warn):
             if shard.size <= shard_bytes:
                 out.append(shard)
             elif shard.member:

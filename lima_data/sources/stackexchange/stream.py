@@ -1,8 +1,10 @@
-"""The row stream of a Posts.xml: open a file, a byte range of one, or an archive member; yield its row lines,
-parsed or read for their numbers; check the ``<posts>`` root, cut rows and a missing end; classify each row.
+"""The row stream of a dump XML file (Posts.xml, Comments.xml): open a file, a byte range of one, or an archive
+member; yield its row lines, parsed or read for their numbers; check the root element, cut rows and a missing end;
+classify each Posts.xml row.
 
 :class:`RowStream` is the base of :class:`~lima_data.sources.stackexchange.reader.StackExchangeReader`, whose
-passes (whole file, byte range) are built on :meth:`RowStream._rows`.
+passes (whole file, byte range) are built on :meth:`RowStream._rows`, and of
+:class:`~lima_data.sources.stackexchange.dialogue_reader.DialogueReader`, whose three passes are too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from .rows import _PARSER, ANSWER, QUESTION, _candidate, _light_question, _numbe
 from .sites import SiteDump
 
 _CHUNK = 1 << 20
+
+#: What a ``pick`` of :meth:`RowStream._rows` returns for a row to be parsed.
+PARSE = object()
 
 
 class RowStream:
@@ -51,20 +56,27 @@ class RowStream:
         return fh
 
     def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
-              only: bytes | None = None, skip: Callable[[bytes], dict[bytes, int] | None] | None = None,
-              first_line: int = 1, cursor: dict[str, int] | None = None
-              ) -> Iterator[tuple[int, int, dict[str, str] | dict[bytes, int]]]:
-        """Yield ``(line_number, byte_offset, attributes)`` for every well-formed ``<row>`` of the shard (a whole
-        Posts.xml, or a byte range of one whose first line is ``first_line``).
+              pick: Callable[[bytes], Any] | None = None, first_line: int = 1, cursor: dict[str, int] | None = None,
+              root: str = "posts") -> Iterator[tuple[int, int, Any]]:
+        """Yield ``(line_number, byte_offset, row)`` for every well-formed ``<row>`` of a dump XML file whose root
+        element is ``<root>`` (``posts``: a whole Posts.xml, or a byte range of one whose first line is
+        ``first_line``; ``comments``: a whole Comments.xml). ``row`` is the row's attributes.
 
-        ``only``: skip row lines that do not contain these bytes, without parsing them (the answer pass).
-        ``skip``: called with a row line's bytes; when it returns a dict (the row's :func:`_numbers`), that dict
-        is yielded instead of the parsed attributes (rows the caller only needs to count or to rank).
+        ``pick``: called with each row line's bytes; ``None`` skips the row without parsing it, :data:`PARSE`
+        parses it as if there were no ``pick``, and any other result is yielded as it is, instead of the
+        attributes (rows the caller only needs to count, rank or parse later; see :meth:`_numbers_or_parse`).
         ``cursor``: receives ``{"lines": lines read}`` when the shard is done.
-        Malformed rows and a missing closing tag are recorded in ``stats`` (or raised when strict). The header
-        (``<posts>``) is checked in the shard holding the file's start, ``</posts>`` in the one holding its end.
+        Every row line counts in ``stats.rows``; malformed rows and a missing closing tag are recorded in
+        ``stats`` (or raised when strict). The header (``<root>``) is checked in the shard holding the file's
+        start, ``</root>`` in the one holding its end.
+
+        Raises:
+            InputError: the file cannot be read, is not XML, or its root element is not ``<root>``; any malformed
+                row or a missing closing tag when strict.
         """
         label = dump.label
+        name = f"{root.capitalize()}.xml"
+        tag = root.encode()
         first = dump.start == 0
         last = dump.end is None or (dump.end >= dump.path.stat().st_size and dump.end > dump.start)
         stream = self._open(dump)
@@ -86,37 +98,35 @@ class RowStream:
                     if line_no == 1 and first:
                         text = text.removeprefix(b"\xef\xbb\xbf")
                         if not text.startswith(b"<"):
-                            raise InputError(label, "not an XML file (expected a Stack Exchange Posts.xml)", line_no)
+                            raise InputError(label, f"not an XML file (expected a Stack Exchange {name})", line_no)
                     if not text:
                         continue
                     if text.startswith(b"<row"):
                         if not opened:
-                            raise InputError(label, "a <row> before the <posts> root element", line_no)
-                        if only is not None and only not in text:
-                            continue
-                        numbers = skip(text) if skip is not None else None
-                        if numbers is not None:
-                            if stats is not None:
-                                stats.rows += 1
-                            if text.endswith(b"/>"):
-                                yield line_no, here, numbers
-                            elif stats is not None:
-                                self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
-                            continue
+                            raise InputError(label, f"a <row> before the <{root}> root element", line_no)
+                        if stats is not None:
+                            stats.rows += 1
+                        if pick is not None:
+                            found = pick(text)
+                            if found is None:
+                                continue
+                            if found is not PARSE:
+                                yield line_no, here, found
+                                continue
                         attributes = self._parse_row(text, line_no, label, stats)
                         if attributes is not None:
                             yield line_no, here, attributes
                     elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
-                        opened = opened or b"<posts" in text  # a root on the declaration's line
+                        opened = opened or b"<" + tag in text  # a root on the declaration's line
                         continue
-                    elif text.startswith(b"<posts"):
+                    elif text.startswith(b"<" + tag):
                         opened = True
-                    elif text.startswith(b"</posts>"):
+                    elif text.startswith(b"</" + tag + b">"):
                         closed = True
                     elif not opened:
-                        root = re.match(rb"<\s*([\w:.-]+)", text)
-                        name = root.group(1).decode(errors="replace") if root else text[:20].decode(errors="replace")
-                        raise InputError(label, f"not a Posts.xml: the root element is <{name}>, not <posts>", line_no)
+                        found = re.match(rb"<\s*([\w:.-]+)", text)
+                        other = found.group(1).decode(errors="replace") if found else text[:20].decode(errors="replace")
+                        raise InputError(label, f"not a {name}: the root element is <{other}>, not <{root}>", line_no)
                     elif stats is not None:
                         self._malformed(stats, label, line_no, "not a <row> element")
         except InputError:
@@ -130,13 +140,30 @@ class RowStream:
         elif line_no == 0:
             raise InputError(label, "the file is empty")
         elif not opened:
-            raise InputError(label, "not a Posts.xml: no <posts> root element")
+            raise InputError(label, f"not a {name}: no <{root}> root element")
         if last and not closed and stats is not None:
             stats.truncated = True
-            message = f"the file ends at line {line_no} without </posts> (truncated?)"
+            message = f"the file ends at line {line_no} without </{root}> (truncated?)"
             if self.strict:
                 raise InputError(label, message, line_no)
             stats.error(line_no, message, row=False)
+
+    @staticmethod
+    def _numbers_or_parse(numbers: Callable[[bytes], dict[bytes, Any] | None], only: bytes | None = None
+                          ) -> Callable[[bytes], Any]:
+        """A ``pick`` for :meth:`_rows`: a complete row line (ending ``/>``) for which ``numbers`` returns a dict
+        (e.g. :func:`_numbers`) yields that dict, unparsed; every other row is parsed (a cut one is reported by
+        the parse). ``only``: row lines without these bytes are skipped unparsed."""
+
+        def pick(text: bytes) -> Any:
+            if only is not None and only not in text:
+                return None
+            if not text.endswith(b"/>"):
+                return PARSE
+            found = numbers(text)
+            return PARSE if found is None else found
+
+        return pick
 
     def _malformed(self, stats: ReaderStats, label: str, line_no: int, message: str) -> None:
         if self.strict:
@@ -144,8 +171,8 @@ class RowStream:
         stats.error(line_no, message)
 
     def _parse_row(self, text: bytes, line_no: int, label: str, stats: ReaderStats | None) -> dict[str, str] | None:
-        if stats is not None:
-            stats.rows += 1
+        """The attributes of one row line, or ``None`` (recorded in ``stats`` as malformed) when it is cut off or
+        bad XML. The row is not counted in ``stats.rows`` (:meth:`_rows` counts it)."""
         if not text.endswith(b"/>"):
             if stats is not None:
                 self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
@@ -168,7 +195,7 @@ class RowStream:
             stats.count("answers")
 
     def _skip(self, top: dict[int, tuple], wanted: set[int]) -> Callable[[bytes], dict[bytes, Any] | None]:
-        """The ``skip`` of pass 2 (see :meth:`_rows`): answer rows whose id is not in ``wanted`` are read for
+        """The ``numbers`` of pass 2 (see :meth:`_numbers_or_parse`): answer rows whose id is not in ``wanted`` are read for
         their numbers only, and, with ``min_answer_score`` set, questions whose top answer (``top[id][0]``, the
         score) cannot pass it are read light (:func:`_light_question`); every other row is parsed."""
         hold = self.min_answer_score
@@ -203,6 +230,23 @@ class RowStream:
                     "score": numbers.get(b"Score", 0), "accepted_answer_id": numbers.get(b"AcceptedAnswerId")}
         best = top.get(question["id"])
         return _candidate(question, best[:2] if best is not None else None, None)
+
+    def _posts(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None,
+               top: dict[int, tuple], wanted: set[int], first_line: int = 1
+               ) -> Iterator[Candidate | tuple[int, int, dict[str, Any] | None, dict[str, str]]]:
+        """The rows of pass 2: a Candidate for each light question (see :meth:`_skip` and :meth:`_unparsed`), and
+        ``(post type, post id, question fields or None, attributes)`` for each parsed, well-formed row (see
+        :meth:`_post`); answers not in ``wanted`` are counted and checked, unparsed, and not yielded."""
+        for line_no, _, row in self._rows(dump, stats, progress, self._numbers_or_parse(self._skip(top, wanted)),
+                                          first_line=first_line):
+            if b"PostTypeId" in row:  # read without a parse
+                candidate = self._unparsed(row, dump, stats, line_no, top)
+                if candidate is not None:
+                    yield candidate
+                continue
+            post = self._post(row, dump, stats, line_no)
+            if post is not None:
+                yield (*post, row)
 
     def _post(self, row: dict[str, str], dump: SiteDump, stats: ReaderStats, line_no: int
               ) -> tuple[int, int, dict[str, Any] | None] | None:
