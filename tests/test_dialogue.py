@@ -284,3 +284,12 @@ def test_comments_file_of_another_kind_is_named(tmp_path, se_dir):
     (site / "Comments.xml").write_bytes(b"PostId,Text\n1,hello\n")
     with pytest.raises(InputError, match=r"Comments.xml:1: not an XML file \(expected a Stack Exchange Comments.xml"):
         read_source(StackExchangeDialogueSource(), [site])
+
+
+def test_a_comments_xml_named_explicitly_goes_to_the_dialogue_source(tmp_path, se_dir):
+    folder = tmp_path / "history.meta.stackexchange.com"
+    folder.mkdir()
+    for name in ("Posts.xml", "Comments.xml"):
+        shutil.copy(se_dir / "history_meta" / name, folder / name)
+    found, skipped = discover([folder / "Comments.xml"], [StackExchangeSource(), StackExchangeDialogueSource()])
+    assert found["stackexchange"] == [] and [s.kind for s in found["stackexchange_dialogue"]] == ["comments_xml"]

@@ -84,6 +84,12 @@ def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m
     return found[SOURCE]
 
 
+#: The other files of a site's dump: named explicitly, they are not a Posts.xml (Comments.xml is the dialogue
+#: source's; the rest no source reads).
+OTHER_DUMP_FILES = frozenset({"comments.xml", "users.xml", "votes.xml", "badges.xml", "posthistory.xml",
+                              "postlinks.xml", "tags.xml"})
+
+
 class StackExchangeSource(Source):
     """Stack Exchange data dump: claims ``*.7z`` archives holding a Posts.xml, files named ``Posts.xml`` (the
     site named by their folder) and, when named explicitly, any ``.xml`` file; reads them with
@@ -121,7 +127,8 @@ class StackExchangeSource(Source):
         if path.suffix.lower() == ".7z":
             member, size = _posts_member(path)
             return Shard(SOURCE, path, "7z", size, 2, member, site_domain(path.name))
-        if path.name.lower() == "posts.xml" or (explicit and path.suffix.lower() == ".xml"):
+        if path.name.lower() == "posts.xml" or (explicit and path.suffix.lower() == ".xml"
+                                                and path.name.lower() not in OTHER_DUMP_FILES):
             return Shard(SOURCE, path, "posts_xml", path.stat().st_size, 2, None,
                          site_domain(path.resolve().parent.name))
         return None
