@@ -32,7 +32,7 @@ from .filters.dedup import DedupStage, dedup_stage
 from .filters.manual import read_ids
 from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
 from .pipeline import Chain, RejectSink
-from .recipe import Recipe, display_path
+from .recipe import Recipe, SourceSpec, display_path
 from .selection import (
     DecontaminationStage,
     GroupSelection,
@@ -117,7 +117,7 @@ def read_curation(keep: str | Path | None, drop: str | Path | None) -> dict[str,
 
 
 def selection_rows(plan: BuildPlan, merged: Merged, kept: dict[str, list[Candidate]], selection: Selection,
-                   specs: dict[str, dict[str, Any]], sink: RejectSink, warn: Callable[[str], None]
+                   specs: dict[str, SourceSpec], sink: RejectSink, warn: Callable[[str], None]
                    ) -> dict[str, list[dict[str, Any]]]:
     """The rows stage: per split, the manifest rows of the selected candidates (:func:`to_example`, less
     ``MANIFEST_META_EXCLUDE``), each source's groups in its quotas' order (``selection`` is sorted so in place);
@@ -125,7 +125,7 @@ def selection_rows(plan: BuildPlan, merged: Merged, kept: dict[str, list[Candida
     source that had inputs gets a warning with its cause (:func:`shortfall_cause`)."""
     splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLIT_FILES}
     for source, groups in selection.groups.items():
-        order = list(specs[source]["selection"]["quotas"])
+        order = list(specs[source].selection.quotas)
         groups.sort(key=lambda g: order.index(g.group) if g.group in order else len(order))
         for candidate in kept[source]:
             if candidate.id not in selection.chosen:
@@ -366,7 +366,7 @@ def build(
     console, warnings, timer = console or Console(stderr=True), Warnings(), Timer()
     wanted = wanted_sources(recipe, sources)
     curation = read_curation(keep, drop)
-    decontaminate = Decontaminate(recipe.data.get("decontamination"), benchmarks)
+    decontaminate = Decontaminate(recipe.spec.decontamination, benchmarks)
     decontaminate.load_benchmarks()  # before reading dumps: a bad file the user named fails at once
     plan = timer("plan", plan_build, recipe, wanted, inputs, curation, strict=strict, allow_empty=allow_empty,
                  dry_run=dry_run, warn=warnings)
@@ -380,13 +380,13 @@ def build(
                 results = timer("read+filter", read_and_filter, plan, recipe, Path(out_dir) / CACHE, strict=strict,
                                 workers=workers, executor=executor, address=address, progress=progress)
             merged = timer("merge", merge_results, plan, results, report, warnings)
-            dedup = timer("dedup", dedup_stage, merged.kept, recipe.data.get("dedup"), sink, report)
+            dedup = timer("dedup", dedup_stage, merged.kept, recipe.spec.dedup, sink, report)
             timer("assign_splits", assign_split_groups, dedup.kept, specs, seed)
             rank_keys = {source: reader.rank_key for source, reader in plan.readers.items()}
             test = timer("select_test", select_phase, "test", dedup.kept, specs, seed, rank_keys)
             clean = timer("decontaminate", decontaminate_train, decontaminate, dedup.kept, specs, test, sink)
             selection = timer("select_train", select_phase, "train", clean.kept, specs, seed, rank_keys, test)
-            selection = timer("dev_fill", fill_dev_from_pool, specs, recipe.data.get("dev_fill", {}), seed,
+            selection = timer("dev_fill", fill_dev_from_pool, specs, recipe.spec.dev_fill, seed,
                               clean.kept, selection, warnings)
             rows = timer("rows", selection_rows, plan, merged, clean.kept, selection, specs, sink, warnings)
         check_rows(rows, selection, strict=strict, allow_empty=allow_empty)

@@ -38,7 +38,7 @@ from .filters.manual import Manual
 from .fingerprint import code_fingerprint, files_fingerprint
 from .manifest import sha256_file
 from .pipeline import Chain, FilterStats, RejectSink
-from .recipe import Recipe, display_path
+from .recipe import Recipe, SourceSpec, display_path
 from .sources import ReaderStats
 from .sources.base import Shard, Source, discover, source_class
 
@@ -69,41 +69,41 @@ class TaskResult:
     folder: Path = field(default=Path())
 
 
-def make_chain(source: str, spec: dict[str, Any], seed: int, manual: Manual | None) -> list:
+def make_chain(source: str, spec: SourceSpec, seed: int, manual: Manual | None) -> list:
     """The filters of a source's chain, with the keep / drop filter first when there is one."""
     filters = [manual] if manual is not None else []
-    return filters + [build_filter(n, spec.get("filters", {}).get(n, {}), seed) for n in spec["chain"]]
+    return filters + [build_filter(n, spec.filters.get(n, {}), seed) for n in spec.chain]
 
 
-def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filters: list,
+def make_reader(source: str, spec: SourceSpec, seed: int, strict: bool, filters: list,
                 workdir: Path | None = None) -> Source:
     """The source's reader with the recipe's reader settings, configured from its chain; ``workdir`` is where
     it may keep files shared between tasks (the build's cache)."""
-    reader = source_class(source)(spec.get("reader"), strict=strict, seed=seed)
+    reader = source_class(source)(spec.reader, strict=strict, seed=seed)
     reader.configure(filters)
     reader.workdir = workdir
-    reader.quotas = dict(spec.get("selection", {}).get("quotas", {}))
+    reader.quotas = dict(spec.selection.quotas)
     return reader
 
 
-def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
+def task_key(source: str, shards: list[Shard], spec: SourceSpec, seed: int, strict: bool,
              curation: dict[str, list[str]]) -> str:
     """sha256 of everything a task's result depends on (see the module docstring)."""
     files = []
     for shard in shards:
         st = shard.path.stat()
         files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns, shard.start, shard.end])
-    part = {k: v for k, v in spec.items() if k not in ("selection", "inputs")}
+    part = spec.model_dump(exclude={"selection", "inputs"})
     if source_class(source).uses_quotas:  # the reader holds a number of rows that follows the quotas
-        part["quotas"] = spec.get("selection", {}).get("quotas", {})
+        part["quotas"] = spec.selection.quotas
     text = json.dumps({"version": __version__, "code": code_fingerprint(),
-                       "user_filters": files_fingerprint(module_files(spec["chain"])), "source": source,
+                       "user_filters": files_fingerprint(module_files(spec.chain)), "source": source,
                        "files": files, "spec": part, "seed": seed, "strict": strict, "curation": curation},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def plan_tasks(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
+def plan_tasks(source: str, shards: list[Shard], spec: SourceSpec, seed: int, strict: bool,
                curation: dict[str, list[str]]) -> list[Task]:
     """One task per shard, or one for all shards of a source that joins across files (``joins_files``)."""
     groups = [shards] if getattr(source_class(source), "joins_files", False) else [[s] for s in shards]
@@ -111,7 +111,7 @@ def plan_tasks(source: str, shards: list[Shard], spec: dict[str, Any], seed: int
                  sum(s.size * s.passes for s in group)) for group in groups if group]
 
 
-def run_task(task: Task, spec: dict[str, Any], seed: int, strict: bool, curation: dict[str, list[str]],
+def run_task(task: Task, spec: SourceSpec, seed: int, strict: bool, curation: dict[str, list[str]],
              cache_root: str, progress: Callable[[int], None] | None = None) -> str:
     """Run one task and store its result in the cache; return the entry's folder. Safe to call in another
     process or on a Ray worker (everything it needs is in its arguments)."""
@@ -250,7 +250,7 @@ class Runner:
         return results
 
 
-def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, strict: bool,
+def execute(tasks: list[Task], specs: dict[str, SourceSpec], seed: int, strict: bool,
             curation: dict[str, list[str]], cache_root: Path, *, workers: int = 1, executor: str = "local",
             address: str | None = None, on_progress: Callable[[Task, int], None] | None = None,
             on_done: Callable[[Task, bool], None] | None = None,

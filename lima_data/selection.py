@@ -32,6 +32,7 @@ from typing import Any
 
 from .candidate import Candidate
 from .pipeline import FilterStats, RejectSink, run_stage
+from .recipe import DevFillSpec, SelectionSpec, SourceSpec
 
 METHODS = ("tau", "category", "top", "random", "split")
 
@@ -106,23 +107,23 @@ def category_sample(pools: dict[str, list[Candidate]], quota: int, rng: random.R
     return picked
 
 
-def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: int,
+def select(source: str, kept: list[Candidate], selection: SelectionSpec, seed: int,
            rank_key: Callable[[Candidate], tuple] = default_rank_key) -> list[GroupSelection]:
     """Fill each quota of ``selection`` (a recipe's ``[sources.<source>.selection]``) from ``kept``.
 
     Returns one :class:`GroupSelection` per quota, in the recipe's order. Candidates whose group has no quota
     are not selected.
     """
-    method = selection.get("method", "top")
-    tau = float(selection.get("tau", 1.0))
-    prompt_only = set(selection.get("prompt_only", []))
+    method = selection.method or "top"
+    tau = float(selection.tau)
+    prompt_only = set(selection.prompt_only)
     by_group: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in kept:
         by_group[candidate.meta.get("group", "")].append(candidate)
 
     results = []
-    for group, wanted in selection["quotas"].items():
-        split = _group_split(selection, group)
+    for group, wanted in selection.quotas.items():
+        split = selection.split_of(group)
         result = GroupSelection(source, group, wanted, split, group in prompt_only)
         members = sorted(by_group.get(group, []), key=rank_key)
         result.available = len(members)
@@ -156,7 +157,7 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
                 return sorted(candidates, key=lambda c: c.id)[:count]
             return candidates[:count]  # top
 
-        band_shares = selection.get("band_shares") or {}
+        band_shares = selection.band_shares
         if not band_shares:
             picked = pick(rest, left)
         else:  # each band's share of the quota, the core band the rest; a band that runs short leaves it to core
@@ -181,12 +182,12 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
     return results
 
 
-def assign_splits(candidates: list[Candidate], selection: dict[str, Any], seed: int) -> None:
+def assign_splits(candidates: list[Candidate], selection: SelectionSpec, seed: int) -> None:
     """For the ``split`` method: set each candidate's ``meta["group"]`` to the split it goes to. Rows that name
     their split (``meta["split"]``) go there; the others, shuffled by the seed (from id order), fill what the
     quotas leave, in the quotas' order (LIMA's authored rows: train, then dev, then test). Rows beyond every
     quota get the group ``""`` and are not selected."""
-    quotas = dict(selection["quotas"])
+    quotas = dict(selection.quotas)
     undeclared = []
     for candidate in sorted(candidates, key=lambda c: c.id):
         declared = candidate.meta.get("split")
@@ -203,22 +204,16 @@ def assign_splits(candidates: list[Candidate], selection: dict[str, Any], seed: 
             quotas[split] -= 1
 
 
-def _group_split(selection: dict[str, Any], group: str) -> str:
-    if selection.get("method") == "split":
-        return group
-    return selection.get("splits", {}).get(group, selection.get("split", "train"))
-
-
-def phase_groups(selection: dict[str, Any], phase: str) -> set[str]:
+def phase_groups(selection: SelectionSpec, phase: str) -> set[str]:
     """Groups of a source's quotas that are selected in ``phase``: ``"test"`` (test split) or ``"train"``
     (train and dev). For the ``split`` method the groups are the splits themselves."""
-    return {g for g in selection["quotas"] if (_group_split(selection, g) == "test") == (phase == "test")}
+    return {g for g in selection.quotas if (selection.split_of(g) == "test") == (phase == "test")}
 
 
-def phase_selection(selection: dict[str, Any], phase: str) -> dict[str, Any] | None:
+def phase_selection(selection: SelectionSpec, phase: str) -> SelectionSpec | None:
     """The part of a selection table whose quotas are filled in ``phase`` (see :func:`phase_groups`), or None."""
-    quotas = {g: n for g, n in selection["quotas"].items() if g in phase_groups(selection, phase)}
-    return {**selection, "quotas": quotas} if quotas else None
+    quotas = {g: n for g, n in selection.quotas.items() if g in phase_groups(selection, phase)}
+    return selection.model_copy(update={"quotas": quotas}) if quotas else None
 
 
 # --- the build's selection stages: split assignment, test selection, decontamination, train/dev selection ---------
@@ -242,22 +237,22 @@ class Selection:
         return [g.to_dict() for groups in self.groups.values() for g in groups if g.shortfall]
 
 
-def assign_split_groups(kept: dict[str, list[Candidate]], specs: dict[str, dict[str, Any]], seed: int) -> None:
+def assign_split_groups(kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec], seed: int) -> None:
     """The split assignment stage: for each source selected by the ``split`` method, give every kept candidate
     its split as its group (:func:`assign_splits`)."""
     for source, candidates in kept.items():
-        if specs[source]["selection"]["method"] == "split":
-            assign_splits(candidates, specs[source]["selection"], seed)
+        if specs[source].selection.method == "split":
+            assign_splits(candidates, specs[source].selection, seed)
 
 
-def select_phase(phase: str, kept: dict[str, list[Candidate]], specs: dict[str, dict[str, Any]], seed: int,
+def select_phase(phase: str, kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec], seed: int,
                  rank_keys: dict[str, Callable[[Candidate], Any]], selection: Selection | None = None) -> Selection:
     """The test selection stage (``phase="test"``) or the train/dev one (``"train"``): fill each source's quotas
     of that phase (:func:`phase_selection`) from its kept candidates not chosen yet, adding to ``selection``
     (a new one when ``None``) and returning it."""
     selection = selection or Selection({source: [] for source in kept})
     for source, candidates in kept.items():
-        part = phase_selection(specs[source]["selection"], phase)
+        part = phase_selection(specs[source].selection, phase)
         if part is None:
             continue
         pool = [c for c in candidates if c.id not in selection.chosen]
@@ -275,7 +270,7 @@ class DecontaminationStage:
     stats: dict[str, FilterStats]
 
 
-def decontaminate_train(decontaminate, kept: dict[str, list[Candidate]], specs: dict[str, dict[str, Any]],
+def decontaminate_train(decontaminate, kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec],
                         selection: Selection, sink: RejectSink) -> DecontaminationStage:
     """The decontamination stage, between test and train selection: add the selected test prompts to the
     references of ``decontaminate`` (a :class:`~lima_data.filters.decontaminate.Decontaminate` holding the
@@ -286,7 +281,7 @@ def decontaminate_train(decontaminate, kept: dict[str, list[Candidate]], specs: 
     out: dict[str, list[Candidate]] = {}
     stats: dict[str, FilterStats] = {}
     for source, candidates in kept.items():
-        train_groups = phase_groups(specs[source]["selection"], "train")
+        train_groups = phase_groups(specs[source].selection, "train")
         st: dict[str, FilterStats] = {}
         out[source] = run_stage(
             decontaminate.name, candidates,
@@ -296,14 +291,14 @@ def decontaminate_train(decontaminate, kept: dict[str, list[Candidate]], specs: 
     return DecontaminationStage(out, stats)
 
 
-def recipe_dev_quota(specs: dict[str, dict[str, Any]]) -> int:
+def recipe_dev_quota(specs: dict[str, SourceSpec]) -> int:
     """Rows the recipe wants in dev: the sum of its quotas whose split is ``dev`` (every source of the recipe,
     built or not; ``specs``: the recipe's sources). LIMA: 50 authored."""
-    return sum(count for spec in specs.values() for group, count in spec["selection"]["quotas"].items()
-               if _group_split(spec["selection"], group) == "dev")
+    return sum(count for spec in specs.values() for group, count in spec.selection.quotas.items()
+               if spec.selection.split_of(group) == "dev")
 
 
-def fill_dev_from_pool(specs: dict[str, dict[str, Any]], settings: dict[str, Any], seed: int,
+def fill_dev_from_pool(specs: dict[str, SourceSpec], settings: DevFillSpec, seed: int,
                        kept: dict[str, list[Candidate]], selection: Selection,
                        warn: Callable[[str], None]) -> Selection:
     """The dev fill stage: fill what the dev quota lacks from the curated pool, when the recipe's
@@ -318,13 +313,12 @@ def fill_dev_from_pool(specs: dict[str, dict[str, Any]], settings: dict[str, Any
     """
     want = recipe_dev_quota(specs)
     have = sum(len(g.selected) for gs in selection.groups.values() for g in gs if g.split == "dev")
-    if not settings.get("from_pool") or have >= want:
+    if not settings.from_pool or have >= want:
         return selection
     pool = []
     for source, candidates in kept.items():
-        table = specs[source]["selection"]
-        train_groups = {g for g in table["quotas"] if _group_split(table, g) == "train"} - set(
-            table.get("prompt_only", []))
+        table = specs[source].selection
+        train_groups = {g for g in table.quotas if table.split_of(g) == "train"} - set(table.prompt_only)
         pool += [c for c in candidates if c.id not in selection.chosen and c.response
                  and c.meta.get("group", "") in train_groups]
     pool.sort(key=lambda c: c.id)

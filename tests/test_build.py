@@ -63,7 +63,7 @@ def test_every_reject_is_written_with_its_reason(full):
 def test_manifest_rows_follow_the_rules(full):
     rows = [json.loads(line) for line in (full.path / "train.jsonl").read_text().splitlines()]
     assert rows and len(rows) == full.manifest["counts"]["train"]["total"]
-    se_filters = load_recipe("lima").sources["stackexchange"]["filters"]
+    se_filters = load_recipe("lima").sources["stackexchange"].filters
     first_person = build_filter("first_person", se_filters["first_person"], 0)
     for row in rows:
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
