@@ -366,7 +366,7 @@ def build(
     console, warnings, timer = console or Console(stderr=True), Warnings(), Timer()
     wanted = wanted_sources(recipe, sources)
     curation = read_curation(keep, drop)
-    decontaminate = Decontaminate(recipe.spec.decontamination, benchmarks)
+    decontaminate = Decontaminate(recipe.spec.decontamination.settings(), benchmarks)
     decontaminate.load_benchmarks()  # before reading dumps: a bad file the user named fails at once
     plan = timer("plan", plan_build, recipe, wanted, inputs, curation, strict=strict, allow_empty=allow_empty,
                  dry_run=dry_run, warn=warnings)
@@ -380,11 +380,11 @@ def build(
                 results = timer("read+filter", read_and_filter, plan, recipe, Path(out_dir) / CACHE, strict=strict,
                                 workers=workers, executor=executor, address=address, progress=progress)
             merged = timer("merge", merge_results, plan, results, report, warnings)
-            dedup = timer("dedup", dedup_stage, merged.kept, recipe.spec.dedup, sink, report)
+            dedup = timer("dedup", dedup_stage, merged.kept, recipe.spec.dedup.settings(), sink, report)
             timer("assign_splits", assign_split_groups, dedup.kept, specs, seed)
             rank_keys = {source: reader.rank_key for source, reader in plan.readers.items()}
             test = timer("select_test", select_phase, "test", dedup.kept, specs, seed, rank_keys)
-            clean = timer("decontaminate", decontaminate_train, decontaminate, dedup.kept, specs, test, sink)
+            clean = timer("decontamination", decontaminate_train, decontaminate, dedup.kept, specs, test, sink)
             selection = timer("select_train", select_phase, "train", clean.kept, specs, seed, rank_keys, test)
             selection = timer("dev_fill", fill_dev_from_pool, specs, recipe.spec.dev_fill, seed,
                               clean.kept, selection, warnings)

@@ -63,7 +63,7 @@ class TaskResult:
 
     kept: list[Candidate]
     candidates: int
-    funnel: list[FilterStats]
+    stats: list[FilterStats]  # the chain's, one per filter (Chain.stats)
     readers: list[tuple[Shard, ReaderStats]]
     matched: set[str] = field(default_factory=set)  # keep / drop ids met among this task's candidates
     folder: Path = field(default=Path())
@@ -303,15 +303,15 @@ def execute(tasks: list[Task], specs: dict[str, SourceSpec], seed: int, strict: 
     return [load_result(folders[t.key]) for t in tasks]
 
 
-def merge_funnels(results: list[TaskResult]) -> tuple[int, list[FilterStats]]:
+def merge_chain_stats(results: list[TaskResult]) -> tuple[int, list[FilterStats]]:
     """Add up the chain stats of one source's tasks (same chain, so the same filters in the same order)."""
     total = 0
     merged: list[FilterStats] | None = None
     for result in results:
         total += result.candidates
         if merged is None:
-            merged = [FilterStats(s.name, s.settings) for s in result.funnel]
-        for into, stats in zip(merged, result.funnel):
+            merged = [FilterStats(s.name, s.settings) for s in result.stats]
+        for into, stats in zip(merged, result.stats):
             into.merge(stats)
     return total, merged or []
 
@@ -456,7 +456,7 @@ def merge_results(plan: BuildPlan, results: list[TaskResult], report: Path,
     by_source: dict[str, list[TaskResult]] = {s: [] for s in plan.sources}
     for task, result in zip(plan.tasks, results):
         by_source[task.source].append(result)
-    for name in sorted({f.name for result in results for f in result.funnel}):
+    for name in sorted({f.name for result in results for f in result.stats}):
         concat_files(results, f"rejects/{name}.jsonl.zst", report / "rejects" / f"{name}.jsonl.zst")
     concat_files(results, "measurements.jsonl.zst", report / "measurements.jsonl.zst")
     concat_files(results, "trace.jsonl.zst", report / "trace.jsonl.zst")
@@ -464,7 +464,7 @@ def merge_results(plan: BuildPlan, results: list[TaskResult], report: Path,
     for source in plan.sources:
         merged.kept[source] = [c for result in by_source[source] for c in result.kept]
         if by_source[source]:
-            plan.chains[source].candidates, plan.chains[source].stats = merge_funnels(by_source[source])
+            plan.chains[source].candidates, plan.chains[source].stats = merge_chain_stats(by_source[source])
         files: dict[tuple, Shard] = {}  # byte ranges of one file are reported as the file
         for result in by_source[source]:
             for shard, stats in result.readers:

@@ -42,6 +42,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import RecipeError, path_text
+from .filters.dedup import DEFAULTS as DEDUP_DEFAULTS
 
 BUNDLED = Path(str(resources.files("lima_data") / "recipes"))
 PACKAGE = Path(str(resources.files("lima_data")))
@@ -89,6 +90,51 @@ class SourceSpec(_Spec):
     selection: SelectionSpec
 
 
+class NearDedupSpec(_Spec):
+    """``[dedup.near]``: near-duplicate responses by MinHash LSH over word shingles."""
+
+    enabled: bool = DEDUP_DEFAULTS["near"]["enabled"]
+    threshold: float = Field(DEDUP_DEFAULTS["near"]["threshold"], description="Jaccard similarity (0 to 1)")
+    num_perm: int = DEDUP_DEFAULTS["near"]["num_perm"]
+    shingle: int = Field(DEDUP_DEFAULTS["near"]["shingle"], description="words per shingle")
+
+
+class PromptDedupSpec(_Spec):
+    """``[dedup.prompt]``: short prompts that say the same thing (fuzzy token-sort ratio over character n-grams)."""
+
+    enabled: bool = DEDUP_DEFAULTS["prompt"]["enabled"]
+    threshold: float = Field(DEDUP_DEFAULTS["prompt"]["threshold"], description="rapidfuzz token_sort_ratio (0-100)")
+    max_chars: int = Field(DEDUP_DEFAULTS["prompt"]["max_chars"], description="only prompts up to this long")
+    lsh_threshold: float = DEDUP_DEFAULTS["prompt"]["lsh_threshold"]
+    char_ngram: int = DEDUP_DEFAULTS["prompt"]["char_ngram"]
+
+
+class DedupSpec(_Spec):
+    """``[dedup]``: the dedup stage across all sources (:class:`~lima_data.filters.dedup.Dedup`)."""
+
+    enabled: bool = True
+    exact: bool = Field(DEDUP_DEFAULTS["exact"], description="exact duplicates of the normalised response")
+    near: NearDedupSpec = NearDedupSpec()
+    prompt: PromptDedupSpec = PromptDedupSpec()
+
+    def settings(self) -> dict[str, Any]:
+        """The settings the recipe gave (what :class:`~lima_data.filters.dedup.Dedup` takes)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class DecontaminationSpec(_Spec):
+    """``[decontamination]``: train candidates sharing a word n-gram with a test prompt or a benchmark prompt are
+    dropped (:class:`~lima_data.filters.decontaminate.Decontaminate`)."""
+
+    enabled: bool = True
+    ngram: int = Field(13, description="words per n-gram (LIMA: 13)")
+    benchmarks: list[str] = Field([], description="files of prompts that no train row may overlap")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings the recipe gave (what :class:`~lima_data.filters.decontaminate.Decontaminate` takes)."""
+        return self.model_dump(exclude_unset=True)
+
+
 class DevFillSpec(_Spec):
     """``[dev_fill]``: when authored rows cannot fill the dev quota, take the rest from the curated pool."""
 
@@ -96,18 +142,15 @@ class DevFillSpec(_Spec):
 
 
 class RecipeSpec(_Spec):
-    """A whole recipe (includes merged). ``dedup`` and ``decontamination`` are the settings tables of
-    :class:`~lima_data.filters.dedup.Dedup` and :class:`~lima_data.filters.decontaminate.Decontaminate`, which
-    check them (their keys: ``enabled``, ``exact``, ``near``, ``prompt``; ``enabled``, ``ngram``,
-    ``benchmarks``)."""
+    """A whole recipe (includes merged): the model of a recipe file (``include`` is resolved at load)."""
 
     name: str | None = None
     description: str | None = None
     seed: int = 0
     include: list[str] = Field([], description="other recipe files merged under this one")
     sources: dict[str, SourceSpec]
-    dedup: dict[str, Any] | None = None
-    decontamination: dict[str, Any] | None = None
+    dedup: DedupSpec = DedupSpec()
+    decontamination: DecontaminationSpec = DecontaminationSpec()
     dev_fill: DevFillSpec = DevFillSpec()
 
 

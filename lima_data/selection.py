@@ -28,11 +28,13 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .candidate import Candidate
-from .pipeline import FilterStats, RejectSink, run_stage
-from .recipe import DevFillSpec, SelectionSpec, SourceSpec
+
+if TYPE_CHECKING:  # selection needs only candidates at run time (sources/base.py imports it for the rank key)
+    from .pipeline import FilterStats, RejectSink
+    from .recipe import DevFillSpec, SelectionSpec, SourceSpec
 
 METHODS = ("tau", "category", "top", "random", "split")
 
@@ -276,6 +278,8 @@ def decontaminate_train(decontaminate, kept: dict[str, list[Candidate]], specs: 
     references of ``decontaminate`` (a :class:`~lima_data.filters.decontaminate.Decontaminate` holding the
     benchmarks), then drop every candidate of a train-phase group, not chosen yet, that shares an n-gram with them
     (LIMA: test prompts never overlap train). Candidates of other groups pass untouched."""
+    from .pipeline import run_stage
+
     decontaminate.add_references(c.prompt for groups in selection.groups.values() for g in groups
                                  if g.split == "test" for c in g.selected)
     out: dict[str, list[Candidate]] = {}

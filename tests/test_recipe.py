@@ -26,6 +26,10 @@ def test_specs_are_typed_objects():
     se = recipe.sources["stackexchange"]
     assert se.selection.tau == 3.0 and se.chain[0] == "site_group"
     assert recipe.spec.dev_fill.from_pool is True
+    assert recipe.spec.dedup.settings() == recipe.data["dedup"]  # what Dedup gets: the recipe's own settings
+    assert recipe.spec.decontamination.ngram == 13 and recipe.spec.decontamination.settings() == recipe.data[
+        "decontamination"]
+    assert load_recipe("sample").spec.dedup.near.threshold == 0.8  # not in the file: Dedup's default
     # the typed recipe is read from the resolved data, which manifest.json records unchanged
     assert recipe.data["sources"]["stackexchange"]["selection"]["quotas"] == se.selection.quotas
 
