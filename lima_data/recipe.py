@@ -351,8 +351,12 @@ def _inherit_filters(data: dict[str, Any], path: Path) -> None:
 
 
 def validate(data: dict[str, Any], path: Path) -> None:
-    """Check a merged recipe and fill each selection's default ``method``; raise one :class:`RecipeError` listing
-    every problem found, one line each, naming ``path`` and the key (``<path>: <key>: <problem>``)."""
+    """Check a merged recipe and fill each selection's default ``method``.
+
+    Raises:
+        RecipeError: listing every problem found, one line each, naming ``path`` and the key
+            (``<path>: <key>: <problem>``; several under a line ``N problems in the recipe:``).
+    """
     errors: list[str] = []
 
     def fail(key: str, message: str) -> None:
@@ -384,8 +388,10 @@ def validate(data: dict[str, Any], path: Path) -> None:
         sources = {}
     for source, spec in sources.items():
         _validate_source(source, spec, data["seed"] if isinstance(data["seed"], int) else 0, fail)
+    if len(errors) == 1:
+        raise RecipeError(errors[0])
     if errors:
-        raise RecipeError("\n".join(errors))
+        raise RecipeError(f"{len(errors)} problems in the recipe:\n" + "\n".join(f"  {e}" for e in errors))
 
 
 def _validate_source(source: str, spec: Any, seed: int, fail) -> None:

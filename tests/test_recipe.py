@@ -46,12 +46,13 @@ def test_every_error_of_a_recipe_is_reported_at_once(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_recipe(path)
     assert str(info.value).splitlines() == [
-        f"{path}: colour: unknown key (known: ['decontamination', 'dedup', 'description', 'dev_fill', 'include', "
+        "4 problems in the recipe:",
+        f"  {path}: colour: unknown key (known: ['decontamination', 'dedup', 'description', 'dev_fill', 'include', "
         "'name', 'seed', 'sources'])",
-        f"{path}: sources.stackexchange.selection.tau: must be a positive number",
-        f"{path}: sources.wikihow.filters.length: [filters.length]: unknown setting(s) ['maxx_chars']; "
+        f"  {path}: sources.stackexchange.selection.tau: must be a positive number",
+        f"  {path}: sources.wikihow.filters.length: [filters.length]: unknown setting(s) ['maxx_chars']; "
         "known: ['band_max_chars', 'band_min_chars', 'max_chars', 'min_chars']",
-        f"{path}: sources.wikihow.selection.quotas.wikihow: must be a non-negative integer",
+        f"  {path}: sources.wikihow.selection.quotas.wikihow: must be a non-negative integer",
     ]
 
 
