@@ -121,6 +121,15 @@ def test_sample_fills_its_quotas(sample):
     assert sample.manifest["inputs"][0]["path"] == "package:samples/stackexchange/beer.stackexchange.com.7z"
 
 
+def test_every_stage_is_timed(sample):
+    """build() is a chain of named stages, each timed in report/stats.json (seconds), in the order they ran."""
+    timings = sample.stats["timings"]
+    assert list(timings) == ["plan", "read+filter", "merge", "dedup", "assign_splits", "select_test",
+                             "decontamination", "select_train", "dev_fill", "rows", "write", "total"]
+    assert all(isinstance(t, float) and t >= 0 for t in timings.values())
+    assert timings["total"] >= sum(t for name, t in timings.items() if name != "total") - 0.01
+
+
 def test_strict_shortfall_fails_and_leaves_nothing(tmp_path, se_dir):
     with pytest.raises(ShortfallError, match="stackexchange stem 2/200"):
         build(load_recipe("lima"), inputs=[se_dir / "genai"], sources=["stackexchange"], out_dir=tmp_path,
