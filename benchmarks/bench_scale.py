@@ -48,12 +48,12 @@ import resource, sys, tempfile, time
 from pathlib import Path
 from lima_data.filters import build_filter
 from lima_data.pipeline import Chain, RejectSink
-from lima_data.recipe import load_recipe
+from lima_data.recipe import Recipe, load_recipe
 from lima_data.sources import ReaderStats
 from lima_data.sources.stackexchange import StackExchangeReader, discover
 recipe = load_recipe("lima")
 spec = recipe.sources["stackexchange"]
-filters = [build_filter(n, spec["filters"].get(n, {}), 0) for n in spec["chain"]]
+filters = [build_filter(n, spec.filters.get(n, {}), 0) for n in spec.chain]
 (dump,) = discover([sys.argv[1]])
 start = time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
@@ -69,9 +69,10 @@ SPLIT_CHILD = r"""
 import json, resource, sys, tempfile
 from pathlib import Path
 from lima_data.build import build
-from lima_data.recipe import load_recipe
+from lima_data.recipe import Recipe, load_recipe
 recipe = load_recipe("lima")
 recipe.data["sources"]["stackexchange"].setdefault("reader", {})["shard_bytes"] = int(sys.argv[2])
+recipe = Recipe(recipe.path, recipe.data)  # the typed recipe is built from the data
 with tempfile.TemporaryDirectory() as tmp:
     result = build(recipe, inputs=[Path(sys.argv[1]).parent], sources=["stackexchange"], out_dir=tmp, quiet=True,
                    workers=2)

@@ -32,7 +32,7 @@ from bench_scale import scaled_posts  # noqa: E402
 from lima_data.build import build  # noqa: E402
 from lima_data.filters import build_filter  # noqa: E402
 from lima_data.pipeline import Chain, RejectSink  # noqa: E402
-from lima_data.recipe import load_recipe  # noqa: E402
+from lima_data.recipe import Recipe, load_recipe  # noqa: E402
 from lima_data.sources import ReaderStats  # noqa: E402
 from lima_data.sources.stackexchange import StackExchangeReader, discover  # noqa: E402
 
@@ -50,7 +50,7 @@ def raw_scan(path: Path) -> int:
 
 def chain_scan(path: Path, recipe) -> int:
     spec = recipe.sources["stackexchange"]
-    filters = [build_filter(n, spec["filters"].get(n, {}), recipe.seed) for n in spec["chain"]]
+    filters = [build_filter(n, spec.filters.get(n, {}), recipe.seed) for n in spec.chain]
     (dump,) = discover([path])
     with tempfile.TemporaryDirectory() as tmp:
         sink = RejectSink(Path(tmp))
@@ -115,6 +115,7 @@ def bench_split(path: Path, split_mb: float, tmp: Path) -> None:
         raw = min(raw, best_of(1, lambda: raw_scan(path)))
         recipe = load_recipe("lima")
         recipe.data["sources"]["stackexchange"].setdefault("reader", {})["shard_bytes"] = int(split_mb * 2**20)
+        recipe = Recipe(recipe.path, recipe.data)  # the typed recipe is built from the data
         out = tmp / f"split-{workers}"
         result = build(recipe, inputs=[path.parent], sources=["stackexchange"], out_dir=out, quiet=True,
                        workers=workers)

@@ -98,7 +98,7 @@ def write_dump(rows: list[dict], folder: Path, title_mode: str = "sentence") -> 
 def run(recipe_name: str, dump_dir: Path, total: int, show: str | None) -> None:
     recipe = load_recipe(recipe_name)
     spec = recipe.sources["stackexchange"]
-    filters = [build_filter(n, spec["filters"].get(n, {}), recipe.seed) for n in spec["chain"]]
+    filters = [build_filter(n, spec.filters.get(n, {}), recipe.seed) for n in spec.chain]
     (dump,) = discover([dump_dir])
     with tempfile.TemporaryDirectory() as tmp:
         sink = _Recorder(Path(tmp))

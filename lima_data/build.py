@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,27 +25,30 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from . import __version__
 from .candidate import Candidate, to_example
 from .card import meta_schema, normalise_meta, write_card
-from .errors import LimaDataError, RecipeError, ShortfallError, safe_text
-from .executor import CACHE, TaskResult, concat_files, execute, make_chain, make_reader, merge_funnels, plan_tasks
+from .errors import EmptyBuildError, RecipeError, ShortfallError, safe_text
+from .executor import CACHE, BuildPlan, Merged, TaskResult, merge_results, plan_build, read_and_filter
 from .filters.decontaminate import Decontaminate
-from .filters.dedup import Dedup
-from .filters.manual import Manual, read_ids
+from .filters.dedup import DedupStage, dedup_stage
+from .filters.manual import read_ids
 from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
-from .pipeline import Chain, FilterStats, RejectSink, dumps, run_stage
-from .recipe import Recipe, display_path
-from .selection import GroupSelection, _group_split, assign_splits, phase_groups, phase_selection, select
-from .sources import ReaderStats
-from .sources.base import Shard, Source, discover
+from .pipeline import Chain, RejectSink
+from .recipe import Recipe, SourceSpec, display_path
+from .selection import (
+    DecontaminationStage,
+    GroupSelection,
+    Selection,
+    assign_split_groups,
+    decontaminate_train,
+    fill_dev_from_pool,
+    select_phase,
+)
+
+__all__ = ["BuildResult", "EmptyBuildError", "build"]
 
 #: Candidate meta keys kept in rejects but left out of manifest rows (large, and the prompt when chosen).
 MANIFEST_META_EXCLUDE = ("question_body",)
 SELECTION_STAGE = "selection"
 log = logging.getLogger(__name__)
-SE = "stackexchange"
-
-
-class EmptyBuildError(LimaDataError):
-    """A build selected no row (and ``allow_empty`` was not given); the message says why."""
 
 
 @dataclass
@@ -57,6 +60,237 @@ class BuildResult:
     manifest: dict[str, Any]
     stats: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+
+
+class Warnings(list):
+    """The build's warnings, in the order given: call it with a message to log it to ``lima_data.build`` and
+    keep it (a file name that is not UTF-8 is escaped as in manifest.json)."""
+
+    def __call__(self, message: str) -> None:
+        message = safe_text(message)
+        self.append(message)
+        log.warning(message)
+
+
+class Timer:
+    """Runs the build's stages and keeps each one's wall time in ``timings`` (seconds, 3 decimals), in order."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, stage: str, run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            self.timings[stage] = round(self.timings.get(stage, 0) + time.perf_counter() - t0, 3)
+
+    def total(self) -> dict[str, float]:
+        """``timings`` with ``total``: the seconds since the build started."""
+        self.timings["total"] = round(time.perf_counter() - self.started, 3)
+        return self.timings
+
+
+def wanted_sources(recipe: Recipe, sources: Sequence[str] | None) -> list[str]:
+    """The sources to build, in the order asked (default: all of the recipe's).
+
+    Raises:
+        RecipeError: a source the recipe does not have.
+    """
+    wanted = list(sources) if sources else list(recipe.sources)
+    for source in wanted:
+        if source not in recipe.sources:
+            raise RecipeError(f"source {source!r} is not in recipe {recipe.name!r} (it has: {', '.join(recipe.sources)})")
+    return wanted
+
+
+def read_curation(keep: str | Path | None, drop: str | Path | None) -> dict[str, dict[str, Any]]:
+    """The keep / drop lists given: ``{kind: {"file", "sha256", "ids"}}`` (recorded in manifest.json as
+    ``curation``).
+
+    Raises:
+        InputError: a file is missing or unreadable (see :func:`~lima_data.filters.manual.read_ids`).
+    """
+    return {kind: {"file": display_path(Path(f)), "sha256": sha256_file(Path(f)), "ids": read_ids(f)}
+            for kind, f in (("keep", keep), ("drop", drop)) if f is not None}
+
+
+def selection_rows(plan: BuildPlan, merged: Merged, kept: dict[str, list[Candidate]], selection: Selection,
+                   specs: dict[str, SourceSpec], sink: RejectSink, warn: Callable[[str], None]
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """The rows stage: per split, the manifest rows of the selected candidates (:func:`to_example`, less
+    ``MANIFEST_META_EXCLUDE``), each source's groups in its quotas' order (``selection`` is sorted so in place);
+    the kept candidates not selected go to ``sink`` as ``selection`` / ``over_quota``; each short quota of a
+    source that had inputs gets a warning with its cause (:func:`shortfall_cause`)."""
+    splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLIT_FILES}
+    for source, groups in selection.groups.items():
+        order = list(specs[source].selection.quotas)
+        groups.sort(key=lambda g: order.index(g.group) if g.group in order else len(order))
+        for candidate in kept[source]:
+            if candidate.id not in selection.chosen:
+                sink.reject(SELECTION_STAGE, candidate, "over_quota")
+        for group in groups:
+            if group.shortfall and source not in plan.missing:
+                cause = shortfall_cause(source, group, merged.results[source], plan.chains[source])
+                warn(f"{source} {group.group}: quota {group.wanted}, only {len(group.selected)} candidates "
+                     f"passed the filters (short by {group.shortfall}){cause}; writing what there is")
+            for candidate in group.selected:
+                row = to_example(candidate, prompt_only=group.prompt_only)
+                for key in MANIFEST_META_EXCLUDE:
+                    row["meta"].pop(key, None)
+                splits[group.split].append(row)
+    return splits
+
+
+def check_rows(rows: dict[str, list[dict[str, Any]]], selection: Selection, *, strict: bool,
+               allow_empty: bool) -> None:
+    """Stop the build before anything is written when it must not go on.
+
+    Raises:
+        ShortfallError: ``strict`` and a quota was not filled.
+        EmptyBuildError: no row was selected and not ``allow_empty``.
+    """
+    shortfalls = selection.shortfalls()
+    if strict and shortfalls:
+        raise ShortfallError(
+            "strict: quotas not filled: "
+            + "; ".join(f"{s['source']} {s['group']} {s['selected']}/{s['wanted']}" for s in shortfalls)
+        )
+    if not any(rows.values()) and not allow_empty:
+        why = ("no candidate passed the filters and selection (see the funnel with "
+               "`lima-data build --allow-empty`, then `lima-data report`)")
+        raise EmptyBuildError(f"the build selected no row: {why}; pass --allow-empty to write an empty "
+                              "manifest anyway")
+
+
+@dataclass
+class Funnel:
+    """Per source: the candidates read, then one stats row per filter of its chain, dedup and decontamination
+    (from what those stages returned), then the selection (kept candidates in, rows selected)."""
+
+    candidates: dict[str, int]
+    filters: dict[str, list[dict[str, Any]]]
+    selection: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, plan: BuildPlan, dedup: DedupStage, clean: DecontaminationStage, selection: Selection) -> Funnel:
+        filters = {s: plan.chains[s].funnel() + [dedup.stats[s].to_dict(), clean.stats[s].to_dict()]
+                   for s in plan.sources}
+        chosen = {}
+        for s in plan.sources:
+            entered, selected = len(clean.kept[s]), sum(len(g.selected) for g in selection.groups[s])
+            chosen[s] = {"filter": SELECTION_STAGE, "in": entered, "kept": selected,
+                         "dropped": {"over_quota": entered - selected} if entered - selected else {}}
+        return cls({s: plan.chains[s].candidates for s in plan.sources}, filters, chosen)
+
+    def report(self) -> dict[str, Any]:
+        """report/stats.json ``funnel``: per source ``{"candidates", "filters"}`` with value summaries."""
+        return {s: {"candidates": n, "filters": self.filters[s]} for s, n in self.candidates.items()}
+
+    def manifest(self) -> dict[str, Any]:
+        """manifest.json ``funnel``: per source ``{"candidates", "stages"}``, without values and seconds."""
+        return {s: {"candidates": n,
+                    "stages": [{k: v for k, v in f.items() if k not in ("values", "seconds")}
+                               for f in self.filters[s]] + [self.selection[s]]}
+                for s, n in self.candidates.items()}
+
+
+@dataclass
+class Written:
+    """What the write stage wrote: ``files`` (``{file: {"rows", "sha256"}}``), ``counts`` per split (``total``,
+    ``by_source``, ``by_domain``), the rows' meta schema, and the split files written (``{split: file}``)."""
+
+    files: dict[str, Any]
+    counts: dict[str, Any]
+    schema: dict[str, Any]
+    splits: dict[str, str]
+
+
+def write_splits(folder: Path, rows: dict[str, list[dict[str, Any]]], warn: Callable[[str], None]) -> Written:
+    """The write stage: sort each split's rows by id, give every row the same meta keys (:func:`normalise_meta`)
+    and write each split that has rows as JSON lines (an empty split file breaks ``datasets.load_dataset``)."""
+    written = Written({}, {}, meta_schema(row for split in rows.values() for row in split), {})
+    for split, split_rows in rows.items():
+        split_rows.sort(key=lambda r: r["id"])
+        normalise_meta(split_rows, written.schema)
+        written.counts[split] = {
+            "total": len(split_rows),
+            "by_source": dict(sorted(Counter(r["source"] for r in split_rows).items())),
+            "by_domain": dict(sorted(Counter(r["domain"] or "null" for r in split_rows).items())),
+        }
+        if not split_rows:
+            warn(f"{split}: no rows; {SPLIT_FILES[split]} is not written (an empty split file breaks "
+                 "datasets.load_dataset) and the split is left out of the dataset card and exports")
+            continue
+        path = folder / SPLIT_FILES[split]
+        write_jsonl(path, split_rows)
+        written.splits[split] = SPLIT_FILES[split]
+        written.files[SPLIT_FILES[split]] = {"rows": len(split_rows), "sha256": sha256_file(path)}
+    return written
+
+
+def write_manifest(stage: StagedManifest, recipe: Recipe, plan: BuildPlan, merged: Merged, funnel: Funnel,
+                   dedup: DedupStage, decontaminate: Decontaminate, selection: Selection,
+                   rows: dict[str, list[dict[str, Any]]], written: Written, rejects: dict[str, int],
+                   timings: dict[str, float], warnings: Warnings) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """Write report/stats.json, manifest.json (DESIGN.md section 5) and the dataset card from what the stages
+    returned, move over the files of the previous build this one did not write (:func:`carry_over`) and commit
+    the folder. Returns the folder, the manifest and the report stats."""
+    stats = {
+        "funnel": funnel.report(),
+        "dedup": dedup.summary(),
+        "decontamination": {"ngram": decontaminate.n, "reference_prompts": decontaminate.references,
+                            "benchmarks": [display_path(p) for p in decontaminate.benchmarks]},
+        "selection": selection.summary(),
+        "readers": [r.to_dict() for r in merged.readers.values()],
+        "rejects": rejects,
+        "timings": timings,
+    }
+    write_json(stage.path / "report" / "stats.json", stats)
+    for entry in plan.curation.values():
+        entry["missing"] = [i for i in entry["ids"] if i not in merged.matched]
+        if entry["missing"]:
+            warnings(f"{len(entry['missing'])} id(s) of {entry['file']} match no candidate, e.g. {entry['missing'][0]}")
+    manifest = {
+        "name": stage.final.name,
+        "lima_data_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipe": recipe.data,
+        "recipe_sha256": recipe.sha256(),
+        "seed": recipe.seed,
+        "sources": plan.sources,
+        "inputs": merged.inputs,
+        "files": written.files,
+        "counts": written.counts,
+        "funnel": funnel.manifest(),
+        "selection": stats["selection"],
+        "shortfalls": selection.shortfalls(),
+        "dev_fill": selection.dev_fill,
+        "meta_schema": written.schema,
+        "skipped": [display_path(p) for p in plan.skipped],
+        "curation": plan.curation,
+        "readers": [
+            {k: r.to_dict()[k] for k in ("shard", "rows", "counts", "malformed", "truncated")}
+            for r in merged.readers.values()
+        ],
+        "warnings": list(warnings),
+    }
+    write_json(stage.path / MANIFEST_FILE, manifest)
+    write_card(stage.path, manifest, written.schema, written.splits, (r for split in rows.values() for r in split))
+    kept_files = carry_over(stage.final, stage.path)
+    if kept_files:
+        shown = ", ".join(kept_files[:5]) + (", ..." if len(kept_files) > 5 else "")
+        warnings(f"kept {len(kept_files)} file(s) of the previous {stage.final.name} that this build does not write: "
+                 f"{shown} (they describe the previous build; delete them if they are stale)")
+    return stage.commit(), manifest, stats
+
+
+def _note(console: Console, quiet: bool) -> Callable[[str], None]:
+    def note(message: str) -> None:
+        if not quiet:
+            console.print(f"note: {message}", soft_wrap=True, highlight=False)
+    return note
 
 
 def _progress(console: Console, quiet: bool) -> Progress:
@@ -94,6 +328,13 @@ def build(
 ) -> BuildResult:
     """Build a manifest from ``inputs`` (or the recipe's default inputs) with ``recipe``.
 
+    The build is a chain of stages, each timed (``report/stats.json`` ``timings``, seconds) and each returning
+    what the next one and the report need: plan (:func:`~lima_data.executor.plan_build`) -> read+filter, per
+    task (:func:`~lima_data.executor.read_and_filter`) -> merge (:func:`~lima_data.executor.merge_results`) ->
+    dedup (:func:`~lima_data.filters.dedup.dedup_stage`) -> split assignment, test selection, decontamination,
+    train/dev selection and the dev fill (:mod:`lima_data.selection`) -> rows (:func:`selection_rows`) -> write
+    (:func:`write_manifest`).
+
     Args:
         inputs: archives, files or folders; ``None`` uses the recipe's ``inputs``.
         sources: run only these of the recipe's sources (default: all).
@@ -122,364 +363,40 @@ def build(
             ``allow_empty``; the message says why.
         RecipeError: ``sources`` names a source the recipe does not have.
     """
-    console = console or Console(stderr=True)
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        message = safe_text(message)  # a file name that is not UTF-8: escaped as in manifest.json
-        warnings.append(message)
-        log.warning(message)
-
-    wanted = list(sources) if sources else list(recipe.sources)
-    for source in wanted:
-        if source not in recipe.sources:
-            raise RecipeError(f"source {source!r} is not in recipe {recipe.name!r} (it has: {', '.join(recipe.sources)})")
-    name = name or recipe.name
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    curation = {kind: {"file": display_path(Path(f)), "sha256": sha256_file(Path(f)), "ids": read_ids(f)}
-                for kind, f in (("keep", keep), ("drop", drop)) if f is not None}
-    manual = Manual(keep=curation.get("keep", {}).get("ids", []), drop=curation.get("drop", {}).get("ids", []))
-    decontaminate = Decontaminate(recipe.data.get("decontamination"), benchmarks)
+    console, warnings, timer = console or Console(stderr=True), Warnings(), Timer()
+    wanted = wanted_sources(recipe, sources)
+    curation = read_curation(keep, drop)
+    decontaminate = Decontaminate(recipe.spec.decontamination.settings(), benchmarks)
     decontaminate.load_benchmarks()  # before reading dumps: a bad file the user named fails at once
-    ids = {kind: entry["ids"] for kind, entry in curation.items()}
-    readers: dict[str, Source] = {}
-    chains: dict[str, Chain] = {}
-    for source in wanted:
-        spec = recipe.sources[source]
-        filters = make_chain(source, spec, recipe.seed, manual if curation else None)
-        chains[source] = Chain(source, filters)
-        readers[source] = make_reader(source, spec, recipe.seed, strict, filters)
-
-    skipped: list[Path] = []
-    if inputs:
-        shards, skipped = discover(inputs, list(readers.values()), warn)
-        if skipped and not dry_run:
-            shown = ", ".join(display_path(p) for p in skipped[:5])
-            warn(f"{len(skipped)} file(s) under the inputs belong to no source being built and were skipped: "
-                 f"{shown}{', ...' if len(skipped) > 5 else ''} (all listed in manifest.json \"skipped\"; "
-                 f"--dry-run shows which source claims which file)")
-    else:
-        shards = {}
-        for source, reader in readers.items():
-            found, _ = discover(recipe.source_inputs(source), [reader], warn)
-            shards[source] = found[source]
+    plan = timer("plan", plan_build, recipe, wanted, inputs, curation, strict=strict, allow_empty=allow_empty,
+                 dry_run=dry_run, warn=warnings)
     if dry_run:
-        plan = {"dry_run": True,
-                "shards": {source: [{"path": display_path(s.path) + (f"!{s.member}" if s.member else ""),
-                                     "kind": s.kind, "domain": s.domain or None, "size": s.size}
-                                    for s in shards[source]] for source in wanted},
-                "skipped": [display_path(p) for p in skipped]}
-        return BuildResult(path=None, manifest=plan, stats={}, warnings=warnings)
-    missing = [source for source in wanted if not shards[source]]
-    if len(missing) == len(wanted) and not allow_empty:
-        raise EmptyBuildError(
-            f"no input file was found for {', '.join(wanted)}"
-            + (f" ({len(skipped)} file(s) under the inputs are no source's dump, e.g. {display_path(skipped[0])}; "
-               "--dry-run lists them)" if skipped else "") + "; pass --allow-empty to write an empty manifest anyway")
-    for source in missing:
-        message = f"{source}: no input found for this source; its quotas stay empty"
-        if strict:
-            raise ShortfallError(f"strict: {message}")
-        warn(message)
-    site_group = next((f for f in chains.get(SE, Chain(SE, [])).filters if f.name == "site_group"), None)
-    for shard in shards.get(SE, []):
-        if site_group is not None and not site_group.listed(shard.domain):
-            warn(f"site {shard.domain} is in no site list of the recipe: "
-                 + ("dropped" if site_group.unlisted == "drop" else f"counted as {site_group.unlisted}"))
-    tasks = {source: plan_tasks(source, shards[source], recipe.sources[source], recipe.seed, strict, ids)
-             for source in wanted}
-
-    def note(message: str) -> None:
-        if not quiet:
-            console.print(f"note: {message}", soft_wrap=True, highlight=False)
-
-    with StagedManifest(Path(out_dir), name, note) as stage:
-        sink = RejectSink(stage.path / "report")
-        try:
-            kept: dict[str, list[Candidate]] = {}
-            reader_stats: dict[Shard, ReaderStats] = {}
-            input_files: list[dict[str, Any]] = []
-            t0 = time.perf_counter()
-            all_tasks = [t for source in wanted for t in tasks[source]]
+        return BuildResult(path=None, manifest=plan.dry_run(), stats={}, warnings=list(warnings))
+    specs, seed = recipe.sources, recipe.seed
+    with StagedManifest(Path(out_dir), name or recipe.name, _note(console, quiet)) as stage:
+        report = stage.path / "report"
+        with closing(RejectSink(report)) as sink:
             with _progress(console, quiet) as progress:
-                reading = (f"reading {len(all_tasks)} task(s) with {workers} worker(s)"
-                           f"{' on Ray' if executor == 'ray' else ''}")
-                bar = progress.add_task(reading, total=sum(t.size for t in all_tasks) or None)
-
-                def on_done(task, cached: bool) -> None:
-                    progress.update(bar, completed=sum(done_sizes) + task.size)
-                    done_sizes.append(task.size)
-
-                done_sizes: list[int] = []
-                results = execute(all_tasks, recipe.sources, recipe.seed, strict, ids, Path(out_dir) / CACHE,
-                                  workers=workers, executor=executor, address=address,
-                                  on_progress=lambda task, n: progress.advance(bar, n), on_done=on_done,
-                                  on_stage=lambda text: progress.update(bar, description=text or reading))
-            timings["read+filter"] = round(time.perf_counter() - t0, 3)
-            by_source: dict[str, list[TaskResult]] = {s: [] for s in wanted}
-            for task, result in zip(all_tasks, results):
-                by_source[task.source].append(result)
-            for name_ in sorted({f.name for result in results for f in result.funnel}):
-                concat_files(results, f"rejects/{name_}.jsonl.zst", stage.path / "report" / "rejects" /
-                             f"{name_}.jsonl.zst")
-            concat_files(results, "measurements.jsonl.zst", stage.path / "report" / "measurements.jsonl.zst")
-            concat_files(results, "trace.jsonl.zst", stage.path / "report" / "trace.jsonl.zst")
-            matched = set().union(*(r.matched for r in results)) if results else set()
-            for source in wanted:
-                kept[source] = [c for result in by_source[source] for c in result.kept]
-                if by_source[source]:
-                    chains[source].candidates, chains[source].stats = merge_funnels(by_source[source])
-                files: dict[tuple, Shard] = {}  # byte ranges of one file are reported as the file
-                for result in by_source[source]:
-                    for shard, stats in result.readers:
-                        stats.shard = display_path(shard.path) + (f"!{shard.member}" if shard.member else "")
-                        whole = files.setdefault((shard.path, shard.member), shard)
-                        if whole in reader_stats:
-                            reader_stats[whole].merge(stats)
-                        else:
-                            reader_stats[whole] = stats
-                for shard in files.values():
-                    stats = reader_stats[shard]
-                    input_files.append({
-                        "source": source,
-                        **({"domain": shard.domain} if shard.domain else {}),
-                        "path": display_path(shard.path),
-                        "size": shard.path.stat().st_size,
-                        "sha256": sha256_file(shard.path),
-                    })
-                    by_label = {k[len("skipped_"):]: n for k, n in stats.counts.items() if k.startswith("skipped_")}
-                    if by_label:  # e.g. LIMA's release: community picks are rebuilt from dumps, not re-used
-                        warn(f"{stats.shard}: {sum(by_label.values())} row(s) skipped, by label: "
-                             + ", ".join(f"{k} {n}" for k, n in sorted(by_label.items()))
-                             + " (not training rows; the file can serve as --reference or --benchmark)")
-                    if stats.malformed or stats.truncated:
-                        where = ", ".join((f"line {e['line']}: " if e['line'] is not None else "") + e['error']
-                                          for e in stats.errors[:3])
-                        warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
-                             f"{' and the file is truncated' if stats.truncated else ''} ({where})")
-
-            t0 = time.perf_counter()
-            dedup = Dedup(recipe.data.get("dedup"))
-            result = dedup.run([c for source in wanted for c in kept[source]])
-            stage_stats: dict[str, dict[str, FilterStats]] = {s: {} for s in wanted}
-            kept = {source: run_stage(dedup.name, kept[source], result.decision,
-                                      stage_stats[source], sink, frozenset({"duplicate_id"})) for source in wanted}
-            with open(stage.path / "report" / "dedup_clusters.jsonl", "w", encoding="utf-8") as fh:
-                for cluster in result.clusters:
-                    fh.write(dumps(cluster) + "\n")
-            timings["dedup"] = round(time.perf_counter() - t0, 3)
-
-            t0 = time.perf_counter()
-            selections: dict[str, list[GroupSelection]] = {s: [] for s in wanted}
-            chosen: set[str] = set()
-            for source in wanted:
-                if recipe.sources[source]["selection"]["method"] == "split":
-                    assign_splits(kept[source], recipe.sources[source]["selection"], recipe.seed)
-            for phase in ("test", "train"):  # test prompts first: train is then cleaned against them
-                if phase == "train":
-                    decontaminate.add_references(c.prompt for gs in selections.values() for g in gs
-                                                 if g.split == "test" for c in g.selected)
-                    for source in wanted:
-                        train_groups = phase_groups(recipe.sources[source]["selection"], "train")
-                        kept[source] = run_stage(
-                            decontaminate.name, kept[source],
-                            lambda c: decontaminate(c) if c.id not in chosen and c.meta.get("group", "") in
-                            train_groups else (None, None), stage_stats[source], sink)
-                for source in wanted:
-                    selection = phase_selection(recipe.sources[source]["selection"], phase)
-                    if selection is None:
-                        continue
-                    pool = [c for c in kept[source] if c.id not in chosen]
-                    groups = select(source, pool, selection, recipe.seed, readers[source].rank_key)
-                    selections[source].extend(groups)
-                    chosen |= {c.id for g in groups for c in g.selected}
-            dev_fill = fill_dev_from_pool(recipe, wanted, kept, selections, chosen, warn)
-            splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLIT_FILES}
-            for source in wanted:
-                order = list(recipe.sources[source]["selection"]["quotas"])
-                selections[source].sort(key=lambda g: order.index(g.group) if g.group in order else len(order))
-                for candidate in kept[source]:
-                    if candidate.id not in chosen:
-                        sink.reject(SELECTION_STAGE, candidate, "over_quota")
-                for group in selections[source]:
-                    if group.shortfall and source not in missing:
-                        cause = shortfall_cause(source, group, by_source[source], chains[source])
-                        warn(f"{source} {group.group}: quota {group.wanted}, only {len(group.selected)} candidates "
-                             f"passed the filters (short by {group.shortfall}){cause}; writing what there is")
-                    for candidate in group.selected:
-                        row = to_example(candidate, prompt_only=group.prompt_only)
-                        for key in MANIFEST_META_EXCLUDE:
-                            row["meta"].pop(key, None)
-                        splits[group.split].append(row)
-            timings["selection"] = round(time.perf_counter() - t0, 3)
-        finally:
-            sink.close()
-
-        shortfalls = [g.to_dict() for gs in selections.values() for g in gs if g.shortfall]
-        if strict and shortfalls:
-            raise ShortfallError(
-                "strict: quotas not filled: "
-                + "; ".join(f"{s['source']} {s['group']} {s['selected']}/{s['wanted']}" for s in shortfalls)
-            )
-
-        if not any(splits.values()) and not allow_empty:
-            why = ("no candidate passed the filters and selection (see the funnel with "
-                   "`lima-data build --allow-empty`, then `lima-data report`)")
-            raise EmptyBuildError(f"the build selected no row: {why}; pass --allow-empty to write an empty "
-                                  "manifest anyway")
-
-        t0 = time.perf_counter()
-        files: dict[str, Any] = {}
-        counts: dict[str, Any] = {}
-        schema = meta_schema(row for rows in splits.values() for row in rows)
-        written: dict[str, str] = {}
-        for split, rows in splits.items():
-            rows.sort(key=lambda r: r["id"])
-            normalise_meta(rows, schema)
-            counts[split] = {
-                "total": len(rows),
-                "by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
-                "by_domain": dict(sorted(Counter(r["domain"] or "null" for r in rows).items())),
-            }
-            if not rows:
-                warn(f"{split}: no rows; {SPLIT_FILES[split]} is not written (an empty split file breaks "
-                     "datasets.load_dataset) and the split is left out of the dataset card and exports")
-                continue
-            path = stage.path / SPLIT_FILES[split]
-            write_jsonl(path, rows)
-            written[split] = SPLIT_FILES[split]
-            files[SPLIT_FILES[split]] = {"rows": len(rows), "sha256": sha256_file(path)}
-        funnel = {}
-        for source in wanted:
-            chain = chains[source]
-            filters = chain.funnel() + [st.to_dict() for st in stage_stats[source].values()]
-            stages = [{k: v for k, v in f.items() if k not in ("values", "seconds")} for f in filters]
-            after_filters = len(kept[source])
-            selected = sum(len(g.selected) for g in selections[source])
-            stages.append({"filter": SELECTION_STAGE, "in": after_filters, "kept": selected,
-                           "dropped": {"over_quota": after_filters - selected} if after_filters - selected else {}})
-            funnel[source] = {"candidates": chain.candidates, "stages": stages}
-        timings["write"] = round(time.perf_counter() - t0, 3)
-        timings["total"] = round(time.perf_counter() - started, 3)
-
-        report_stats = {
-            "funnel": {s: {"candidates": chains[s].candidates,
-                           "filters": chains[s].funnel() + [st.to_dict() for st in stage_stats[s].values()]}
-                       for s in wanted},
-            "dedup": {"clusters": len(result.clusters),
-                      "duplicates": sum(c["size"] - 1 for c in result.clusters)},
-            "decontamination": {"ngram": decontaminate.n, "reference_prompts": decontaminate.references,
-                                "benchmarks": [display_path(p) for p in decontaminate.benchmarks]},
-            "selection": {s: [g.to_dict() for g in gs] for s, gs in selections.items()},
-            "readers": [r.to_dict() for r in reader_stats.values()],
-            "rejects": sink.files(),
-            "timings": timings,
-        }
-        write_json(stage.path / "report" / "stats.json", report_stats)
-        for entry in curation.values():
-            entry["missing"] = [i for i in entry["ids"] if i not in matched]
-            if entry["missing"]:
-                warn(f"{len(entry['missing'])} id(s) of {entry['file']} match no candidate, e.g. {entry['missing'][0]}")
-        manifest = {
-            "name": name,
-            "lima_data_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "recipe": recipe.data,
-            "recipe_sha256": recipe.sha256(),
-            "seed": recipe.seed,
-            "sources": wanted,
-            "inputs": input_files,
-            "files": files,
-            "counts": counts,
-            "funnel": funnel,
-            "selection": report_stats["selection"],
-            "shortfalls": shortfalls,
-            "dev_fill": dev_fill,
-            "meta_schema": schema,
-            "skipped": [display_path(p) for p in skipped],
-            "curation": curation,
-            "readers": [
-                {k: r.to_dict()[k] for k in ("shard", "rows", "counts", "malformed", "truncated")}
-                for r in reader_stats.values()
-            ],
-            "warnings": warnings,
-        }
-        write_json(stage.path / MANIFEST_FILE, manifest)
-        write_card(stage.path, manifest, schema, written, (r for rows in splits.values() for r in rows))
-        kept_files = carry_over(stage.final, stage.path)
-        if kept_files:
-            shown = ", ".join(kept_files[:5]) + (", ..." if len(kept_files) > 5 else "")
-            warn(f"kept {len(kept_files)} file(s) of the previous {name} that this build does not write: {shown} "
-                 "(they describe the previous build; delete them if they are stale)")
-        path = stage.commit()
+                results = timer("read+filter", read_and_filter, plan, recipe, Path(out_dir) / CACHE, strict=strict,
+                                workers=workers, executor=executor, address=address, progress=progress)
+            merged = timer("merge", merge_results, plan, results, report, warnings)
+            dedup = timer("dedup", dedup_stage, merged.kept, recipe.spec.dedup.settings(), sink, report)
+            timer("assign_splits", assign_split_groups, dedup.kept, specs, seed)
+            rank_keys = {source: reader.rank_key for source, reader in plan.readers.items()}
+            test = timer("select_test", select_phase, "test", dedup.kept, specs, seed, rank_keys)
+            clean = timer("decontamination", decontaminate_train, decontaminate, dedup.kept, specs, test, sink)
+            selection = timer("select_train", select_phase, "train", clean.kept, specs, seed, rank_keys, test)
+            selection = timer("dev_fill", fill_dev_from_pool, specs, recipe.spec.dev_fill, seed,
+                              clean.kept, selection, warnings)
+            rows = timer("rows", selection_rows, plan, merged, clean.kept, selection, specs, sink, warnings)
+        check_rows(rows, selection, strict=strict, allow_empty=allow_empty)
+        written = timer("write", write_splits, stage.path, rows, warnings)
+        path, manifest, stats = write_manifest(stage, recipe, plan, merged, Funnel.of(plan, dedup, clean, selection),
+                                               dedup, decontaminate, selection, rows, written, sink.files(),
+                                               timer.total(), warnings)
     if clean_cache:
         shutil.rmtree(Path(out_dir) / CACHE, ignore_errors=True)
-    return BuildResult(path=path, manifest=manifest, stats=report_stats, warnings=warnings)
-
-
-def recipe_dev_quota(recipe: Recipe) -> int:
-    """Rows the recipe wants in dev: the sum of its quotas whose split is ``dev`` (every source of the recipe,
-    built or not). LIMA: 50 authored."""
-    total = 0
-    for spec in recipe.sources.values():
-        selection = spec["selection"]
-        for group, count in selection["quotas"].items():
-            if selection.get("method") == "split":
-                split = group
-            else:
-                split = selection.get("splits", {}).get(group, selection.get("split", "train"))
-            total += count if split == "dev" else 0
-    return total
-
-
-def fill_dev_from_pool(recipe: Recipe, wanted: Sequence[str], kept: dict[str, list[Candidate]],
-                       selections: dict[str, list[GroupSelection]], chosen: set[str], warn) -> dict[str, Any]:
-    """Fill what the dev quota lacks from the curated pool, when the recipe's ``[dev_fill] from_pool`` is on.
-
-    The pool is every candidate that passed its source's filters, dedup and decontamination, belongs to a group
-    whose split is train and has a response, and was not selected (so never a train or test row). The rows taken
-    are a seeded shuffle of the pool (sorted by id first, so the result depends only on the candidates and seed);
-    each gets ``meta["dev_from_pool"] = True`` and the source gets a ``dev_from_pool`` group in the selection.
-    Changes ``selections`` and ``chosen`` in place.
-
-    Returns:
-        ``{"wanted", "authored", "filled", "by_source"}`` (recorded in manifest.json as ``dev_fill``); ``{}`` when
-        the option is off or dev is full.
-    """
-    settings = recipe.data.get("dev_fill", {})
-    want = recipe_dev_quota(recipe)
-    have = sum(len(g.selected) for gs in selections.values() for g in gs if g.split == "dev")
-    if not settings.get("from_pool") or have >= want:
-        return {}
-    pool = []
-    for source in wanted:
-        selection = recipe.sources[source]["selection"]
-        train_groups = {g for g in selection["quotas"] if _group_split(selection, g) == "train"} - set(
-            selection.get("prompt_only", []))
-        pool += [c for c in kept[source] if c.id not in chosen and c.response
-                 and c.meta.get("group", "") in train_groups]
-    pool.sort(key=lambda c: c.id)
-    random.Random(f"{recipe.seed}:dev_fill").shuffle(pool)
-    taken = pool[: want - have]
-    by_source: dict[str, list[Candidate]] = {}
-    for candidate in taken:
-        candidate.meta["dev_from_pool"] = True
-        by_source.setdefault(candidate.source, []).append(candidate)
-        chosen.add(candidate.id)
-    for source, picked in by_source.items():
-        selections[source].append(GroupSelection(source=source, group="dev_from_pool", wanted=len(picked),
-                                                 split="dev", available=len(picked), selected=picked))
-    counts = {s: len(c) for s, c in sorted(by_source.items())}
-    if taken:
-        warn(f"dev: {have} of {want} rows from authored data; filled {len(taken)} from the curated pool (never "
-             f"train or test rows: {', '.join(f'{s} {n}' for s, n in counts.items())}); set [dev_fill] "
-             "from_pool = false in the recipe to keep dev to authored rows")
-    else:
-        warn(f"dev: {have} of {want} rows from authored data, and the curated pool is empty (the train quotas took "
-             "every candidate that passed), so dev stays short")
-    return {"wanted": want, "authored": have, "filled": len(taken), "by_source": counts}
+    return BuildResult(path=path, manifest=manifest, stats=stats, warnings=list(warnings))
 
 
 def shortfall_cause(source: str, group: GroupSelection, results: list[TaskResult], chain: Chain) -> str:

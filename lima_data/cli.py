@@ -766,3 +766,35 @@ def convert(run, step, output, quiet, verbose):
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.option("--show", "show", metavar="NAME|PATH", default=None,
+              help="Print this recipe resolved: includes merged, filters_from applied, defaults filled.")
+@click.option("--schema", is_flag=True, help="Print the JSON Schema of a recipe file (for editors).")
+@click.option("--format", "fmt", type=click.Choice(["toml", "json"]), default="toml", show_default=True,
+              help="How --show prints the recipe.")
+@_verbosity
+def recipe(show, schema, fmt, quiet, verbose):
+    """Show a resolved recipe (--show NAME) or the recipe JSON Schema (--schema), on stdout.
+
+    \b
+    lima-data recipe --show lima                 the lima preset with its includes applied, as TOML
+    lima-data recipe --show my.toml --format json
+    lima-data recipe --schema > recipe.schema.json
+    """
+    from .recipe import load_recipe, recipe_schema
+
+    _setup(quiet, verbose)
+    if schema == (show is not None):
+        raise click.UsageError("give one of --show NAME or --schema")
+    if schema:
+        click.echo(json.dumps(recipe_schema(), indent=2))
+        return
+    data = load_recipe(show).data
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        import tomli_w
+
+        click.echo(tomli_w.dumps(data), nl=False)

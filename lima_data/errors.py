@@ -46,6 +46,10 @@ class ShortfallError(LimaDataError):
     """Raised in strict mode when a quota cannot be filled from the inputs."""
 
 
+class EmptyBuildError(LimaDataError):
+    """A build selected no row (and ``allow_empty`` was not given); the message says why."""
+
+
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 

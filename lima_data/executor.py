@@ -31,14 +31,16 @@ from typing import Any
 
 from . import __version__
 from .candidate import Candidate
-from .errors import LimaDataError, translated
+from .errors import EmptyBuildError, LimaDataError, ShortfallError, translated
 from .filters import build_filter
 from .filters.base import module_files
 from .filters.manual import Manual
 from .fingerprint import code_fingerprint, files_fingerprint
+from .manifest import sha256_file
 from .pipeline import Chain, FilterStats, RejectSink
+from .recipe import Recipe, SourceSpec, display_path
 from .sources import ReaderStats
-from .sources.base import Shard, Source, source_class
+from .sources.base import Shard, Source, discover, source_class
 
 CACHE = ".lima-cache"
 EXECUTORS = ("local", "ray")
@@ -61,47 +63,47 @@ class TaskResult:
 
     kept: list[Candidate]
     candidates: int
-    funnel: list[FilterStats]
+    stats: list[FilterStats]  # the chain's, one per filter (Chain.stats)
     readers: list[tuple[Shard, ReaderStats]]
     matched: set[str] = field(default_factory=set)  # keep / drop ids met among this task's candidates
     folder: Path = field(default=Path())
 
 
-def make_chain(source: str, spec: dict[str, Any], seed: int, manual: Manual | None) -> list:
+def make_chain(source: str, spec: SourceSpec, seed: int, manual: Manual | None) -> list:
     """The filters of a source's chain, with the keep / drop filter first when there is one."""
     filters = [manual] if manual is not None else []
-    return filters + [build_filter(n, spec.get("filters", {}).get(n, {}), seed) for n in spec["chain"]]
+    return filters + [build_filter(n, spec.filters.get(n, {}), seed) for n in spec.chain]
 
 
-def make_reader(source: str, spec: dict[str, Any], seed: int, strict: bool, filters: list,
+def make_reader(source: str, spec: SourceSpec, seed: int, strict: bool, filters: list,
                 workdir: Path | None = None) -> Source:
     """The source's reader with the recipe's reader settings, configured from its chain; ``workdir`` is where
     it may keep files shared between tasks (the build's cache)."""
-    reader = source_class(source)(spec.get("reader"), strict=strict, seed=seed)
+    reader = source_class(source)(spec.reader, strict=strict, seed=seed)
     reader.configure(filters)
     reader.workdir = workdir
-    reader.quotas = dict(spec.get("selection", {}).get("quotas", {}))
+    reader.quotas = dict(spec.selection.quotas)
     return reader
 
 
-def task_key(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
+def task_key(source: str, shards: list[Shard], spec: SourceSpec, seed: int, strict: bool,
              curation: dict[str, list[str]]) -> str:
     """sha256 of everything a task's result depends on (see the module docstring)."""
     files = []
     for shard in shards:
         st = shard.path.stat()
         files.append([str(shard.path.resolve()), shard.member, st.st_size, st.st_mtime_ns, shard.start, shard.end])
-    part = {k: v for k, v in spec.items() if k not in ("selection", "inputs")}
+    part = spec.model_dump(exclude={"selection", "inputs"})
     if source_class(source).uses_quotas:  # the reader holds a number of rows that follows the quotas
-        part["quotas"] = spec.get("selection", {}).get("quotas", {})
+        part["quotas"] = spec.selection.quotas
     text = json.dumps({"version": __version__, "code": code_fingerprint(),
-                       "user_filters": files_fingerprint(module_files(spec["chain"])), "source": source,
+                       "user_filters": files_fingerprint(module_files(spec.chain)), "source": source,
                        "files": files, "spec": part, "seed": seed, "strict": strict, "curation": curation},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def plan_tasks(source: str, shards: list[Shard], spec: dict[str, Any], seed: int, strict: bool,
+def plan_tasks(source: str, shards: list[Shard], spec: SourceSpec, seed: int, strict: bool,
                curation: dict[str, list[str]]) -> list[Task]:
     """One task per shard, or one for all shards of a source that joins across files (``joins_files``)."""
     groups = [shards] if getattr(source_class(source), "joins_files", False) else [[s] for s in shards]
@@ -109,7 +111,7 @@ def plan_tasks(source: str, shards: list[Shard], spec: dict[str, Any], seed: int
                  sum(s.size * s.passes for s in group)) for group in groups if group]
 
 
-def run_task(task: Task, spec: dict[str, Any], seed: int, strict: bool, curation: dict[str, list[str]],
+def run_task(task: Task, spec: SourceSpec, seed: int, strict: bool, curation: dict[str, list[str]],
              cache_root: str, progress: Callable[[int], None] | None = None) -> str:
     """Run one task and store its result in the cache; return the entry's folder. Safe to call in another
     process or on a Ray worker (everything it needs is in its arguments)."""
@@ -248,7 +250,7 @@ class Runner:
         return results
 
 
-def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, strict: bool,
+def execute(tasks: list[Task], specs: dict[str, SourceSpec], seed: int, strict: bool,
             curation: dict[str, list[str]], cache_root: Path, *, workers: int = 1, executor: str = "local",
             address: str | None = None, on_progress: Callable[[Task, int], None] | None = None,
             on_done: Callable[[Task, bool], None] | None = None,
@@ -301,15 +303,15 @@ def execute(tasks: list[Task], specs: dict[str, dict[str, Any]], seed: int, stri
     return [load_result(folders[t.key]) for t in tasks]
 
 
-def merge_funnels(results: list[TaskResult]) -> tuple[int, list[FilterStats]]:
+def merge_chain_stats(results: list[TaskResult]) -> tuple[int, list[FilterStats]]:
     """Add up the chain stats of one source's tasks (same chain, so the same filters in the same order)."""
     total = 0
     merged: list[FilterStats] | None = None
     for result in results:
         total += result.candidates
         if merged is None:
-            merged = [FilterStats(s.name, s.settings) for s in result.funnel]
-        for into, stats in zip(merged, result.funnel):
+            merged = [FilterStats(s.name, s.settings) for s in result.stats]
+        for into, stats in zip(merged, result.stats):
             into.merge(stats)
     return total, merged or []
 
@@ -325,3 +327,170 @@ def concat_files(results: list[TaskResult], relative: str, target: Path) -> None
         for part in parts:
             with open(part, "rb") as fh:
                 shutil.copyfileobj(fh, out)
+
+
+# --- the build's first stages: plan, read+filter, merge (see lima_data.build) -------------------------------------
+
+
+@dataclass
+class BuildPlan:
+    """What the plan stage found: per source (in build order) its reader, its chain (stats filled by
+    :func:`merge_results`), its shards and its tasks; the files no source claimed; the sources with no input;
+    and the keep / drop lists (``curation``: ``{kind: {"file", "sha256", "ids"}}``, ``ids``: ``{kind: [id]}``)."""
+
+    sources: list[str]
+    readers: dict[str, Source]
+    chains: dict[str, Chain]
+    shards: dict[str, list[Shard]]
+    skipped: list[Path]
+    curation: dict[str, dict[str, Any]]
+    ids: dict[str, list[str]]
+    missing: list[str] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+
+    def dry_run(self) -> dict[str, Any]:
+        """``{"dry_run": True, "shards": {source: [{"path", "kind", "domain", "size"}]}, "skipped": [path]}``."""
+        return {"dry_run": True,
+                "shards": {source: [{"path": display_path(s.path) + (f"!{s.member}" if s.member else ""),
+                                     "kind": s.kind, "domain": s.domain or None, "size": s.size}
+                                    for s in self.shards[source]] for source in self.sources},
+                "skipped": [display_path(p) for p in self.skipped]}
+
+
+def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, dict[str, Any]], *, strict: bool,
+               allow_empty: bool, dry_run: bool, warn: Callable[[str], None]) -> BuildPlan:
+    """The plan stage: build each source's chain and reader, find its shards in ``inputs`` (or the recipe's
+    inputs when empty) and cut them into tasks (:func:`plan_tasks`). With ``dry_run`` it stops after finding
+    the shards (no warning about skipped files, no check, no task).
+
+    Raises:
+        InputError: an input is missing or unreadable.
+        EmptyBuildError: no source has an input and not ``allow_empty``.
+        ShortfallError: ``strict`` and a source has no input.
+    """
+    ids = {kind: entry["ids"] for kind, entry in curation.items()}
+    manual = Manual(keep=ids.get("keep", []), drop=ids.get("drop", [])) if curation else None
+    readers: dict[str, Source] = {}
+    chains: dict[str, Chain] = {}
+    for source in sources:
+        filters = make_chain(source, recipe.sources[source], recipe.seed, manual)
+        chains[source] = Chain(source, filters)
+        readers[source] = make_reader(source, recipe.sources[source], recipe.seed, strict, filters)
+    skipped: list[Path] = []
+    if inputs:
+        shards, skipped = discover(inputs, list(readers.values()), warn)
+        if skipped and not dry_run:
+            shown = ", ".join(display_path(p) for p in skipped[:5])
+            warn(f"{len(skipped)} file(s) under the inputs belong to no source being built and were skipped: "
+                 f"{shown}{', ...' if len(skipped) > 5 else ''} (all listed in manifest.json \"skipped\"; "
+                 f"--dry-run shows which source claims which file)")
+    else:
+        shards = {}
+        for source, reader in readers.items():
+            found, _ = discover(recipe.source_inputs(source), [reader], warn)
+            shards[source] = found[source]
+    plan = BuildPlan(sources, readers, chains, shards, skipped, curation, ids)
+    if dry_run:
+        return plan
+    plan.missing = [source for source in sources if not shards[source]]
+    if len(plan.missing) == len(sources) and not allow_empty:
+        raise EmptyBuildError(
+            f"no input file was found for {', '.join(sources)}"
+            + (f" ({len(skipped)} file(s) under the inputs are no source's dump, e.g. {display_path(skipped[0])}; "
+               "--dry-run lists them)" if skipped else "") + "; pass --allow-empty to write an empty manifest anyway")
+    for source in plan.missing:
+        message = f"{source}: no input found for this source; its quotas stay empty"
+        if strict:
+            raise ShortfallError(f"strict: {message}")
+        warn(message)
+    se = "stackexchange"
+    site_group = next((f for f in chains.get(se, Chain(se, [])).filters if f.name == "site_group"), None)
+    for shard in shards.get(se, []):
+        if site_group is not None and not site_group.listed(shard.domain):
+            warn(f"site {shard.domain} is in no site list of the recipe: "
+                 + ("dropped" if site_group.unlisted == "drop" else f"counted as {site_group.unlisted}"))
+    plan.tasks = [t for source in sources
+                  for t in plan_tasks(source, shards[source], recipe.sources[source], recipe.seed, strict, ids)]
+    return plan
+
+
+def read_and_filter(plan: BuildPlan, recipe: Recipe, cache_root: Path, *, strict: bool, workers: int, executor: str,
+                    address: str | None, progress) -> list[TaskResult]:
+    """The read+filter stage: run the plan's tasks (:func:`execute`), showing bytes read on ``progress`` (a
+    ``rich.progress.Progress``); returns each task's result in task order."""
+    tasks = plan.tasks
+    reading = f"reading {len(tasks)} task(s) with {workers} worker(s){' on Ray' if executor == 'ray' else ''}"
+    bar = progress.add_task(reading, total=sum(t.size for t in tasks) or None)
+    done_sizes: list[int] = []
+
+    def on_done(task: Task, cached: bool) -> None:
+        progress.update(bar, completed=sum(done_sizes) + task.size)
+        done_sizes.append(task.size)
+
+    return execute(tasks, recipe.sources, recipe.seed, strict, plan.ids, cache_root,
+                   workers=workers, executor=executor, address=address,
+                   on_progress=lambda task, n: progress.advance(bar, n), on_done=on_done,
+                   on_stage=lambda text: progress.update(bar, description=text or reading))
+
+
+@dataclass
+class Merged:
+    """What the merge stage returns: per source the kept candidates (in task order) and its task results;
+    per input file its reader stats (byte ranges of one file merged into one) and its manifest entry
+    (``{"source", "domain"?, "path", "size", "sha256"}``); and the keep / drop ids met among the candidates."""
+
+    kept: dict[str, list[Candidate]]
+    results: dict[str, list[TaskResult]]
+    readers: dict[Shard, ReaderStats]
+    inputs: list[dict[str, Any]]
+    matched: set[str]
+
+
+def merge_results(plan: BuildPlan, results: list[TaskResult], report: Path,
+                  warn: Callable[[str], None]) -> Merged:
+    """The merge stage: gather the task results per source (in task order, so the outcome does not depend on
+    which task finished first), add up each source's chain stats into ``plan.chains``, concatenate the tasks'
+    rejects, measurements and traces into the ``report`` folder, merge the reader stats per file and warn about
+    skipped or malformed rows and truncated files."""
+
+    by_source: dict[str, list[TaskResult]] = {s: [] for s in plan.sources}
+    for task, result in zip(plan.tasks, results):
+        by_source[task.source].append(result)
+    for name in sorted({f.name for result in results for f in result.stats}):
+        concat_files(results, f"rejects/{name}.jsonl.zst", report / "rejects" / f"{name}.jsonl.zst")
+    concat_files(results, "measurements.jsonl.zst", report / "measurements.jsonl.zst")
+    concat_files(results, "trace.jsonl.zst", report / "trace.jsonl.zst")
+    merged = Merged({}, by_source, {}, [], set().union(*(r.matched for r in results)) if results else set())
+    for source in plan.sources:
+        merged.kept[source] = [c for result in by_source[source] for c in result.kept]
+        if by_source[source]:
+            plan.chains[source].candidates, plan.chains[source].stats = merge_chain_stats(by_source[source])
+        files: dict[tuple, Shard] = {}  # byte ranges of one file are reported as the file
+        for result in by_source[source]:
+            for shard, stats in result.readers:
+                stats.shard = display_path(shard.path) + (f"!{shard.member}" if shard.member else "")
+                whole = files.setdefault((shard.path, shard.member), shard)
+                if whole in merged.readers:
+                    merged.readers[whole].merge(stats)
+                else:
+                    merged.readers[whole] = stats
+        for shard in files.values():
+            stats = merged.readers[shard]
+            merged.inputs.append({
+                "source": source,
+                **({"domain": shard.domain} if shard.domain else {}),
+                "path": display_path(shard.path),
+                "size": shard.path.stat().st_size,
+                "sha256": sha256_file(shard.path),
+            })
+            by_label = {k[len("skipped_"):]: n for k, n in stats.counts.items() if k.startswith("skipped_")}
+            if by_label:  # e.g. LIMA's release: community picks are rebuilt from dumps, not re-used
+                warn(f"{stats.shard}: {sum(by_label.values())} row(s) skipped, by label: "
+                     + ", ".join(f"{k} {n}" for k, n in sorted(by_label.items()))
+                     + " (not training rows; the file can serve as --reference or --benchmark)")
+            if stats.malformed or stats.truncated:
+                where = ", ".join((f"line {e['line']}: " if e['line'] is not None else "") + e['error']
+                                  for e in stats.errors[:3])
+                warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
+                     f"{' and the file is truncated' if stats.truncated else ''} ({where})")
+    return merged

@@ -28,9 +28,13 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .candidate import Candidate
+
+if TYPE_CHECKING:  # selection needs only candidates at run time (sources/base.py imports it for the rank key)
+    from .pipeline import FilterStats, RejectSink
+    from .recipe import DevFillSpec, SelectionSpec, SourceSpec
 
 METHODS = ("tau", "category", "top", "random", "split")
 
@@ -105,23 +109,23 @@ def category_sample(pools: dict[str, list[Candidate]], quota: int, rng: random.R
     return picked
 
 
-def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: int,
+def select(source: str, kept: list[Candidate], selection: SelectionSpec, seed: int,
            rank_key: Callable[[Candidate], tuple] = default_rank_key) -> list[GroupSelection]:
     """Fill each quota of ``selection`` (a recipe's ``[sources.<source>.selection]``) from ``kept``.
 
     Returns one :class:`GroupSelection` per quota, in the recipe's order. Candidates whose group has no quota
     are not selected.
     """
-    method = selection.get("method", "top")
-    tau = float(selection.get("tau", 1.0))
-    prompt_only = set(selection.get("prompt_only", []))
+    method = selection.method or "top"
+    tau = float(selection.tau)
+    prompt_only = set(selection.prompt_only)
     by_group: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in kept:
         by_group[candidate.meta.get("group", "")].append(candidate)
 
     results = []
-    for group, wanted in selection["quotas"].items():
-        split = _group_split(selection, group)
+    for group, wanted in selection.quotas.items():
+        split = selection.split_of(group)
         result = GroupSelection(source, group, wanted, split, group in prompt_only)
         members = sorted(by_group.get(group, []), key=rank_key)
         result.available = len(members)
@@ -155,7 +159,7 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
                 return sorted(candidates, key=lambda c: c.id)[:count]
             return candidates[:count]  # top
 
-        band_shares = selection.get("band_shares") or {}
+        band_shares = selection.band_shares
         if not band_shares:
             picked = pick(rest, left)
         else:  # each band's share of the quota, the core band the rest; a band that runs short leaves it to core
@@ -180,12 +184,12 @@ def select(source: str, kept: list[Candidate], selection: dict[str, Any], seed: 
     return results
 
 
-def assign_splits(candidates: list[Candidate], selection: dict[str, Any], seed: int) -> None:
+def assign_splits(candidates: list[Candidate], selection: SelectionSpec, seed: int) -> None:
     """For the ``split`` method: set each candidate's ``meta["group"]`` to the split it goes to. Rows that name
     their split (``meta["split"]``) go there; the others, shuffled by the seed (from id order), fill what the
     quotas leave, in the quotas' order (LIMA's authored rows: train, then dev, then test). Rows beyond every
     quota get the group ``""`` and are not selected."""
-    quotas = dict(selection["quotas"])
+    quotas = dict(selection.quotas)
     undeclared = []
     for candidate in sorted(candidates, key=lambda c: c.id):
         declared = candidate.meta.get("split")
@@ -202,19 +206,143 @@ def assign_splits(candidates: list[Candidate], selection: dict[str, Any], seed: 
             quotas[split] -= 1
 
 
-def _group_split(selection: dict[str, Any], group: str) -> str:
-    if selection.get("method") == "split":
-        return group
-    return selection.get("splits", {}).get(group, selection.get("split", "train"))
-
-
-def phase_groups(selection: dict[str, Any], phase: str) -> set[str]:
+def phase_groups(selection: SelectionSpec, phase: str) -> set[str]:
     """Groups of a source's quotas that are selected in ``phase``: ``"test"`` (test split) or ``"train"``
     (train and dev). For the ``split`` method the groups are the splits themselves."""
-    return {g for g in selection["quotas"] if (_group_split(selection, g) == "test") == (phase == "test")}
+    return {g for g in selection.quotas if (selection.split_of(g) == "test") == (phase == "test")}
 
 
-def phase_selection(selection: dict[str, Any], phase: str) -> dict[str, Any] | None:
+def phase_selection(selection: SelectionSpec, phase: str) -> SelectionSpec | None:
     """The part of a selection table whose quotas are filled in ``phase`` (see :func:`phase_groups`), or None."""
-    quotas = {g: n for g, n in selection["quotas"].items() if g in phase_groups(selection, phase)}
-    return {**selection, "quotas": quotas} if quotas else None
+    quotas = {g: n for g, n in selection.quotas.items() if g in phase_groups(selection, phase)}
+    return selection.model_copy(update={"quotas": quotas}) if quotas else None
+
+
+# --- the build's selection stages: split assignment, test selection, decontamination, train/dev selection ---------
+
+
+@dataclass
+class Selection:
+    """What the selection stages return: per source its quota groups (in pick order, the dev fill last) and the
+    ids of every selected candidate; ``dev_fill`` is :func:`fill_dev_from_pool`'s record (``{}`` when off)."""
+
+    groups: dict[str, list[GroupSelection]]
+    chosen: set[str] = field(default_factory=set)
+    dev_fill: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, list[dict[str, Any]]]:
+        """Per source, each group's :meth:`GroupSelection.to_dict` (manifest.json ``selection``)."""
+        return {source: [g.to_dict() for g in groups] for source, groups in self.groups.items()}
+
+    def shortfalls(self) -> list[dict[str, Any]]:
+        """The groups that got fewer rows than their quota (manifest.json ``shortfalls``)."""
+        return [g.to_dict() for groups in self.groups.values() for g in groups if g.shortfall]
+
+
+def assign_split_groups(kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec], seed: int) -> None:
+    """The split assignment stage: for each source selected by the ``split`` method, give every kept candidate
+    its split as its group (:func:`assign_splits`)."""
+    for source, candidates in kept.items():
+        if specs[source].selection.method == "split":
+            assign_splits(candidates, specs[source].selection, seed)
+
+
+def select_phase(phase: str, kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec], seed: int,
+                 rank_keys: dict[str, Callable[[Candidate], Any]], selection: Selection | None = None) -> Selection:
+    """The test selection stage (``phase="test"``) or the train/dev one (``"train"``): fill each source's quotas
+    of that phase (:func:`phase_selection`) from its kept candidates not chosen yet, adding to ``selection``
+    (a new one when ``None``) and returning it."""
+    selection = selection or Selection({source: [] for source in kept})
+    for source, candidates in kept.items():
+        part = phase_selection(specs[source].selection, phase)
+        if part is None:
+            continue
+        pool = [c for c in candidates if c.id not in selection.chosen]
+        groups = select(source, pool, part, seed, rank_keys[source])
+        selection.groups[source].extend(groups)
+        selection.chosen |= {c.id for g in groups for c in g.selected}
+    return selection
+
+
+@dataclass
+class DecontaminationStage:
+    """What the decontamination stage returns: per source the candidates it kept and its stats (a funnel row)."""
+
+    kept: dict[str, list[Candidate]]
+    stats: dict[str, FilterStats]
+
+
+def decontaminate_train(decontaminate, kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec],
+                        selection: Selection, sink: RejectSink) -> DecontaminationStage:
+    """The decontamination stage, between test and train selection: add the selected test prompts to the
+    references of ``decontaminate`` (a :class:`~lima_data.filters.decontaminate.Decontaminate` holding the
+    benchmarks), then drop every candidate of a train-phase group, not chosen yet, that shares an n-gram with them
+    (LIMA: test prompts never overlap train). Candidates of other groups pass untouched."""
+    from .pipeline import run_stage
+
+    decontaminate.add_references(c.prompt for groups in selection.groups.values() for g in groups
+                                 if g.split == "test" for c in g.selected)
+    out: dict[str, list[Candidate]] = {}
+    stats: dict[str, FilterStats] = {}
+    for source, candidates in kept.items():
+        train_groups = phase_groups(specs[source].selection, "train")
+        st: dict[str, FilterStats] = {}
+        out[source] = run_stage(
+            decontaminate.name, candidates,
+            lambda c: decontaminate(c) if c.id not in selection.chosen and c.meta.get("group", "") in
+            train_groups else (None, None), st, sink)
+        stats[source] = st[decontaminate.name]
+    return DecontaminationStage(out, stats)
+
+
+def recipe_dev_quota(specs: dict[str, SourceSpec]) -> int:
+    """Rows the recipe wants in dev: the sum of its quotas whose split is ``dev`` (every source of the recipe,
+    built or not; ``specs``: the recipe's sources). LIMA: 50 authored."""
+    return sum(count for spec in specs.values() for group, count in spec.selection.quotas.items()
+               if spec.selection.split_of(group) == "dev")
+
+
+def fill_dev_from_pool(specs: dict[str, SourceSpec], settings: DevFillSpec, seed: int,
+                       kept: dict[str, list[Candidate]], selection: Selection,
+                       warn: Callable[[str], None]) -> Selection:
+    """The dev fill stage: fill what the dev quota lacks from the curated pool, when the recipe's
+    ``[dev_fill] from_pool`` (``settings``) is on.
+
+    The pool is every candidate that passed its source's filters, dedup and decontamination, belongs to a group
+    whose split is train and has a response, and was not selected (so never a train or test row). The rows taken
+    are a seeded shuffle of the pool (sorted by id first, so the result depends only on the candidates and seed);
+    each gets ``meta["dev_from_pool"] = True`` and the source gets a ``dev_from_pool`` group in the selection.
+    Changes ``selection`` in place and returns it, with ``dev_fill`` set to ``{"wanted", "authored", "filled",
+    "by_source"}`` (recorded in manifest.json as ``dev_fill``), left ``{}`` when the option is off or dev is full.
+    """
+    want = recipe_dev_quota(specs)
+    have = sum(len(g.selected) for gs in selection.groups.values() for g in gs if g.split == "dev")
+    if not settings.from_pool or have >= want:
+        return selection
+    pool = []
+    for source, candidates in kept.items():
+        table = specs[source].selection
+        train_groups = {g for g in table.quotas if table.split_of(g) == "train"} - set(table.prompt_only)
+        pool += [c for c in candidates if c.id not in selection.chosen and c.response
+                 and c.meta.get("group", "") in train_groups]
+    pool.sort(key=lambda c: c.id)
+    random.Random(f"{seed}:dev_fill").shuffle(pool)
+    taken = pool[: want - have]
+    by_source: dict[str, list[Candidate]] = {}
+    for candidate in taken:
+        candidate.meta["dev_from_pool"] = True
+        by_source.setdefault(candidate.source, []).append(candidate)
+        selection.chosen.add(candidate.id)
+    for source, picked in by_source.items():
+        selection.groups[source].append(GroupSelection(source=source, group="dev_from_pool", wanted=len(picked),
+                                                       split="dev", available=len(picked), selected=picked))
+    counts = {s: len(c) for s, c in sorted(by_source.items())}
+    if taken:
+        warn(f"dev: {have} of {want} rows from authored data; filled {len(taken)} from the curated pool (never "
+             f"train or test rows: {', '.join(f'{s} {n}' for s, n in counts.items())}); set [dev_fill] "
+             "from_pool = false in the recipe to keep dev to authored rows")
+    else:
+        warn(f"dev: {have} of {want} rows from authored data, and the curated pool is empty (the train quotas took "
+             "every candidate that passed), so dev stays short")
+    selection.dev_fill = {"wanted": want, "authored": have, "filled": len(taken), "by_source": counts}
+    return selection

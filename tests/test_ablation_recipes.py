@@ -45,30 +45,30 @@ def _build(tmp_path, base: str, quotas: str, name: str | None = None) -> tuple[d
 
 def test_full_size_quotas_are_the_papers():
     filtered = load_recipe("lima-ablation-filtered-se")
-    assert sum(filtered.sources["stackexchange"]["selection"]["quotas"].values()) == 2000
+    assert sum(filtered.sources["stackexchange"].selection.quotas.values()) == 2000
     assert set(filtered.sources) == {"stackexchange", "reddit", "authored"}
-    assert load_recipe("lima-ablation-wikihow").sources["wikihow"]["selection"]["quotas"] == {"wikihow": 2000}
-    sizes = [sum(load_recipe(n).sources["stackexchange"]["selection"]["quotas"].values()) for n in QUANTITY]
+    assert load_recipe("lima-ablation-wikihow").sources["wikihow"].selection.quotas == {"wikihow": 2000}
+    sizes = [sum(load_recipe(n).sources["stackexchange"].selection.quotas.values()) for n in QUANTITY]
     assert sizes == [2000, 4000, 8000, 16000, 32000]
     lima = load_recipe("lima")
     for name in ABLATIONS + QUANTITY:
         recipe = load_recipe(name)
         # held fixed: the test prompts, the dev examples, dedup, decontamination, seed
-        assert recipe.sources["reddit"]["selection"]["quotas"]["askreddit"] == 70
-        assert recipe.sources["authored"]["selection"]["quotas"] == {"train": 0, "dev": 50, "test": 230}
+        assert recipe.sources["reddit"].selection.quotas["askreddit"] == 70
+        assert recipe.sources["authored"].selection.quotas == {"train": 0, "dev": 50, "test": 230}
         for key in ("dedup", "decontamination", "seed"):
             assert recipe.data[key] == lima.data[key]
         if "stackexchange" in recipe.sources and name != "lima-ablation-unfiltered-se":
-            assert recipe.sources["stackexchange"]["chain"] == lima.sources["stackexchange"]["chain"]
-            assert recipe.sources["stackexchange"]["filters"] == lima.sources["stackexchange"]["filters"]
+            assert recipe.sources["stackexchange"].chain == lima.sources["stackexchange"].chain
+            assert recipe.sources["stackexchange"].filters == lima.sources["stackexchange"].filters
 
 
 def test_unfiltered_keeps_only_score_and_format_rules():
     recipe = load_recipe("lima-ablation-unfiltered-se")
     spec = recipe.sources["stackexchange"]
-    assert spec["chain"] == ["site_group", "answer_score", "clean", "prompt_choice"]
-    assert spec["filters"]["answer_score"]["min_score"] == 10
-    assert set(spec["filters"]) <= set(spec["chain"])
+    assert spec.chain == ["site_group", "answer_score", "clean", "prompt_choice"]
+    assert spec.filters["answer_score"]["min_score"] == 10
+    assert set(spec.filters) <= set(spec.chain)
 
 
 @pytest.mark.parametrize("name", ABLATIONS)

@@ -8,7 +8,7 @@ import pytest
 
 from lima_data.candidate import to_example
 from lima_data.filters import build_filter
-from lima_data.recipe import load_recipe
+from lima_data.recipe import SelectionSpec, load_recipe
 from lima_data.selection import assign_splits, select
 from lima_data.sources import ReaderStats
 from lima_data.sources.base import discover
@@ -120,7 +120,7 @@ def test_messages_and_pairs_layouts_with_splits(tmp_path):
     assert "messages[0] must be" in stats.errors[0]["error"] and "duplicate id" in stats.errors[2]["error"]
     greet = to_example(candidates[0])
     assert greet["messages"][0] == {"role": "system", "content": "Be brief."} and "messages" not in greet["meta"]
-    selection = {"method": "split", "quotas": {"train": 1, "dev": 1, "test": 1}, "prompt_only": ["test"]}
+    selection = SelectionSpec(method="split", quotas={"train": 1, "dev": 1, "test": 1}, prompt_only=["test"])
     assign_splits(candidates, selection, seed=0)
     picks = select("authored", candidates, selection, seed=0)
     assert {g.group: [c.id for c in g.selected] for g in picks}["dev"] == ["authored/greet"]
@@ -173,7 +173,7 @@ def test_natural_instructions_tasks(tasks):
     assert len(picks) > 1  # the instance is a seeded random one
 
     spec = load_recipe("lima").sources["natural_instructions"]
-    chain = [build_filter(n, spec["filters"].get(n, {}), 0) for n in spec["chain"]]
+    chain = [build_filter(n, spec.filters.get(n, {}), 0) for n in spec.chain]
     outcomes = []
     for c in candidates:
         outcome = None

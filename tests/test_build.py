@@ -63,7 +63,7 @@ def test_every_reject_is_written_with_its_reason(full):
 def test_manifest_rows_follow_the_rules(full):
     rows = [json.loads(line) for line in (full.path / "train.jsonl").read_text().splitlines()]
     assert rows and len(rows) == full.manifest["counts"]["train"]["total"]
-    se_filters = load_recipe("lima").sources["stackexchange"]["filters"]
+    se_filters = load_recipe("lima").sources["stackexchange"].filters
     first_person = build_filter("first_person", se_filters["first_person"], 0)
     for row in rows:
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
@@ -119,6 +119,15 @@ def test_sample_fills_its_quotas(sample):
     assert counts["dev"]["by_source"] == {"authored": 5}
     assert counts["test"]["by_source"] == {"authored": 5, "reddit": 10}
     assert sample.manifest["inputs"][0]["path"] == "package:samples/stackexchange/beer.stackexchange.com.7z"
+
+
+def test_every_stage_is_timed(sample):
+    """build() is a chain of named stages, each timed in report/stats.json (seconds), in the order they ran."""
+    timings = sample.stats["timings"]
+    assert list(timings) == ["plan", "read+filter", "merge", "dedup", "assign_splits", "select_test",
+                             "decontamination", "select_train", "dev_fill", "rows", "write", "total"]
+    assert all(isinstance(t, float) and t >= 0 for t in timings.values())
+    assert timings["total"] >= sum(t for name, t in timings.items() if name != "total") - 0.01
 
 
 def test_strict_shortfall_fails_and_leaves_nothing(tmp_path, se_dir):

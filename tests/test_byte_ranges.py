@@ -12,7 +12,7 @@ import pytest
 
 import lima_data.executor as executor_module
 from lima_data.build import build
-from lima_data.recipe import load_recipe
+from lima_data.recipe import Recipe, load_recipe
 from lima_data.sources import ReaderStats
 from lima_data.sources.base import discover
 from lima_data.sources.stackexchange import StackExchangeSource, split_ranges
@@ -111,7 +111,7 @@ def split_recipe(tmp_path):
     recipe = load_recipe("sample")
     se = recipe.data["sources"]["stackexchange"]
     se.setdefault("reader", {})["shard_bytes"] = SMALL
-    return recipe
+    return Recipe(recipe.path, recipe.data)  # the typed recipe is built from the data once
 
 
 def files(path):

@@ -176,9 +176,9 @@ def test_filters_from_lends_the_style_lists():
     recipe = load_recipe("lima-dialogue")
     dialogue, single = recipe.sources["stackexchange_dialogue"], recipe.sources["stackexchange"]
     for name in ("first_person", "site_reference", "site_group", "prompt_choice"):
-        assert dialogue["filters"][name] == single["filters"][name]
+        assert dialogue.filters[name] == single.filters[name]
     assert "filters_from" not in dialogue
-    assert dialogue["selection"]["quotas"] == {"stem": 10, "other": 10}
+    assert dialogue.selection.quotas == {"stem": 10, "other": 10}
 
 
 def test_filters_from_an_unknown_source(tmp_path):

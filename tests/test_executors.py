@@ -6,7 +6,7 @@ import pytest
 
 import lima_data.executor as executor_module
 from lima_data.build import build
-from lima_data.recipe import load_recipe
+from lima_data.recipe import Recipe, load_recipe
 
 SPLITS = ("train.jsonl", "dev.jsonl", "test.jsonl")
 
@@ -78,11 +78,12 @@ def test_changed_recipe_redoes_only_the_shards_it_affects(tmp_path, monkeypatch)
     monkeypatch.setattr(executor_module, "run_task", lambda task, *a, **k: (ran.append(task.source), real(task, *a, **k))[1])
     recipe = load_recipe("sample")
     recipe.data["sources"]["wikihow"]["filters"]["length"]["min_chars"] = 5000
+    recipe = Recipe(recipe.path, recipe.data)  # the typed recipe is built from the data once
     changed = build(recipe, out_dir=tmp_path, quiet=True)
     assert set(ran) == {"wikihow"} and len(ran) == 10  # the ten wikiHow pages, nothing else
     length = next(s for s in changed.manifest["funnel"]["wikihow"]["stages"] if s["filter"] == "length")
     assert length["dropped"].get("too_short", 0) > 0
     ran.clear()
     recipe.data["sources"]["stackexchange"]["selection"]["quotas"]["other"] = 5  # selection: no shard redone
-    build(recipe, out_dir=tmp_path, quiet=True)
+    build(Recipe(recipe.path, recipe.data), out_dir=tmp_path, quiet=True)
     assert ran == []

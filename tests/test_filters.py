@@ -17,7 +17,7 @@ from lima_data.text.markup import html_to_markdown
 
 @pytest.fixture(scope="module")
 def settings():
-    return load_recipe("lima").sources["stackexchange"]["filters"]
+    return load_recipe("lima").sources["stackexchange"].filters
 
 
 def make(name, settings, seed=0):
@@ -173,7 +173,7 @@ def test_prompt_choice_is_a_seeded_coin_per_question(real, settings):
 def test_prompt_forms_follow_the_recipe_shares_and_the_cap(real, settings):
     """lima-release draws title / body / title then body about 30 / 60 / 10 (LIMA's release); a prompt is never
     longer than max_prompt_chars; a body too long for the cap falls back to the title."""
-    release = load_recipe("lima-release").sources["stackexchange"]["filters"]["prompt_choice"]
+    release = load_recipe("lima-release").sources["stackexchange"].filters["prompt_choice"]
     f = build_filter("prompt_choice", release, 0)
     drawn = Counter(f.draw(f"stackexchange/x/{i}") for i in range(3000))
     assert abs(drawn["title"] / 3000 - 0.30) < 0.03 and abs(drawn["body"] / 3000 - 0.60) < 0.03

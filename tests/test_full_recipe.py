@@ -28,15 +28,15 @@ def test_recipe_composition_is_table_1():
     recipe = load_recipe("lima")
     composition = {"train": {}, "dev": {}, "test": {}}
     for source, spec in recipe.sources.items():
-        selection = spec["selection"]
-        for group, count in selection["quotas"].items():
-            split = group if selection["method"] == "split" else selection.get("splits", {}).get(
-                group, selection.get("split", "train"))
+        selection = spec.selection
+        for group, count in selection.quotas.items():
+            split = group if selection.method == "split" else selection.splits.get(group, selection.split)
+            assert selection.split_of(group) == split
             composition[split][(source, group)] = count
     assert composition == TABLE_1
     assert sum(composition["train"].values()) == 1000
-    assert recipe.sources["reddit"]["selection"]["prompt_only"] == ["askreddit"]
-    assert recipe.sources["authored"]["selection"]["prompt_only"] == ["test"]
+    assert recipe.sources["reddit"].selection.prompt_only == ["askreddit"]
+    assert recipe.sources["authored"].selection.prompt_only == ["test"]
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from lima_se_keep import write_dump  # noqa: E402
 
 @pytest.fixture(scope="module")
 def lima():
-    return load_recipe("lima").sources["stackexchange"]["filters"]
+    return load_recipe("lima").sources["stackexchange"].filters
 
 
 def se_filter(name, settings):
@@ -92,7 +92,7 @@ def test_the_writers_own_first_person_is_still_counted(lima, answers):
 
 
 def test_lima_release_allows_an_aside(answers):
-    release = load_recipe("lima-release").sources["stackexchange"]["filters"]
+    release = load_recipe("lima-release").sources["stackexchange"].filters
     f = se_filter("first_person", release)
     assert f(md("Boil it for an hour. I'd suggest a lighter roast."))[1] is None  # one aside: kept (~9% of LIMA's)
     assert f(md("I think I should say what I know."))[1] == "first_person"
@@ -182,7 +182,7 @@ def test_quality_keeps_nearly_every_real_answer_of_lima_length(lima, answers):
 # -- language -----------------------------------------------------------------------------------------------------
 
 def test_short_askreddit_prompts_are_not_dropped(shared):
-    language = build_filter("language", load_recipe("lima").sources["reddit"]["filters"].get("language", {}), 0)
+    language = build_filter("language", load_recipe("lima").sources["reddit"].filters.get("language", {}), 0)
     with open(shared / "reddit" / "top_posts_csv" / "askreddit.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     dropped = []
@@ -241,17 +241,17 @@ def test_link_pruning_is_off_unless_asked():
 def test_presets_share_their_pieces_and_differ_where_the_release_does():
     paper, release = load_recipe("lima"), load_recipe("lima-release")
     se, se_r = paper.sources["stackexchange"], release.sources["stackexchange"]
-    assert se["filters"]["length"] == {"min_chars": 1200, "max_chars": 4096}
-    assert se_r["filters"]["length"] == {"min_chars": 190, "max_chars": 6800, "band_min_chars": 1200,
+    assert se.filters["length"] == {"min_chars": 1200, "max_chars": 4096}
+    assert se_r.filters["length"] == {"min_chars": 190, "max_chars": 6800, "band_min_chars": 1200,
                                          "band_max_chars": 4096}
-    assert se_r["selection"]["band_shares"] == {"short": 0.11, "long": 0.01} and "band_shares" not in se["selection"]
-    assert se["filters"]["first_person"]["max_count"] == 0 and se_r["filters"]["first_person"]["max_count"] == 2
-    assert "language" in se["chain"] and "language" not in se_r["chain"]
-    assert "language" not in se_r["filters"]  # the included settings of a filter left out are dropped
-    assert se_r["filters"]["site_reference"] == se["filters"]["site_reference"]  # shared phrase list
-    assert release.sources["reddit"]["reader"]["min_response_chars"] == 92
-    assert {"WP", "CW", "IP", "EU"} <= set(release.sources["reddit"]["filters"]["prompt_tag"]["keep_tags"])
-    assert paper.sources["reddit"]["filters"]["prompt_tag"]["keep_tags"] == ["WP"]
+    assert se_r.selection.band_shares == {"short": 0.11, "long": 0.01} and not se.selection.band_shares
+    assert se.filters["first_person"]["max_count"] == 0 and se_r.filters["first_person"]["max_count"] == 2
+    assert "language" in se.chain and "language" not in se_r.chain
+    assert "language" not in se_r.filters  # the included settings of a filter left out are dropped
+    assert se_r.filters["site_reference"] == se.filters["site_reference"]  # shared phrase list
+    assert release.sources["reddit"].reader["min_response_chars"] == 92
+    assert {"WP", "CW", "IP", "EU"} <= set(release.sources["reddit"].filters["prompt_tag"]["keep_tags"])
+    assert paper.sources["reddit"].filters["prompt_tag"]["keep_tags"] == ["WP"]
     assert release.sources["wikihow"] == paper.sources["wikihow"]
 
 
@@ -260,7 +260,7 @@ def test_an_including_recipe_can_shorten_a_chain(tmp_path):
     recipe.write_text('include = ["lima.toml"]\n[sources.stackexchange]\n'
                       'chain = ["site_group", "answer_score", "clean", "length"]\n')
     loaded = load_recipe(recipe)
-    assert set(loaded.sources["stackexchange"]["filters"]) <= {"site_group", "answer_score", "clean", "length"}
+    assert set(loaded.sources["stackexchange"].filters) <= {"site_group", "answer_score", "clean", "length"}
     typo = tmp_path / "typo.toml"
     typo.write_text('include = ["lima.toml"]\n[sources.stackexchange.filters.lenght]\nmin_chars = 1\n')
     with pytest.raises(RecipeError, match="lenght.*not in the chain"):
@@ -278,7 +278,7 @@ def test_lima_own_stack_exchange_rows_survive(shared, tmp_path):
     for name in ("lima", "lima-release"):
         recipe = load_recipe(name)
         spec = recipe.sources["stackexchange"]
-        chain = Chain("stackexchange", [build_filter(n, spec["filters"].get(n, {}), 0) for n in spec["chain"]])
+        chain = Chain("stackexchange", [build_filter(n, spec.filters.get(n, {}), 0) for n in spec.chain])
         sink = RejectSink(tmp_path / name)
         kept[name] = list(chain.run(StackExchangeReader(min_answer_score=10).read(dump, ReaderStats("x")), sink))
         sink.close()
@@ -294,7 +294,7 @@ def test_length_bands_cap_their_share_of_a_quota():
     from lima_data.selection import select
 
     spec = load_recipe("lima-release").sources["stackexchange"]
-    length = build_filter("length", spec["filters"]["length"], 0)
+    length = build_filter("length", spec.filters["length"], 0)
     candidates = []
     for i in range(400):
         chars = (300, 2000, 5000)[i % 3]
@@ -303,10 +303,10 @@ def test_length_bands_cap_their_share_of_a_quota():
         assert length(c)[1] is None
         candidates.append(c)
     assert Counter(c.meta["length_band"] for c in candidates) == {"short": 134, "core": 133, "long": 133}
-    selection = {**spec["selection"], "quotas": {"other": 100}}
+    selection = spec.selection.model_copy(update={"quotas": {"other": 100}})
     (picked,) = select("stackexchange", candidates, selection, 0)
     assert Counter(c.meta["length_band"] for c in picked.selected) == {"core": 88, "short": 11, "long": 1}
-    selection = {**spec["selection"], "quotas": {"other": 200}}  # only 133 in the core band
+    selection = spec.selection.model_copy(update={"quotas": {"other": 200}})  # only 133 in the core band
     (picked,) = select("stackexchange", candidates, selection, 0)
     bands = Counter(c.meta["length_band"] for c in picked.selected)
     assert len(picked.selected) == 200 and bands["core"] == 133

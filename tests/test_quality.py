@@ -18,7 +18,7 @@ from lima_data.sources.stackexchange import StackExchangeReader, discover
 
 def lima_filter(source, name):
     spec = load_recipe("lima").sources[source]
-    return build_filter(name, spec.get("filters", {}).get(name, {}), 0)
+    return build_filter(name, spec.filters.get(name, {}), 0)
 
 
 def test_same_site_under_two_names_gives_no_duplicate(tmp_path, se_dir):

@@ -24,7 +24,7 @@ def read(paths, **settings):
 @pytest.fixture(scope="module")
 def chain():
     spec = load_recipe("lima").sources["reddit"]
-    return [build_filter(n, spec.get("filters", {}).get(n, {}), 0) for n in spec["chain"]]
+    return [build_filter(n, spec.filters.get(n, {}), 0) for n in spec.chain]
 
 
 def run(chain, candidate):

@@ -137,7 +137,7 @@ def test_drops_are_explained_with_the_matched_span(lima):
 
 def test_explain_returns_the_spans_measure_counts():
     recipe = load_recipe("lima")
-    settings = recipe.sources["stackexchange"]["filters"]
+    settings = recipe.sources["stackexchange"].filters
     flt = build_filter("self_contained", settings["self_contained"], 0)
     candidate = Candidate("x", "stackexchange", "s", "How do I fix this code?", "", meta={"title":
                                                                                            "How do I fix this code?"})

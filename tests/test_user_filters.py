@@ -20,7 +20,7 @@ ENTRY = "tests.user_filters:QuestionMarkPrompt"
 
 def _recipe(tmp_path, chain_entry: str, settings: str = ""):
     path = tmp_path / "mine.toml"
-    chain = ", ".join(f'"{name}"' for name in load_recipe("sample").sources["wikihow"]["chain"] + [chain_entry])
+    chain = ", ".join(f'"{name}"' for name in load_recipe("sample").sources["wikihow"].chain + [chain_entry])
     path.write_text(f"""
 name = "mine"
 include = ["sample.toml"]
@@ -43,7 +43,7 @@ def test_user_filter_runs_in_the_chain_with_stats_and_rejects(tmp_path):
 
     # Its settings table is keyed by the chain entry as written, and reaches the filter.
     recipe = _recipe(tmp_path, ENTRY, f'[sources.wikihow.filters."{ENTRY}"]\nrequired = false\n')
-    settings = recipe.sources["wikihow"]["filters"][ENTRY]
+    settings = recipe.sources["wikihow"].filters[ENTRY]
     assert build_filter(ENTRY, settings, 0).required is False
 
 

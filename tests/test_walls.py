@@ -23,7 +23,7 @@ WALLS = [
     ("lima_data.sources", ("lima_data.filters", "lima_data.executor", "lima_data.build", "lima_data.train",
                            "lima_data.cli", "lima_data.manifest", "lima_data.pipeline")),
     ("lima_data.filters", ("lima_data.sources", "lima_data.manifest", "lima_data.build", "lima_data.cli",
-                           "lima_data.train", "lima_data.executor", "lima_data.pipeline", "lima_data.report")),
+                           "lima_data.train", "lima_data.executor", "lima_data.report")),
     ("lima_data.text", ("lima_data.sources", "lima_data.filters", "lima_data.manifest", "lima_data.pipeline",
                         "lima_data.files", "lima_data.build", "lima_data.executor", "lima_data.train")),
     ("lima_data.files", ("lima_data.sources", "lima_data.filters", "lima_data.manifest", "lima_data.pipeline",

@@ -13,7 +13,7 @@ import pytest
 
 from lima_data.build import build
 from lima_data.candidate import Candidate
-from lima_data.filters.quality import Pii
+from lima_data.filters.pii import Pii
 from lima_data.filters.title_not_howto import TitleNotHowto
 from lima_data.recipe import load_recipe
 from lima_data.report import iter_rejects

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..candidate import Candidate
+from ..files import dumps
+from ..pipeline import FilterStats, RejectSink, run_stage
 from ..text import normalise, normalised_words
 
 REASONS = ("duplicate_id", "exact_duplicate", "near_duplicate", "similar_prompt")
@@ -219,3 +222,38 @@ class Dedup:
                     link(short[j][0], i, "similar_prompt")
             lsh.insert(k, minhash)
 
+
+
+@dataclass
+class DedupStage:
+    """What the build's dedup stage returns: per source the candidates it kept and its stats (one funnel row),
+    and the clusters of more than one member (see :class:`DedupResult`)."""
+
+    kept: dict[str, list[Candidate]]
+    stats: dict[str, FilterStats]
+    clusters: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, int]:
+        """``{"clusters", "duplicates"}``: clusters of more than one member, and the candidates they dropped."""
+        return {"clusters": len(self.clusters), "duplicates": sum(c["size"] - 1 for c in self.clusters)}
+
+
+def dedup_stage(kept: dict[str, list[Candidate]], settings: dict[str, Any] | None, sink: RejectSink,
+                report: Path) -> DedupStage:
+    """The build's dedup stage: run :class:`Dedup` (``settings``: the recipe's ``[dedup]``) over every source's
+    kept candidates at once (duplicates across sources count), drop the losers of each source with the filter
+    bookkeeping (``sink`` gets their rejects; a hand keep overrides all but ``duplicate_id``), and write the
+    clusters to ``report/dedup_clusters.jsonl``.
+
+    Raises:
+        RecipeError: unknown ``[dedup]`` settings.
+    """
+    dedup = Dedup(settings)
+    result = dedup.run([c for candidates in kept.values() for c in candidates])
+    stats: dict[str, dict[str, FilterStats]] = {source: {} for source in kept}
+    out = {source: run_stage(dedup.name, candidates, result.decision, stats[source], sink,
+                             frozenset({"duplicate_id"})) for source, candidates in kept.items()}
+    with open(report / "dedup_clusters.jsonl", "w", encoding="utf-8") as fh:
+        for cluster in result.clusters:
+            fh.write(dumps(cluster) + "\n")
+    return DedupStage(out, {source: st[dedup.name] for source, st in stats.items()}, result.clusters)

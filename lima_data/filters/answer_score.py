@@ -1,4 +1,4 @@
-"""Vote-score filters."""
+"""The ``answer_score`` filter: the top answer's vote score (LIMA: at least 10)."""
 
 from __future__ import annotations
 

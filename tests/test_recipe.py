@@ -1,0 +1,99 @@
+"""The typed recipe: models built at load, every error of a recipe reported at once, the JSON Schema and
+`lima-data recipe --show / --schema`."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+
+from lima_data.cli import main
+from lima_data.errors import RecipeError
+from lima_data.recipe import SelectionSpec, SourceSpec, load_recipe, recipe_schema
+
+
+def test_specs_are_typed_objects():
+    recipe = load_recipe("lima")
+    authored = recipe.sources["authored"]
+    assert isinstance(authored, SourceSpec) and isinstance(authored.selection, SelectionSpec)
+    assert authored.selection.method == "split"  # the source's default method, filled at load
+    assert {g: authored.selection.split_of(g) for g in authored.selection.quotas} == {
+        "train": "train", "dev": "dev", "test": "test"}
+    reddit = recipe.sources["reddit"].selection
+    assert reddit.split_of("askreddit") == "test" and reddit.split_of("writingprompts") == "train"
+    se = recipe.sources["stackexchange"]
+    assert se.selection.tau == 3.0 and se.chain[0] == "site_group"
+    assert recipe.spec.dev_fill.from_pool is True
+    assert recipe.spec.dedup.settings() == recipe.data["dedup"]  # what Dedup gets: the recipe's own settings
+    assert recipe.spec.decontamination.ngram == 13 and recipe.spec.decontamination.settings() == recipe.data[
+        "decontamination"]
+    assert load_recipe("sample").spec.dedup.near.threshold == 0.8  # not in the file: Dedup's default
+    # the typed recipe is read from the resolved data, which manifest.json records unchanged
+    assert recipe.data["sources"]["stackexchange"]["selection"]["quotas"] == se.selection.quotas
+
+
+def test_every_error_of_a_recipe_is_reported_at_once(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        'include = ["sample.toml"]\n'
+        "colour = 1\n"
+        "[sources.stackexchange.selection]\ntau = -1\n"
+        "[sources.wikihow.filters.length]\nmin_chars = 10\nmaxx_chars = 5\n"
+        "[sources.wikihow.selection]\nquotas = { wikihow = -2 }\n"
+    )
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert str(info.value).splitlines() == [
+        "4 problems in the recipe:",
+        f"  {path}: colour: unknown key (known: ['decontamination', 'dedup', 'description', 'dev_fill', 'include', "
+        "'name', 'seed', 'sources'])",
+        f"  {path}: sources.stackexchange.selection.tau: must be a positive number",
+        f"  {path}: sources.wikihow.filters.length: [filters.length]: unknown setting(s) ['maxx_chars']; "
+        "known: ['band_max_chars', 'band_min_chars', 'max_chars', 'min_chars']",
+        f"  {path}: sources.wikihow.selection.quotas.wikihow: must be a non-negative integer",
+    ]
+
+
+def test_one_error_reads_as_before(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('include = ["sample.toml"]\nseed = "zero"\n')
+    with pytest.raises(RecipeError, match=r"^\S+r\.toml: seed: must be an integer$"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize("name", ["sample", "lima", "lima-release"])
+def test_show_prints_the_resolved_recipe(tmp_path, name):
+    """The TOML that --show prints loads back to the same recipe (same hash): includes and filters_from are
+    applied, so the printed file stands alone."""
+    recipe = load_recipe(name)
+    result = CliRunner().invoke(main, ["recipe", "--show", name])
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(result.stdout) == recipe.data
+    path = tmp_path / f"{name}-resolved.toml"
+    path.write_text(result.stdout)
+    assert load_recipe(path).sha256() == recipe.sha256()
+    as_json = CliRunner().invoke(main, ["recipe", "--show", name, "--format", "json"])
+    assert json.loads(as_json.stdout) == recipe.data
+
+
+def test_schema_describes_the_recipe_files():
+    result = CliRunner().invoke(main, ["recipe", "--schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema == recipe_schema()
+    assert {"name", "seed", "include", "sources", "dedup", "decontamination", "dev_fill"} <= set(schema["properties"])
+    source = schema["$defs"]["SourceSpec"]
+    assert source["additionalProperties"] is False and "chain" in source["required"]
+    assert set(schema["$defs"]["SelectionSpec"]["properties"]) >= {"method", "quotas", "tau", "splits", "band_shares"}
+    jsonschema = pytest.importorskip("jsonschema")
+    for name in ("sample", "lima", "lima-release"):
+        jsonschema.validate(load_recipe(name).data, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"sources": {"wikihow": {"chain": [], "selection": {"quotas": {}, "tua": 3}}}}, schema)
+
+
+def test_recipe_command_needs_one_action():
+    result = CliRunner().invoke(main, ["recipe"])
+    assert result.exit_code == 2 and "--show NAME or --schema" in result.output
