@@ -32,6 +32,7 @@ from typing import Any
 from . import __version__
 from .candidate import Candidate
 from .errors import EmptyBuildError, LimaDataError, ShortfallError, translated
+from .files import remove_stale_partials
 from .filters import build_filter
 from .filters.base import module_files
 from .filters.manual import Manual
@@ -118,8 +119,7 @@ def run_task(task: Task, spec: SourceSpec, seed: int, strict: bool, curation: di
     final = Path(cache_root) / task.key
     if (final / "result.pkl").is_file():
         return str(final)
-    for stale in Path(cache_root).glob(f".{task.key}.partial-*"):  # left by a killed build
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_partials(list(Path(cache_root).glob(f".{task.key}.partial-*")))  # left by a killed build
     tmp = Path(cache_root) / f".{task.key}.partial-{os.getpid()}"
     tmp.mkdir(parents=True)
     manual = Manual(keep=curation.get("keep", []), drop=curation.get("drop", [])) if curation else None

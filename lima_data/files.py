@@ -6,6 +6,9 @@ section 3, walls), so any of them may read a user's file or write a row without 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,3 +102,44 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     except UnicodeDecodeError as exc:
         raise InputError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}, in the record starting here "
                                "or the next ones); save the file as UTF-8", line) from None
+
+
+_PARTIAL_PID = re.compile(r"\.partial-(\d+)")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a zombie, killed but not reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_partials(pattern_paths: list[Path]) -> list[Path]:
+    """Remove the ``*.partial-<pid>...`` files or folders among ``pattern_paths`` that no running process is
+    writing: left by a process that is gone (its pid not alive here), or by this process itself (an attempt that
+    failed earlier; callers never write one entry from two threads). A partial of another live process (a
+    concurrent build or worker writing the same cache entry now) is left alone. Returns what was removed.
+
+    On a Ray cluster whose cache is on shared storage, a pid is only meaningful on the machine that wrote it: a
+    partial of a live worker on another machine whose pid is not alive here would be removed; run one build per
+    cache there."""
+    removed = []
+    for path in pattern_paths:
+        match = _PARTIAL_PID.search(path.name)
+        pid = int(match.group(1)) if match else None
+        if pid is None or (pid != os.getpid() and pid_alive(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

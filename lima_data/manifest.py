@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, path_text
-from .files import read_jsonl, write_json, write_jsonl  # noqa: F401 (re-exported: their old home)
+from .files import pid_alive, read_jsonl, write_json, write_jsonl  # noqa: F401 (re-exported: their old home)
 
 SPLIT_FILES = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
 MANIFEST_FILE = "manifest.json"
@@ -120,20 +120,6 @@ def _lock(folder: Path) -> int | None:
     return fd
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    try:  # a killed process not reaped yet (a zombie) is gone too
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
 def stale_staging(folder: Path) -> bool:
     """Whether a ``.<name>.partial-<pid>-*`` / ``.<name>.old-<pid>-*`` folder was left by a build that is gone:
     no process holds its lock, and its pid is not alive (a folder without a pid in its name: unchanged for
@@ -156,7 +142,7 @@ def stale_staging(folder: Path) -> bool:
 
         return time.time() - folder.stat().st_mtime > LEGACY_STALE_AFTER
     pid = int(match["pid"])
-    return pid != os.getpid() and not _pid_alive(pid)
+    return pid != os.getpid() and not pid_alive(pid)
 
 
 def clean_stale_staging(out_dir: Path) -> list[str]:

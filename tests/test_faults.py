@@ -435,3 +435,23 @@ def test_a_damaged_checkpoint_from_torch_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(build_module, "build", lambda *a, **k: resume())
     assert_clear_error(cli("build", "--out", tmp_path, "-q"),
                        f"{checkpoint}: damaged checkpoint (EOFError); remove it to resume from an earlier one")
+
+
+def test_a_live_process_partial_cache_entry_is_left_alone(tmp_path):
+    """A cache entry another live build is writing (same task key) is not removed; a dead process's is."""
+    from lima_data.files import remove_stale_partials
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        running = tmp_path / f".key.partial-{live.pid}"
+        gone = tmp_path / f".key.partial-{dead.pid}"
+        for folder in (running, gone):
+            folder.mkdir()
+            (folder / "rows.jsonl").write_text("{}\n")
+        removed = remove_stale_partials(sorted(tmp_path.glob(".key.partial-*")))
+        assert removed == [gone] and running.is_dir() and not gone.exists()
+    finally:
+        live.kill()
+        live.wait()

@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ...errors import InputError
+from ...files import remove_stale_partials
 
 #: py7zr's memory grows with the member (py7zr issue #626): above this many decompressed bytes a build warns
 #: when no 7-Zip binary is found.
@@ -210,8 +211,7 @@ def unpack_member(archive: Path, member: str, limit: int, folder: Path) -> dict:
         if target.is_file() and target.stat().st_size == done["size"]:
             return done
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".member.bin.partial-*"):
-        stale.unlink(missing_ok=True)
+    remove_stale_partials(list(folder.glob(".member.bin.partial-*")))  # left by a killed build
     record.unlink(missing_ok=True)
     declared = next((m.size for m in list_members(archive) if m.name == member), 0)
     free = shutil.disk_usage(folder).free

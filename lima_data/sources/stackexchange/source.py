@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ...candidate import Candidate
 from ...errors import InputError
+from ...files import remove_stale_partials
 from ..base import Shard, Source
 from ..base import discover as discover_shards
 from . import sevenzip
@@ -203,8 +204,7 @@ class StackExchangeSource(Source):
             folder = self._index_folder(shard, workdir)
             if (folder / "ranges.json").is_file():
                 continue
-            for stale in folder.parent.glob(f".{glob.escape(folder.name)}.partial-*"):  # from a killed build
-                shutil.rmtree(stale, ignore_errors=True)
+            remove_stale_partials(list(folder.parent.glob(f".{glob.escape(folder.name)}.partial-*")))  # killed build
             tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
             tmp.mkdir(parents=True)
             ranges = [replace(shard, size=end - start, start=start, end=end)
