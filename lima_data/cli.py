@@ -157,8 +157,10 @@ def main(debug: bool) -> None:
 
 @main.command()
 @click.option("--recipe", "recipe_name", default=None, metavar="NAME|PATH",
-              help="Bundled recipe name (sample, lima) or a TOML file. Default: 'sample' without --input, "
-                   "'lima' with it.")
+              help="Bundled recipe name or a TOML file. Bundled: sample, lima (the paper's rules), lima-release (the "
+                   "release's distributions), lima-dialogue, lima-ablation-filtered-se / -unfiltered-se / -wikihow, "
+                   "lima-quantity-2k ... -32k (`lima-data recipe --show NAME` prints one). Default: 'sample' "
+                   "without --input, 'lima' with it.")
 @click.option("--input", "-i", "inputs", multiple=True, type=click.Path(exists=True, path_type=Path), cls=_Greedy,
               metavar="PATH...", help="Dump files or folders of them, any source: Stack Exchange .7z / Posts.xml, "
                                       "wikiHow pages / CSVs / JSONL, Pushshift .zst / NDJSON / top-post CSV, "
