@@ -27,10 +27,11 @@ from .candidate import Candidate, to_example
 from .card import meta_schema, normalise_meta, write_card
 from .errors import EmptyBuildError, RecipeError, ShortfallError, safe_text
 from .executor import CACHE, BuildPlan, Merged, TaskResult, merge_results, plan_build, read_and_filter
+from .files import write_json, write_jsonl
 from .filters.decontaminate import Decontaminate
 from .filters.dedup import DedupStage, dedup_stage
 from .filters.manual import read_ids
-from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file, write_json, write_jsonl
+from .manifest import MANIFEST_FILE, SPLIT_FILES, StagedManifest, sha256_file
 from .pipeline import Chain, RejectSink
 from .recipe import Recipe, SourceSpec, display_path
 from .selection import (

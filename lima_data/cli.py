@@ -610,9 +610,10 @@ def generate(manifest, manifest_old, checkpoint, split, output, out_old, limit, 
     try:
         import torch
 
+        from .files import write_jsonl
         from .manifest import read_split
         from .train.config import TrainConfig
-        from .train.export import generate_rows, write_jsonl
+        from .train.export import generate_rows
     except ImportError:
         _fail(LimaDataError("generation needs the train extra: pip install 'lima-data[train]'"))
         return

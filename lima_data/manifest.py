@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, path_text
-from .files import pid_alive, read_jsonl, write_json, write_jsonl  # noqa: F401 (re-exported: their old home)
+from .files import pid_alive, read_jsonl
 
 SPLIT_FILES = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
 MANIFEST_FILE = "manifest.json"

@@ -20,7 +20,7 @@ import orjson
 import zstandard
 
 from .candidate import Candidate
-from .files import dumps, read_zstd_jsonl  # noqa: F401 (re-exported: their old home)
+from .files import dumps
 from .filters import Filter
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

@@ -3,7 +3,6 @@ The exports themselves are written by :mod:`lima_data.train.weights`."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,9 +71,3 @@ def generate_rows(checkpoint: str | Path, rows: list[dict[str, Any]], config: Tr
     return [{"id": row.get("id"), "prompt": row["messages"][0]["content"] if row["messages"] else "",
              "generation": texts[i][0], "prompt_tokens": texts[i][1], "new_tokens": texts[i][2]}
             for i, row in enumerate(rows)]
-
-
-def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

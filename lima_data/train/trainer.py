@@ -733,7 +733,8 @@ def dev_generations(exports: list[str], dev_rows: list[dict[str, Any]], config: 
     ``<output>/generations-<export>.jsonl``; run on rank 0 after training, with the training state freed. Skipped
     with a warning (and the ``lima-data generate`` command to run instead) when the bf16 model would not fit on
     one GPU. Returns the files written."""
-    from .export import generate_rows, write_jsonl
+    from ..files import write_jsonl
+    from .export import generate_rows
 
     rows = dev_rows[: config.dev_generations]
     written: list[str] = []
