@@ -8,7 +8,6 @@ runs on the small set of kept candidates. The manifest folder is written atomica
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections import Counter
@@ -279,12 +278,13 @@ def write_manifest(stage: StagedManifest, recipe: Recipe, plan: BuildPlan, merge
     }
     write_json(stage.path / MANIFEST_FILE, manifest)
     write_card(stage.path, manifest, written.schema, written.splits, (r for split in rows.values() for r in split))
-    kept_files = carry_over(stage.final, stage.path)
+    carried = carry_over(stage.final, stage.path)
+    kept_files = [rel.as_posix() + ("/" if (stage.final / rel).is_dir() else "") for rel in carried]
     if kept_files:
         shown = ", ".join(kept_files[:5]) + (", ..." if len(kept_files) > 5 else "")
         warnings(f"kept {len(kept_files)} file(s) of the previous {stage.final.name} that this build does not write: "
                  f"{shown} (they describe the previous build; delete them if they are stale)")
-    return stage.commit(), manifest, stats
+    return stage.commit(carry=carried), manifest, stats
 
 
 def _note(console: Console, quiet: bool) -> Callable[[str], None]:
@@ -422,20 +422,27 @@ def shortfall_cause(source: str, group: GroupSelection, results: list[TaskResult
     return ""
 
 
-def carry_over(old: Path, new: Path) -> list[str]:
-    """Move into ``new`` the files and folders of the manifest folder ``old`` (the previous build) that the new
-    build did not write (an export inside it, a report.html, a user's notes), so that replacing the folder
-    deletes nothing it did not write. Returns their paths relative to the folder, sorted; ``[]`` when ``old``
-    does not exist."""
+#: What a build writes in its manifest folder (top level, and under report/): never carried over from the previous
+#: build, so a split that is empty now, or the rejects of a filter no longer in the chain, do not come back.
+BUILD_OWNED = frozenset({*SPLIT_FILES.values(), MANIFEST_FILE, "README.md"})
+REPORT_OWNED = frozenset({"rejects", "measurements.jsonl.zst", "stats.json", "dedup_clusters.jsonl",
+                          "trace.jsonl.zst", "report.html"})
+
+
+def carry_over(old: Path, new: Path) -> list[Path]:
+    """The files and folders of the manifest folder ``old`` (the previous build) that the new build (staged in
+    ``new``) did not write and does not own (:data:`BUILD_OWNED`, :data:`REPORT_OWNED`): an export inside it, a
+    user's notes. :meth:`StagedManifest.commit` moves them into the new folder once it is in place, so replacing
+    the folder deletes nothing the build did not write, and a build that fails before then leaves them where they
+    were. Returns their paths relative to the folder, sorted; ``[]`` when ``old`` does not exist."""
     if not old.is_dir():
         return []
-    moved: list[Path] = []
+    carried: list[Path] = []
     for entry in sorted(old.rglob("*")):
         rel = entry.relative_to(old)
-        target = new / rel
-        if target.exists() or any(parent in moved for parent in rel.parents):
+        owned = rel.parts[0] in BUILD_OWNED or (rel.parts[0] == "report" and len(rel.parts) > 1
+                                                and rel.parts[1] in REPORT_OWNED)
+        if owned or (new / rel).exists() or any(parent in carried for parent in rel.parents):
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(entry, target)
-        moved.append(rel)
-    return [rel.as_posix() + ("/" if (new / rel).is_dir() else "") for rel in moved]
+        carried.append(rel)
+    return carried

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,10 @@ class StagedManifest:
             os.close(self._lock)
             self._lock = None
 
-    def commit(self) -> Path:
-        """Move the staged folder into place (two renames; the old manifest is removed last)."""
+    def commit(self, carry: Iterable[Path] = ()) -> Path:
+        """Move the staged folder into place (two renames; the old manifest is removed last). ``carry``: paths
+        (relative to the folder) of the old manifest that move into the new one before the old is removed (files
+        the build did not write, e.g. an export or a user's notes)."""
         old = None
         if self.final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.old-{os.getpid()}-", dir=self.out_dir))
@@ -93,6 +95,10 @@ class StagedManifest:
         self.committed = True
         self._unlock()
         if old is not None:
+            for rel in carry:
+                if (old / rel).exists() or (old / rel).is_symlink():
+                    (self.final / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(old / rel, self.final / rel)
             shutil.rmtree(old, ignore_errors=True)
         return self.final
 

@@ -243,3 +243,30 @@ def test_minhash_matches_datasketch_on_real_responses(shared):
         s = sorted(shingles(text, 5)) or [b""]
         assert set(lsh.query(datasketch.MinHash.bulk([s], num_perm=128, seed=1)[0])) == index.query(
             signature(s, 128, 1))
+
+
+def test_rebuild_never_brings_back_what_the_build_owns_and_loses_nothing_on_failure(tmp_path, monkeypatch):
+    """A split that is empty now does not come back from the previous build, nor do the rejects of a filter no
+    longer run; and a build failing at its last step leaves the user's files where they were."""
+    first = build(load_recipe("sample"), out_dir=tmp_path, quiet=True)
+    assert (first.path / "dev.jsonl").is_file()
+    (first.path / "NOTES.md").write_text("mine\n")
+    (first.path / "report" / "rejects" / "gone_filter.jsonl.zst").write_bytes(b"old")
+    recipe = tmp_path / "no-dev.toml"
+    recipe.write_text('name = "sample"\ninclude = ["sample.toml"]\n[dev_fill]\nfrom_pool = false\n'
+                      '[sources.authored.selection]\nquotas = { train = 20, dev = 0, test = 5 }\n')
+    again = build(load_recipe(recipe), out_dir=tmp_path, quiet=True)
+    assert not (again.path / "dev.jsonl").exists() and "dev.jsonl" not in again.manifest["files"]
+    assert not (again.path / "report" / "rejects" / "gone_filter.jsonl.zst").exists()
+    assert (again.path / "NOTES.md").read_text() == "mine\n"
+
+    from lima_data import manifest as manifest_module
+
+    def fail(self, carry=()):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(manifest_module.StagedManifest, "commit", fail)
+    with pytest.raises(KeyboardInterrupt):
+        build(load_recipe("sample"), out_dir=tmp_path, quiet=True)
+    assert (tmp_path / "sample" / "NOTES.md").read_text() == "mine\n"  # nothing lost
+    assert not list(tmp_path.glob(".sample.partial-*"))
