@@ -364,3 +364,15 @@ def test_a_list_of_named_links_is_content_a_paragraph_of_links_is_not():
     text, changes = html_to_markdown(html, prune_links=True)
     assert text == "US beers in that style:\n\n- Sierra Nevada Kellerweis"
     assert changes["link_paragraphs"] == 1
+
+
+def test_link_pruning_leaves_no_marker_after_a_fence_line_inside_code():
+    """A ``~~~`` line inside a code block neither closes the block nor leaves the private-use link marks in
+    the text (review finding: prose after it was treated as code and kept U+E000..U+E002)."""
+    html = ("<pre><code>~~~\nx = 1\n</code></pre><p>The long sentence of prose goes on and on here, and it explains "
+            "the whole idea in many plain words, as the author wrote it at <a href='http://a.com/x'>http://a.com/x</a> "
+            "for everyone who asks.</p><p>Read it <a href='u'>here</a>.</p>")
+    markdown, counts = html_to_markdown(html, prune_links=True)
+    assert not any(ch in markdown for ch in "\ue000\ue001\ue002")
+    assert "~~~\nx = 1" in markdown and "http" not in markdown and counts["urls"] + counts["links"] >= 1
+    assert "explains the whole idea" in markdown and "Read it" not in markdown  # prose pruned as prose

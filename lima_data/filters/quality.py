@@ -20,7 +20,7 @@ _MARKUP = re.compile(
     r"(?:\s+[\w:-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>=$]+))?)*\s*/?>"
     r"|&(?:nbsp|amp|lt|gt|quot|#\d+|#x[0-9a-f]+);"
     r"|\[\[[^\[\]\n]{1,200}\]\]|\{\{[^{}\n]{1,200}\}\}"
-    r"|\[(b|i|u|url|img|quote|color|size)(?:=[^\]\n]*)?\][^\n]*?\[/\1\]",
+    r"|\[(b|i|u|url|img|quote|color|size)(?:=[^\]\n]{0,200})?\][^\n]{0,500}?\[/\1\]",
     re.I)
 #: An ellipsis: three or four dots, or "…" (a run of more dots is a dot leader in a table, not an ellipsis).
 _ELLIPSIS = re.compile(r"(?<!\.)\.{3,4}(?!\.)|\u2026")

@@ -58,6 +58,7 @@ POINTER_MARK = "\ue000"   # opens the text of a link that only pointed at its ta
 POINTER_END = "\ue002"    # closes it
 URL_MARK = "\ue001"       # a URL: a link whose text is a URL, or a bare URL in the prose
 _MARKS = POINTER_MARK + URL_MARK
+_LEFT_MARKS = re.compile("[\ue000\ue001\ue002]")
 _POINTER = re.compile("\ue000([^\ue002]*)\ue002")
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"'`)\]]*[^\s<>\"'`)\].,;:!?]")
 _URL_TEXT = re.compile(r"\s*(?:https?://|ftp://|www\.)\S+\s*|\s*[\w-]+(?:\.[\w-]+)+/\S*\s*", re.I)
@@ -192,17 +193,23 @@ def _prune_markdown(markdown: str, counts: dict[str, int]) -> str:
         for p, prose in pieces)
     if not any(m in text for m in _MARKS):
         return markdown
-    out, fenced = [], False
+    out, fence = [], None  # the open fence's marker: a fence closes only on the same marker
     for line in text.split("\n"):
-        if re.match(r"^\s*(```|~~~)", line):
-            fenced = not fenced
-        if fenced or line.lstrip().startswith(("```", "~~~")):
+        opener = re.match(r"^\s*(`{3,}|~{3,})", line)
+        if fence is not None:
+            if opener and opener.group(1).startswith(fence) and not line.strip().lstrip(fence[0]):
+                fence = None
+            out.append(line)
+            continue
+        if opener:
+            fence = opener.group(1)
             out.append(line)
             continue
         pruned = _prune_line(line, counts)
         if pruned is not None:
             out.append(pruned)
-    return "\n".join(out)
+    # a mark the rules above left (unbalanced fences in odd HTML) must not reach training text
+    return _LEFT_MARKS.sub("", "\n".join(out))
 
 
 _TRAILING_HEADING = re.compile(r"\n+[ \t]*(?:#{1,6}[ \t][^\n]*|\*\*[^*\n]{1,80}\*\*:?)\s*$")
