@@ -382,7 +382,7 @@ def build(
                                 workers=workers, executor=executor, address=address, progress=progress)
             merged = timer("merge", merge_results, plan, results, report, warnings)
             dedup = timer("dedup", dedup_stage, merged.kept, recipe.spec.dedup.settings(), sink, report)
-            timer("assign_splits", assign_split_groups, dedup.kept, specs, seed)
+            timer("assign_splits", assign_split_groups, dedup.kept, specs, seed, warnings)
             rank_keys = {source: reader.rank_key for source, reader in plan.readers.items()}
             test = timer("select_test", select_phase, "test", dedup.kept, specs, seed, rank_keys)
             clean = timer("decontamination", decontaminate_train, decontaminate, dedup.kept, specs, test, sink)

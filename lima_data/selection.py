@@ -57,10 +57,11 @@ class GroupSelection:
     available: int = 0
     selected: list[Candidate] = field(default_factory=list)
     domains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    filled: int = 0  # rows the dev fill took from the pool in this group's place (see fill_dev_from_pool)
 
     @property
     def shortfall(self) -> int:
-        return max(0, self.wanted - len(self.selected))
+        return max(0, self.wanted - len(self.selected) - self.filled)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class GroupSelection:
             "available": self.available,
             "selected": len(self.selected),
             "shortfall": self.shortfall,
+            **({"filled_from_pool": self.filled} if self.filled else {}),
             "domains": self.domains,
         }
 
@@ -165,7 +167,8 @@ def select(source: str, kept: list[Candidate], selection: SelectionSpec, seed: i
         else:  # each band's share of the quota, the core band the rest; a band that runs short leaves it to core
             picked = []
             for band, share in sorted(band_shares.items()):
-                picked += pick([c for c in rest if c.meta.get("length_band") == band], round(left * share))
+                wanted = min(round(left * share), left - len(picked))  # rounded shares never exceed the quota
+                picked += pick([c for c in rest if c.meta.get("length_band") == band], wanted)
             core = [c for c in rest if c.meta.get("length_band", "core") not in band_shares]
             picked += pick(core, left - len(picked))
             if len(picked) < left:  # the core ran short: the bands' other candidates fill the quota
@@ -184,18 +187,28 @@ def select(source: str, kept: list[Candidate], selection: SelectionSpec, seed: i
     return results
 
 
-def assign_splits(candidates: list[Candidate], selection: SelectionSpec, seed: int) -> None:
+def assign_splits(candidates: list[Candidate], selection: SelectionSpec, seed: int) -> int:
     """For the ``split`` method: set each candidate's ``meta["group"]`` to the split it goes to. Rows that name
     their split (``meta["split"]``) go there; the others, shuffled by the seed (from id order), fill what the
     quotas leave, in the quotas' order (LIMA's authored rows: train, then dev, then test). Rows beyond every
-    quota get the group ``""`` and are not selected."""
+    quota get the group ``""`` and are not selected; so does a row that names a split whose quota is full: a row
+    its author meant for dev or test never lands in train.
+
+    Returns the number of rows that named a split and found it full."""
+    from .recipe import SPLITS  # at call time: selection imports only candidate when it is loaded
+
     quotas = dict(selection.quotas)
     undeclared = []
+    overflow = 0
     for candidate in sorted(candidates, key=lambda c: c.id):
         declared = candidate.meta.get("split")
-        if declared in quotas and quotas[declared] > 0:
-            candidate.meta["group"] = declared
-            quotas[declared] -= 1
+        if declared in SPLITS:
+            if quotas.get(declared, 0) > 0:
+                candidate.meta["group"] = declared
+                quotas[declared] -= 1
+            else:
+                candidate.meta["group"] = ""
+                overflow += 1
         else:
             undeclared.append(candidate)
     random.Random(f"{seed}:split").shuffle(undeclared)
@@ -204,6 +217,7 @@ def assign_splits(candidates: list[Candidate], selection: SelectionSpec, seed: i
         candidate.meta["group"] = split
         if split:
             quotas[split] -= 1
+    return overflow
 
 
 def phase_groups(selection: SelectionSpec, phase: str) -> set[str]:
@@ -239,12 +253,16 @@ class Selection:
         return [g.to_dict() for groups in self.groups.values() for g in groups if g.shortfall]
 
 
-def assign_split_groups(kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec], seed: int) -> None:
+def assign_split_groups(kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec], seed: int,
+                        warn: Callable[[str], None] = lambda message: None) -> None:
     """The split assignment stage: for each source selected by the ``split`` method, give every kept candidate
-    its split as its group (:func:`assign_splits`)."""
+    its split as its group (:func:`assign_splits`); rows whose named split was full are warned about."""
     for source, candidates in kept.items():
         if specs[source].selection.method == "split":
-            assign_splits(candidates, specs[source].selection, seed)
+            overflow = assign_splits(candidates, specs[source].selection, seed)
+            if overflow:
+                warn(f"{source}: {overflow} row(s) name a split whose quota is full (or zero); they are left out, "
+                     "never moved to another split")
 
 
 def select_phase(phase: str, kept: dict[str, list[Candidate]], specs: dict[str, SourceSpec], seed: int,
@@ -336,6 +354,10 @@ def fill_dev_from_pool(specs: dict[str, SourceSpec], settings: DevFillSpec, seed
     for source, picked in by_source.items():
         selection.groups[source].append(GroupSelection(source=source, group="dev_from_pool", wanted=len(picked),
                                                        split="dev", available=len(picked), selected=picked))
+    left = len(taken)  # the dev groups the fill stood in for are short by that much less
+    for group in (g for gs in selection.groups.values() for g in gs if g.split == "dev" and g.shortfall):
+        group.filled = min(left, group.shortfall)
+        left -= group.filled
     counts = {s: len(c) for s, c in sorted(by_source.items())}
     if taken:
         warn(f"dev: {have} of {want} rows from authored data; filled {len(taken)} from the curated pool (never "

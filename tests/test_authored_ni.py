@@ -184,3 +184,18 @@ def test_natural_instructions_tasks(tasks):
                 break
         outcomes.append(outcome)
     assert outcomes == [None, "not_generation", "not_english"]
+
+
+def test_a_row_that_names_a_full_split_is_never_moved_to_train():
+    """Rows an author marked for test stay out of train when the test quota is full (review finding)."""
+    from lima_data.candidate import Candidate
+    from lima_data.recipe import SelectionSpec
+    from lima_data.selection import assign_splits
+
+    rows = [Candidate(f"authored/a{i}", "authored", "", f"p{i}", "r", meta={"split": "test"}) for i in range(5)]
+    rows += [Candidate(f"authored/b{i}", "authored", "", f"q{i}", "r", meta={}) for i in range(4)]
+    overflow = assign_splits(rows, SelectionSpec(method="split", quotas={"train": 10, "dev": 0, "test": 3}), 0)
+    groups = {c.id: c.meta["group"] for c in rows}
+    assert overflow == 2
+    assert [groups[f"authored/a{i}"] for i in range(5)] == ["test", "test", "test", "", ""]
+    assert all(groups[f"authored/b{i}"] == "train" for i in range(4))

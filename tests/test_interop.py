@@ -270,3 +270,17 @@ def test_rebuild_never_brings_back_what_the_build_owns_and_loses_nothing_on_fail
         build(load_recipe("sample"), out_dir=tmp_path, quiet=True)
     assert (tmp_path / "sample" / "NOTES.md").read_text() == "mine\n"  # nothing lost
     assert not list(tmp_path.glob(".sample.partial-*"))
+
+
+def test_a_dev_quota_filled_from_the_pool_is_not_reported_short(tmp_path):
+    recipe = tmp_path / "short-dev.toml"
+    recipe.write_text('include = ["sample.toml"]\nname = "shortdev"\n'
+                      '[sources.authored.selection]\nquotas = { train = 25, dev = 10, test = 0 }\n')
+    result = build(load_recipe(recipe), sources=["stackexchange", "wikihow", "authored"], out_dir=tmp_path,
+                   quiet=True)
+    fill = result.manifest["dev_fill"]
+    assert fill["authored"] == 5 and fill["filled"] == 5 and len(jsonl(result.path / "dev.jsonl")) == 10
+    assert not [s for s in result.manifest["shortfalls"] if s["split"] == "dev"]
+    (dev_group,) = [g for g in result.manifest["selection"]["authored"] if g["group"] == "dev"]
+    assert dev_group["selected"] == 5 and dev_group["filled_from_pool"] == 5 and dev_group["shortfall"] == 0
+    assert not any("authored dev: quota" in w for w in result.warnings)
