@@ -171,7 +171,7 @@ def recipe_schema() -> dict[str, Any]:
 
 
 #: Tables that an including recipe replaces whole instead of merging key by key.
-_REPLACED = {"quotas"}
+_REPLACED = {"quotas", "splits", "band_shares"}
 
 
 def display_path(path: Path) -> str:

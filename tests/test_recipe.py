@@ -97,3 +97,15 @@ def test_schema_describes_the_recipe_files():
 def test_recipe_command_needs_one_action():
     result = CliRunner().invoke(main, ["recipe"])
     assert result.exit_code == 2 and "--show NAME or --schema" in result.output
+
+
+def test_an_including_recipe_replaces_quotas_splits_and_band_shares_whole(tmp_path):
+    """``splits = {}`` clears what an include set (merged key by key, it could never be cleared: review finding)."""
+    path = tmp_path / "wp-only.toml"
+    path.write_text('include = ["lima-release.toml"]\nname = "wp-only"\n'
+                    '[sources.reddit.selection]\nquotas = { writingprompts = 150 }\nsplits = {}\nprompt_only = []\n'
+                    '[sources.stackexchange.selection]\nband_shares = { short = 0.2 }\n')
+    recipe = load_recipe(path)
+    assert recipe.sources["reddit"].selection.quotas == {"writingprompts": 150}
+    assert recipe.sources["reddit"].selection.split_of("writingprompts") == "train"
+    assert recipe.data["sources"]["stackexchange"]["selection"]["band_shares"] == {"short": 0.2}
