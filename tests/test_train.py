@@ -11,6 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+#: A gloo worker process very rarely aborts under a loaded machine ("terminate called without an active exception",
+#: seen once in six full CI-style runs, in the resume-then-redo-export step; never when the test runs alone): such a
+#: test is run again, only for that failure (a wrong value still fails at once). The cause is not found yet.
+pytestmark = pytest.mark.flaky(reruns=2, only_rerun=["ProcessExitedException", "terminated with signal"])
+
 from lima_data.build import build  # noqa: E402
 from lima_data.recipe import load_recipe  # noqa: E402
 from lima_data.train import data as D  # noqa: E402
