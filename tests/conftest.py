@@ -38,3 +38,15 @@ def read_source(source: Source, paths) -> tuple[list, dict[Shard, ReaderStats], 
     candidates = list(source.read(found[source.name], lambda s: stats.setdefault(s, ReaderStats(s.label)),
                                   lambda s: None))
     return candidates, stats, found[source.name]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """Tests keep lima-data's user cache (the decompressed language model) in their own folder, not in ~/.cache."""
+    old = os.environ.get("LIMA_DATA_CACHE")
+    os.environ["LIMA_DATA_CACHE"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LIMA_DATA_CACHE", None)
+    else:
+        os.environ["LIMA_DATA_CACHE"] = old

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 from collections import Counter
 
 from lima_data.build import build
@@ -139,3 +141,31 @@ def test_quality_rules_on_real_and_repeated_text(se_dir):
     leftover = Candidate("x", "s", "d", "p", "Some text &nbsp; with <div class='x'>markup</div> left over.")
     assert quality(leftover)[1] == "leftover_markup"
     assert quality_measures("word " * 100)["top_2gram"] == 1.0
+
+
+def test_cached_language_model_decides_as_py3langid(tmp_path, monkeypatch, se_dir):
+    """The decompressed model kept in the user cache gives py3langid's own scores on real answers; an unwritable
+    cache falls back to py3langid's loader."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from lima_data.filters import language as lang
+
+    texts = [m.group(1) for m in re.finditer(r' Body="([^"]{200,2000})"',
+                                             (se_dir / "coffee" / "Posts.xml").read_text()[:400_000])][:40]
+    texts += ["Das ist ein deutscher Satz über Kaffee.", "La cerveza se elabora con agua, malta y lúpulo."]
+    own = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    monkeypatch.setenv("LIMA_DATA_CACHE", str(tmp_path / "cache"))
+    lang._py3langid.cache_clear()
+    try:
+        cached = lang._py3langid()
+        assert len(list((tmp_path / "cache").glob("py3langid-*/*.npy"))) == 6
+        assert [cached.classify(t) for t in texts] == [own.classify(t) for t in texts]
+        lang._py3langid.cache_clear()
+        assert lang._py3langid().classify(texts[0]) == own.classify(texts[0])  # read back from the cache
+        (tmp_path / "blocked").write_text("a file, not a folder")
+        monkeypatch.setenv("LIMA_DATA_CACHE", str(tmp_path / "blocked"))
+        assert lang._cached_model_arrays(Path(lang.__file__)) is None
+        lang._py3langid.cache_clear()
+        assert lang._py3langid().classify(texts[-1]) == own.classify(texts[-1])
+    finally:
+        lang._py3langid.cache_clear()
