@@ -237,14 +237,22 @@ def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     return _merge(merged, data)
 
 
+#: Where :func:`_drop_unrun_settings` keeps a source's dropped filter settings until ``filters_from`` is resolved.
+_UNRUN = "__unrun_filters__"
+
+
 def _drop_unrun_settings(included: dict[str, Any], data: dict[str, Any]) -> None:
     """A recipe that sets a source's ``chain`` drops the settings its includes gave for filters the new chain no
     longer runs (an ablation that removes filters need not repeat the others); settings it writes itself are
-    still checked against its chain."""
+    still checked against its chain. The dropped settings are kept aside under ``_UNRUN`` until
+    :func:`_inherit_filters` has run: another source may still take them with ``filters_from`` (a recipe including
+    ``lima-dialogue`` that shortens the Stack Exchange chain leaves the dialogue source its style settings)."""
     for name, spec in (data.get("sources") or {}).items():
         inherited = (included.get("sources") or {}).get(name)
         if isinstance(spec, dict) and isinstance(spec.get("chain"), list) and isinstance(inherited, dict) \
                 and isinstance(inherited.get("filters"), dict):
+            unrun = {f: v for f, v in inherited["filters"].items() if f not in spec["chain"]}
+            inherited.setdefault(_UNRUN, {}).update(unrun)
             inherited["filters"] = {f: v for f, v in inherited["filters"].items() if f in spec["chain"]}
 
 
@@ -343,11 +351,14 @@ def _inherit_filters(data: dict[str, Any], path: Path) -> None:
         other = spec.pop("filters_from")
         if other not in sources or not isinstance(sources[other], dict):
             raise RecipeError(f"{path}: sources.{name}.filters_from: {other!r} is not a source of this recipe")
-        theirs = sources[other].get("filters", {})
+        theirs = {**sources[other].get(_UNRUN, {}), **sources[other].get("filters", {})}
         mine = spec.setdefault("filters", {})
         for filter_name in spec.get("chain", []):
             if filter_name in theirs:
                 mine[filter_name] = _merge(theirs[filter_name], mine.get(filter_name, {}))
+    for spec in sources.values():
+        if isinstance(spec, dict):
+            spec.pop(_UNRUN, None)
 
 
 def validate(data: dict[str, Any], path: Path) -> None:

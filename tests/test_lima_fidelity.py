@@ -265,6 +265,15 @@ def test_an_including_recipe_can_shorten_a_chain(tmp_path):
     typo.write_text('include = ["lima.toml"]\n[sources.stackexchange.filters.lenght]\nmin_chars = 1\n')
     with pytest.raises(RecipeError, match="lenght.*not in the chain"):
         load_recipe(typo)
+    # a source taking its settings from the shortened one (filters_from) still gets those the chain no longer runs
+    dialogue = tmp_path / "dialogue.toml"
+    dialogue.write_text('include = ["lima-dialogue.toml"]\n[sources.stackexchange]\n'
+                        'chain = ["site_group", "answer_score", "clean", "length"]\n')
+    loaded = load_recipe(dialogue)
+    assert "first_person" not in loaded.sources["stackexchange"].filters
+    lima = load_recipe("lima").sources["stackexchange"].filters
+    assert loaded.sources["stackexchange_dialogue"].filters["first_person"]["words"] == lima["first_person"]["words"]
+    assert "__unrun" not in json.dumps(loaded.data)
 
 
 def test_lima_own_stack_exchange_rows_survive(shared, tmp_path):
