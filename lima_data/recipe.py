@@ -219,7 +219,9 @@ def _find(name: str, relative_to: Path | None) -> Path:
     raise RecipeError(f"recipe {name!r} not found (not a file, nor a bundled recipe: {', '.join(known)})")
 
 
-def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+def _load(path: Path, seen: tuple[Path, ...], origins: dict[tuple[str, ...], Path] | None = None) -> dict[str, Any]:
+    """The recipe at ``path`` with its includes merged (later files win key by key). ``origins`` receives, for
+    every key path, the file that set it last, so a problem is reported in the file that holds it."""
     if path.resolve() in seen:
         raise RecipeError(f"{path}: include cycle")
     data = _read_toml(path)
@@ -232,9 +234,19 @@ def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
             found = _find(str(name), path.parent)
         except RecipeError as exc:
             raise RecipeError(f"{path_text(path)}: include: {exc}") from None
-        merged = _merge(merged, _load(found, seen + (path.resolve(),)))
+        merged = _merge(merged, _load(found, seen + (path.resolve(),), origins))
     _drop_unrun_settings(merged, data)
+    if origins is not None:
+        _record_origins(data, path, (), origins)
     return _merge(merged, data)
+
+
+def _record_origins(data: dict[str, Any], path: Path, prefix: tuple[str, ...],
+                    origins: dict[tuple[str, ...], Path]) -> None:
+    for key, value in data.items():
+        origins[prefix + (key,)] = path
+        if isinstance(value, dict):
+            _record_origins(value, path, prefix + (key,), origins)
 
 
 #: Where :func:`_drop_unrun_settings` keeps a source's dropped filter settings until ``filters_from`` is resolved.
@@ -318,7 +330,8 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
             and the key).
     """
     path = _find(str(name_or_path), None)
-    data = _load(path, ())
+    origins: dict[tuple[str, ...], Path] = {}
+    data = _load(path, (), origins)
     _inherit_filters(data, path)  # before disabled sources are removed: a disabled source can still lend settings
     data.setdefault("name", path.stem)
     data.setdefault("seed", 0)
@@ -329,7 +342,7 @@ def load_recipe(name_or_path: str | Path, *, seed: int | None = None) -> Recipe:
         data["seed"] = seed
     if isinstance(data.get("dev_fill", {}), dict):
         data["dev_fill"] = {**DEV_FILL_DEFAULTS, **data.get("dev_fill", {})}
-    validate(data, path)
+    validate(data, path, origins)
     return Recipe(path=path, data=data)
 
 
@@ -361,17 +374,23 @@ def _inherit_filters(data: dict[str, Any], path: Path) -> None:
             spec.pop(_UNRUN, None)
 
 
-def validate(data: dict[str, Any], path: Path) -> None:
+def validate(data: dict[str, Any], path: Path, origins: dict[tuple[str, ...], Path] | None = None) -> None:
     """Check a merged recipe and fill each selection's default ``method``.
 
+    ``origins``: the file that set each key path (from loading ``path`` and its includes); a problem in a key an
+    included file set is reported in that file, ``<file> (included by <path>)``.
+
     Raises:
-        RecipeError: listing every problem found, one line each, naming ``path`` and the key
-            (``<path>: <key>: <problem>``; several under a line ``N problems in the recipe:``).
+        RecipeError: listing every problem found, one line each, naming the file and the key
+            (``<file>: <key>: <problem>``; several under a line ``N problems in the recipe:``).
     """
     errors: list[str] = []
 
     def fail(key: str, message: str) -> None:
-        errors.append(f"{path}: {key}: {message}")
+        parts = tuple(key.split("."))
+        origin = next((origins[parts[:n]] for n in range(len(parts), 0, -1) if parts[:n] in (origins or {})), path)
+        where = path if origin.resolve() == path.resolve() else f"{origin} (included by {path})"
+        errors.append(f"{where}: {key}: {message}")
 
     for key in sorted(set(data) - _TOP_KEYS):
         fail(key, f"unknown key (known: {sorted(_TOP_KEYS)})")

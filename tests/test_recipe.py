@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 import tomllib
 
@@ -109,3 +110,16 @@ def test_an_including_recipe_replaces_quotas_splits_and_band_shares_whole(tmp_pa
     assert recipe.sources["reddit"].selection.quotas == {"writingprompts": 150}
     assert recipe.sources["reddit"].selection.split_of("writingprompts") == "train"
     assert recipe.data["sources"]["stackexchange"]["selection"]["band_shares"] == {"short": 0.2}
+
+
+def test_a_problem_is_reported_in_the_included_file_that_holds_it(tmp_path):
+    (tmp_path / "base.toml").write_text('include = ["lima.toml"]\n[sources.stackexchange.filters.lenght]\n'
+                                        'min_chars = 1\n')
+    (tmp_path / "top.toml").write_text('include = ["base.toml"]\nseed = 3\n')
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(tmp_path / "top.toml")
+    assert str(caught.value).startswith(f"{tmp_path / 'base.toml'} (included by {tmp_path / 'top.toml'}): "
+                                        "sources.stackexchange.filters.lenght:")
+    (tmp_path / "top.toml").write_text('include = ["lima.toml"]\nseed = "three"\n')
+    with pytest.raises(RecipeError, match=f"^{re.escape(str(tmp_path / 'top.toml'))}: seed: must be an integer"):
+        load_recipe(tmp_path / "top.toml")
