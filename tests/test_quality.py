@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 from lima_data.build import build
 from lima_data.candidate import Candidate
