@@ -276,3 +276,35 @@ def test_word_pattern_matches_a_flat_alternation_on_real_posts(real, settings):
         ours, reference = word_pattern(words, case_sensitive=sensitive), flat(words, sensitive)
         assert all(ours.findall(t) == reference.findall(t) for t in texts)
     assert word_pattern(first_person, case_sensitive=pronoun).findall("I'm i I/O I-beam me") == ["I'm", "me"]
+
+
+def test_code_blocks_are_removed_as_the_lazy_patterns_define_in_linear_time(real):
+    """strip_code and html_prose remove code as ``re.sub`` of the lazy ``open.*?close`` patterns did (on every real
+    post and on random markup), but an opener never closed no longer costs a scan per opener: 100 KB of unclosed
+    openers took 5-11 s with the lazy patterns."""
+    import random
+    import re
+
+    from lima_data.filters.style import SelfContained
+    from lima_data.text import _strip_html_code, strip_code
+
+    fenced = re.compile(r"^(```|~~~)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
+    inline = re.compile(r"`[^`\n]+`")
+    html_code = re.compile(r"<(pre|code)\b[^>]*>.*?</\1\s*>", re.S | re.I)
+    for candidate in real.values():
+        for text in (candidate.response, candidate.meta.get("question_body") or ""):
+            assert _strip_html_code(text) == html_code.sub(" ", text)
+    rnd = random.Random(0)
+    md = ["```", "~~~", "````", "```py", "\n", " ", "\t", "x", "`", "``` ", "~~~\t"]
+    markup = ["<pre>", "<PRE>", "</pre>", "</PRE >", "<code>", "</code>", "<Code a='b'>", "</CODE>", "<prefix>", ">",
+              "<", "x", "\n", "</pre", "<code", "</code\n>"]
+    for _ in range(3000):
+        text = "".join(rnd.choice(md) for _ in range(rnd.randint(0, 30)))
+        assert strip_code(text) == inline.sub(" ", fenced.sub("\n", text))
+        text = "".join(rnd.choice(markup) for _ in range(rnd.randint(0, 30)))
+        assert _strip_html_code(text) == html_code.sub(" ", text)
+    unclosed = "```py\nx = 1\n" * 8000
+    assert strip_code(unclosed) == unclosed  # nothing closes: left as it is
+    assert _strip_html_code("<pre>x " * 15000) == "<pre>x " * 15000
+    assert SelfContained._BARE_DEMONSTRATIVE.search("this" + " " * 50000 + "x") is None
+    assert SelfContained._BARE_DEMONSTRATIVE.search("What does this do? Explain this ?! ").group(1) == "this"

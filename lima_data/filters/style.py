@@ -95,7 +95,7 @@ class SelfContained(Filter):
     defaults = {"require_question": True, "prompt_with_body": True, "question_words": REQUIRED,
                 "body_cues": REQUIRED}
 
-    _BARE_DEMONSTRATIVE = re.compile(r"\b(this|these|that|those)\s*[?.!]*\s*$", re.I)
+    _BARE_DEMONSTRATIVE = re.compile(r"\b(this|these|that|those)\s*+[?.!]*+\s*+$", re.I)  # possessive: linear
 
     def __init__(self, seed: int = 0, **settings):
         super().__init__(seed, **settings)
