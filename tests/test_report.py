@@ -19,10 +19,11 @@ from rich.console import Console
 
 from lima_data.build import build
 from lima_data.candidate import Candidate
+import lima_data.report as report_module
 from lima_data.cli import main
 from lima_data.filters import build_filter
 from lima_data.recipe import load_recipe
-from lima_data.report import iter_rejects, print_report
+from lima_data.report import iter_rejects, print_report, rejects_by_source
 from lima_data.report.html import REPORT_FILE, build_report, diff_marked, highlight
 
 
@@ -163,6 +164,27 @@ def test_terminal_and_html_show_the_same_examples_per_reason(lima):
             assert i in terminal
     # grouped per source: a reason shared by two sources has one heading per source
     assert soup.find(id="drop-stackexchange-length-too_short") and soup.find(id="drop-wikihow-length-too_long")
+
+
+def test_examples_per_reason_read_from_the_head_of_the_rejects_files(lima, monkeypatch):
+    result, _, _ = lima
+    everything = rejects_by_source(result.path, 2)  # every rejects file read to its end
+    total = sum(1 for _ in iter_rejects(result.path))
+    read = Counter()
+    original = report_module.read_zstd_jsonl
+
+    def counting(file):
+        for row in original(file):
+            read[file.name] += 1
+            yield row
+
+    monkeypatch.setattr(report_module, "read_zstd_jsonl", counting)
+    shown = rejects_by_source(result.path, 2, result.manifest)
+    counted = {(source, stage["filter"], reason): n for source, funnel in result.manifest["funnel"].items()
+               for stage in funnel["stages"] for reason, n in stage["dropped"].items() if n}
+    assert {k: everything.get(k) for k in counted} == {k: shown.get(k) for k in counted}  # the same rows shown
+    assert all(len(shown[k]) == min(2, n) for k, n in counted.items() if k in everything)
+    assert 0 < sum(read.values()) < total / 10  # most rows are never parsed
 
 
 def test_trace_marks_what_the_transforming_steps_changed(lima):

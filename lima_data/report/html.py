@@ -130,8 +130,16 @@ def _read_measurements(path: Path, wanted_ids: set[str]):
         source = row.get("source", "")
         if row["id"] in wanted_ids:
             values[row["id"]] = row["values"]
+        dropped_by = row.get("dropped_by")
         for filter_name, value in row["values"].items():
-            dropped = row.get("dropped_by") == filter_name
+            dropped = dropped_by == filter_name
+            if type(value) is int or type(value) is float:  # most values: the number itself, as _numbers gives
+                kept, by_reason = numbers[(source, filter_name, None)]
+                if dropped:
+                    by_reason[row.get("reason") or ""].append(value)
+                else:
+                    kept.append(value)
+                continue
             side = 1 if dropped else 0
             parts = _numbers(value)
             for key, number in parts.items():
@@ -382,7 +390,7 @@ def _body(row: dict[str, Any], limit: int = 2000) -> str | None:
 def _drop_sections(path: Path, manifest: dict[str, Any], examples: int) -> dict[str, list[dict[str, Any]]]:
     """Per source, every (filter, reason) in funnel order with its count, share of the filter's input and up to
     ``examples`` rejects, each with its matched spans and its response cleaned and highlighted."""
-    rejects = rejects_by_source(path, examples)
+    rejects = rejects_by_source(path, examples, manifest)
     out: dict[str, list[dict[str, Any]]] = {}
     for source, funnel in manifest["funnel"].items():
         entries = []
