@@ -17,9 +17,9 @@ from bs4 import BeautifulSoup
 from click.testing import CliRunner
 from rich.console import Console
 
+import lima_data.report as report_module
 from lima_data.build import build
 from lima_data.candidate import Candidate
-import lima_data.report as report_module
 from lima_data.cli import main
 from lima_data.filters import build_filter
 from lima_data.recipe import load_recipe
