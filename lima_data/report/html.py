@@ -188,7 +188,7 @@ def _value_plots(manifest: dict[str, Any], numbers, categories) -> dict[str, lis
             entry["thresholds"] = lines
         out[source].append(entry)
     for (source, filter_name), (kept_c, dropped_c) in sorted(categories.items(), key=lambda kv: order((kv[0], 0))):
-        keys = sorted(set(kept_c) | set(dropped_c), key=lambda k: -(kept_c[k] + dropped_c[k]))
+        keys = sorted(set(kept_c) | set(dropped_c), key=lambda k: (-(kept_c[k] + dropped_c[k]), k))
         rows = [(k, kept_c[k], dropped_c[k]) for k in keys[:12]]
         if len(keys) > 12:
             rest = keys[12:]
@@ -289,7 +289,7 @@ def _comparison(manifest: dict[str, Any], train: list[dict[str, Any]], reference
     composition = [{"source": s, "ours": ours_by[s], "ours_share": _share(ours_by[s], len(train)),
                     "ref": ref_by[s], "ref_share": _share(ref_by[s], len(ref_rows)),
                     "ref_labels": ", ".join(f"{k} {n}" for k, n in sorted(ref_labels[s].items()))}
-                   for s in sorted(set(ours_by) | set(ref_by), key=lambda s: -(ours_by[s] + ref_by[s]))]
+                   for s in sorted(set(ours_by) | set(ref_by), key=lambda s: (-(ours_by[s] + ref_by[s]), s))]
     return {"label": label, "rows": len(ref_rows), "ours": len(train), "per_source": per_source,
             "composition": composition}
 
