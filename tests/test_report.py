@@ -187,6 +187,25 @@ def test_examples_per_reason_read_from_the_head_of_the_rejects_files(lima, monke
     assert 0 < sum(read.values()) < total / 10  # most rows are never parsed
 
 
+def test_report_files_read_back_what_json_reads(tmp_path):
+    """The report's rows are parsed by orjson; what orjson refuses (NaN, integers beyond 64 bits, lone surrogate
+    escapes) still reads as ``json`` reads it, and a damaged row is named by its number."""
+    import zstandard
+
+    from lima_data.errors import InputError
+    from lima_data.files import read_zstd_jsonl
+
+    lines = ['{"id":"a","values":{"length":1200}}', '{"id":"b","values":{"ratio":NaN}}',
+             '{"id":"c","values":{"score":123456789012345678901234567890}}', '{"id":"\\ud800x","values":{}}', '',
+             '{"id":"é","values":{"f":0.1}}']
+    file = tmp_path / "rows.jsonl.zst"
+    file.write_bytes(zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode("utf-8")))
+    assert list(map(repr, read_zstd_jsonl(file))) == [repr(json.loads(line)) for line in lines if line]
+    file.write_bytes(zstandard.ZstdCompressor().compress(b'{"id":"a"}\n{"id":"b"}\n{"id":\n'))
+    with pytest.raises(InputError, match=":3: damaged row"):
+        list(read_zstd_jsonl(file))
+
+
 def test_trace_marks_what_the_transforming_steps_changed(lima):
     _, _, soup = lima
     trace = soup.find("section", id="trace")
