@@ -88,12 +88,12 @@ def rejects_by_source(path: str | Path, examples: int = EXAMPLES,
         for source, funnel in manifest["funnel"].items():
             for stage in funnel["stages"]:
                 for reason, count in stage["dropped"].items():
-                    if count > 0:
+                    if min(examples, count) > 0:
                         wanted[stage["filter"]][(source, stage["filter"], reason)] = min(examples, count)
     for file in files:
         missing = dict(wanted[file.name[: -len(".jsonl.zst")]]) if manifest is not None else None
         if missing is not None and not missing:
-            continue  # no drop of this filter is counted: nothing of it would be shown
+            continue  # no drop of this filter is counted (or no example asked for): none of it is shown
         for row in read_zstd_jsonl(file):
             key = (row.get("source", ""), row["filter"], row["reason"])
             if len(out[key]) < examples:
