@@ -17,12 +17,13 @@ from bs4 import BeautifulSoup
 from click.testing import CliRunner
 from rich.console import Console
 
+import lima_data.report as report_module
 from lima_data.build import build
 from lima_data.candidate import Candidate
 from lima_data.cli import main
 from lima_data.filters import build_filter
 from lima_data.recipe import load_recipe
-from lima_data.report import iter_rejects, print_report
+from lima_data.report import iter_rejects, print_report, rejects_by_source
 from lima_data.report.html import REPORT_FILE, build_report, diff_marked, highlight
 
 
@@ -163,6 +164,46 @@ def test_terminal_and_html_show_the_same_examples_per_reason(lima):
             assert i in terminal
     # grouped per source: a reason shared by two sources has one heading per source
     assert soup.find(id="drop-stackexchange-length-too_short") and soup.find(id="drop-wikihow-length-too_long")
+
+
+def test_examples_per_reason_read_from_the_head_of_the_rejects_files(lima, monkeypatch):
+    result, _, _ = lima
+    everything = rejects_by_source(result.path, 2)  # every rejects file read to its end
+    total = sum(1 for _ in iter_rejects(result.path))
+    read = Counter()
+    original = report_module.read_zstd_jsonl
+
+    def counting(file):
+        for row in original(file):
+            read[file.name] += 1
+            yield row
+
+    monkeypatch.setattr(report_module, "read_zstd_jsonl", counting)
+    shown = rejects_by_source(result.path, 2, result.manifest)
+    counted = {(source, stage["filter"], reason): n for source, funnel in result.manifest["funnel"].items()
+               for stage in funnel["stages"] for reason, n in stage["dropped"].items() if n}
+    assert {k: everything.get(k) for k in counted} == {k: shown.get(k) for k in counted}  # the same rows shown
+    assert all(len(shown[k]) == min(2, n) for k, n in counted.items() if k in everything)
+    assert 0 < sum(read.values()) < total / 10  # most rows are never parsed
+
+
+def test_report_files_read_back_what_json_reads(tmp_path):
+    """The report's rows are parsed by orjson; what orjson refuses (NaN, integers beyond 64 bits, lone surrogate
+    escapes) still reads as ``json`` reads it, and a damaged row is named by its number."""
+    import zstandard
+
+    from lima_data.errors import InputError
+    from lima_data.files import read_zstd_jsonl
+
+    lines = ['{"id":"a","values":{"length":1200}}', '{"id":"b","values":{"ratio":NaN}}',
+             '{"id":"c","values":{"score":123456789012345678901234567890}}', '{"id":"\\ud800x","values":{}}', '',
+             '{"id":"é","values":{"f":0.1}}']
+    file = tmp_path / "rows.jsonl.zst"
+    file.write_bytes(zstandard.ZstdCompressor().compress(("\n".join(lines) + "\n").encode("utf-8")))
+    assert list(map(repr, read_zstd_jsonl(file))) == [repr(json.loads(line)) for line in lines if line]
+    file.write_bytes(zstandard.ZstdCompressor().compress(b'{"id":"a"}\n{"id":"b"}\n{"id":\n'))
+    with pytest.raises(InputError, match=":3: damaged row"):
+        list(read_zstd_jsonl(file))
 
 
 def test_trace_marks_what_the_transforming_steps_changed(lima):

@@ -71,13 +71,39 @@ def domain_label(domain: str | None) -> str:
     return domain if domain and domain != "(none)" else NO_CATEGORY
 
 
-def rejects_by_source(path: str | Path, examples: int = EXAMPLES) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-    """The first ``examples`` rejects of every (source, filter, reason), in the order they were written."""
+def rejects_by_source(path: str | Path, examples: int = EXAMPLES,
+                      manifest: dict[str, Any] | None = None) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """The first ``examples`` rejects of every (source, filter, reason), in the order they were written.
+
+    With the ``manifest`` (its funnel counts the drops per source, filter and reason), reading a filter's rejects
+    file stops once every (source, reason) the funnel counts for that filter has its ``examples`` (or all its
+    drops): the rows shown then come from the head of the file, whatever its size (a file holds every drop of its
+    filter, tens of MB on a big dump). A (source, filter, reason) the funnel does not count may then be missing.
+    """
     out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in iter_rejects(path):
-        key = (row.get("source", ""), row["filter"], row["reason"])
-        if len(out[key]) < examples:
-            out[key].append(row)
+    folder = Path(path) / "report" / "rejects"
+    files = sorted(folder.glob("*.jsonl.zst")) if folder.is_dir() else []
+    wanted: dict[str, dict[tuple[str, str, str], int]] = defaultdict(dict)  # per filter: rows still to find
+    if manifest is not None:
+        for source, funnel in manifest["funnel"].items():
+            for stage in funnel["stages"]:
+                for reason, count in stage["dropped"].items():
+                    if min(examples, count) > 0:
+                        wanted[stage["filter"]][(source, stage["filter"], reason)] = min(examples, count)
+    for file in files:
+        missing = dict(wanted[file.name[: -len(".jsonl.zst")]]) if manifest is not None else None
+        if missing is not None and not missing:
+            continue  # no drop of this filter is counted (or no example asked for): none of it is shown
+        for row in read_zstd_jsonl(file):
+            key = (row.get("source", ""), row["filter"], row["reason"])
+            if len(out[key]) < examples:
+                out[key].append(row)
+                if missing is not None and key in missing:
+                    missing[key] -= 1
+                    if not missing[key]:
+                        del missing[key]
+                        if not missing:
+                            break
     return dict(out)
 
 
@@ -118,7 +144,7 @@ def print_report(path: str | Path, console: Console, examples: int = EXAMPLES) -
                           f"{', truncated' if reader['truncated'] else ''}")
     if examples <= 0:
         return
-    rejects = rejects_by_source(path, examples)
+    rejects = rejects_by_source(path, examples, manifest)
     for source, funnel in manifest["funnel"].items():
         for stage in funnel["stages"]:
             for reason, count in stage["dropped"].items():
