@@ -19,6 +19,16 @@ from .errors import InputError, safe_text
 from .text import loads_json, utf8_lines
 
 
+def user_cache_dir() -> Path:
+    """The folder lima-data keeps files in that outlive one build and are derived from installed packages only
+    (py3langid's decompressed model, Jinja2's compiled report template): ``$LIMA_DATA_CACHE``, else
+    ``$XDG_CACHE_HOME/lima-data``, else ``~/.cache/lima-data`` (the XDG convention Hugging Face's caches follow).
+    A build's own cache (task results, byte-range indexes, unpacked archives) lives in its output folder."""
+    if os.environ.get("LIMA_DATA_CACHE"):
+        return Path(os.environ["LIMA_DATA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lima-data"
+
+
 def dumps(row: Any) -> str:
     """The one JSON encoding lima-data writes: compact, UTF-8 kept, keys in insertion order; lone surrogates (a
     file name that is not UTF-8, an unpaired JSON escape) written escaped (:func:`~lima_data.errors.safe_text`)."""

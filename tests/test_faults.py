@@ -455,3 +455,16 @@ def test_a_live_process_partial_cache_entry_is_left_alone(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_json_lines_keep_integers_beyond_64_bits(tmp_path):
+    """orjson reads an integer beyond 64 bits as a float; every JSON-lines reader keeps it exact, as ``json`` does
+    (a Reddit id or a user's own row number may be that long)."""
+    from lima_data.files import read_jsonl
+    from lima_data.text import loads_json
+
+    row = '{"id": 123456789012345678901234567890, "low": -9223372036854775809, "x": 1.5}'
+    assert loads_json(row) == loads_json(row.encode()) == json.loads(row)
+    assert isinstance(loads_json(row)["id"], int)
+    (tmp_path / "rows.jsonl").write_text(row + "\n")
+    assert [r for _, r in read_jsonl(tmp_path / "rows.jsonl")] == [json.loads(row)]

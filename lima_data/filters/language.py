@@ -2,9 +2,9 @@
 
 py3langid ships its model as an LZMA-compressed ``.npz`` (4.6 MB) that takes ~0.45 s to decompress on every start,
 about half a raw lxml scan of a 100 MB Posts.xml. :func:`_py3langid` therefore keeps the decompressed arrays once in
-the user's cache (:func:`model_cache_dir`: ``$LIMA_DATA_CACHE``, else ``$XDG_CACHE_HOME/lima-data``, else
-``~/.cache/lima-data``; 68 MB, one folder per py3langid version and model file) as ``.npy`` files and memory-maps
-them (~25 ms). The arrays are py3langid's own, handed to its public ``LanguageIdentifier`` constructor exactly as
+the user's cache (:func:`~lima_data.files.user_cache_dir`: ``$LIMA_DATA_CACHE``, else
+``$XDG_CACHE_HOME/lima-data``, else ``~/.cache/lima-data``; 68 MB, one folder per py3langid version and model file)
+as ``.npy`` files and memory-maps them (~25 ms). The arrays are py3langid's own, handed to its public ``LanguageIdentifier`` constructor exactly as
 its loader does; any problem with the cache (not writable, damaged, another layout) falls back to py3langid's own
 loader, so the cache can only make start-up faster, never change a decision (tested).
 """
@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..candidate import Candidate
+from ..files import user_cache_dir
 from ..text import strip_code
 from .base import Filter
 
@@ -25,17 +26,9 @@ DETECTORS = ("langdetect", "py3langid")
 _MODEL_ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
 
 
-def model_cache_dir() -> Path:
-    """The folder lima-data keeps decompressed model files in: ``$LIMA_DATA_CACHE``, else
-    ``$XDG_CACHE_HOME/lima-data``, else ``~/.cache/lima-data`` (the XDG convention Hugging Face's caches follow)."""
-    if os.environ.get("LIMA_DATA_CACHE"):
-        return Path(os.environ["LIMA_DATA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lima-data"
-
-
 def _cached_model_arrays(model: Path) -> dict | None:
     """py3langid's model arrays (``_MODEL_ARRAYS``), memory-mapped from their decompressed copy in
-    :func:`model_cache_dir`, made on first use (atomically: a folder renamed into place); ``None`` when the cache
+    :func:`~lima_data.files.user_cache_dir`, made on first use (atomically: a folder renamed into place); ``None`` when the cache
     cannot be made or read."""
     import lzma
     from importlib.metadata import version
@@ -44,7 +37,7 @@ def _cached_model_arrays(model: Path) -> dict | None:
 
     try:
         st = model.stat()
-        folder = model_cache_dir() / f"py3langid-{version('py3langid')}-{st.st_size}-{st.st_mtime_ns}"
+        folder = user_cache_dir() / f"py3langid-{version('py3langid')}-{st.st_size}-{st.st_mtime_ns}"
         if not folder.is_dir():
             folder.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
