@@ -25,7 +25,7 @@ from typing import Any
 from ...candidate import Candidate
 from .. import ReaderStats
 from . import sevenzip
-from .rows import ANSWER, QUESTION, _candidate, _numbers
+from .rows import ANSWER, QUESTION, _candidate, _numbers, _plain_numbers
 from .sites import SiteDump
 from .stream import _CHUNK, RowStream
 
@@ -53,16 +53,29 @@ class StackExchangeReader(RowStream):
     def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
         """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
         top: dict[int, tuple[int, int]] = {}
-        for _, _, numbers in self._rows(dump, None, progress, self._numbers_or_parse(_numbers, b'PostTypeId="2"')):
-            if numbers.get(b"PostTypeId") != ANSWER or b"Body" not in numbers:
-                continue
-            try:
-                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
-            except KeyError:
-                continue  # counted as malformed in pass 2
+
+        def rank(parent: int, answer_id: int, score: int) -> None:
             best = top.get(parent)
             if best is None or score > best[0] or (score == best[0] and answer_id < best[1]):
                 top[parent] = (score, answer_id)
+
+        def pick(line: bytes) -> None:  # a row line in any form: ranked, never yielded (a cut one: skipped, as
+            if b'PostTypeId="2"' in line and line.endswith(b"/>"):  # its parse, unrecorded here, would)
+                found = _numbers(line)
+                if found.get(b"PostTypeId") == ANSWER and b"Body" in found:
+                    if b"ParentId" in found and b"Id" in found:  # else counted as malformed in pass 2
+                        rank(found[b"ParentId"], found[b"Id"], found.get(b"Score", 0))
+
+        def plain(found, block: bytes, start: int, end: int) -> None:  # as ``pick``, from the match
+            kind = found[2]
+            if kind == b"2":
+                if found[4] is not None:
+                    rank(int(found[4]), int(found[1]), int(found[5]))
+            elif kind != b"1":  # (a question is skipped either way)
+                pick(block[start:end])
+
+        for _ in self._rows(dump, None, progress, pick, plain=plain):
+            pass  # (nothing is yielded)
         return top
 
     def read(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None = None) -> Iterator[Candidate]:
@@ -135,7 +148,9 @@ class StackExchangeReader(RowStream):
         questions: list[int] = []
         best: dict[int, tuple[int, int, int, int]] = {}
         cursor: dict[str, int] = {}
-        for line_no, offset, numbers in self._rows(dump, None, None, self._numbers_or_parse(_numbers), cursor=cursor):
+        pick = self._numbers_or_parse(_numbers)
+        for line_no, offset, numbers in self._rows(dump, None, None, pick, cursor=cursor,
+                                                   plain=self._plain_numbers_or(pick)):
             kind = numbers.get(b"PostTypeId")
             if kind == QUESTION and b"Id" in numbers:
                 questions.append(numbers[b"Id"])
