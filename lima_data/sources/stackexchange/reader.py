@@ -1,13 +1,14 @@
 """The Stack Exchange reader: one Candidate per question of a site's Posts.xml, joined to its top answer.
 
 Joining answers to questions takes two streaming passes over ``Posts.xml``: the first reads only answer rows (their
-numeric attributes, without an XML parse) and keeps, per question, the top answer's ``(score, id)`` (ints only;
-~100 bytes per answered question); the second emits each question with its top answer's body. It parses only the
-rows whose text is used: questions whose top answer can pass ``min_answer_score`` and those answers. The other
-answers are counted and checked from their numbers; the other questions are read "light" (ids, score and title by
-regular expression, undefined entities refused as lxml would) since the ``answer_score`` filter drops them and
-their reject needs no more. Only questions whose top answer can pass are held in memory until their answer row
-arrives. The top answer is the highest-scored one; a tie goes to the earlier answer (lower id).
+numeric attributes, without an XML parse: for a row in the dump's usual form, straight from the stream's fast-path
+match, see :mod:`.stream`) and keeps, per question, the top answer's ``(score, id)`` (ints only; ~100 bytes per
+answered question); the second emits each question with its top answer's body. It parses only the rows whose text
+is used: questions whose top answer can pass ``min_answer_score`` and those answers. The other answers are counted
+and checked from their numbers; the other questions are read "light" (ids, score and title without an XML parse,
+undefined entities refused as lxml would) since the ``answer_score`` filter drops them and their reject needs no
+more. Only questions whose top answer can pass are held in memory until their answer row arrives. The top answer
+is the highest-scored one; a tie goes to the earlier answer (lower id).
 
 A byte range of a big file is read in the same two passes, split (see :mod:`.ranges`): pass 1 per range
 (:meth:`StackExchangeReader.index_range`), then pass 2 per range (:meth:`StackExchangeReader.read_range`) with each
@@ -25,7 +26,7 @@ from typing import Any
 from ...candidate import Candidate
 from .. import ReaderStats
 from . import sevenzip
-from .rows import ANSWER, QUESTION, _candidate, _numbers, _plain_numbers
+from .rows import ANSWER, QUESTION, _candidate, _numbers
 from .sites import SiteDump
 from .stream import _CHUNK, RowStream
 
@@ -148,17 +149,36 @@ class StackExchangeReader(RowStream):
         questions: list[int] = []
         best: dict[int, tuple[int, int, int, int]] = {}
         cursor: dict[str, int] = {}
-        pick = self._numbers_or_parse(_numbers)
-        for line_no, offset, numbers in self._rows(dump, None, None, pick, cursor=cursor,
-                                                   plain=self._plain_numbers_or(pick)):
+
+        def pick(line: bytes) -> int | tuple[int, int, int] | None:
+            """A question's id, an answer's ``(parent, id, score)``, or None for any other row line (a cut one:
+            skipped, as its parse, unrecorded here, would)."""
+            if not line.endswith(b"/>"):
+                return None
+            numbers = _numbers(line)
             kind = numbers.get(b"PostTypeId")
             if kind == QUESTION and b"Id" in numbers:
-                questions.append(numbers[b"Id"])
-            elif kind == ANSWER and b"Body" in numbers and b"ParentId" in numbers and b"Id" in numbers:
-                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
-                held = best.get(parent)
-                if held is None or score > held[0] or (score == held[0] and answer_id < held[1]):
-                    best[parent] = (score, answer_id, offset, line_no)
+                return numbers[b"Id"]
+            if kind == ANSWER and b"Body" in numbers and b"ParentId" in numbers and b"Id" in numbers:
+                return numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
+            return None
+
+        def plain(found, block: bytes, start: int, end: int) -> int | tuple[int, int, int] | None:  # as ``pick``
+            kind = found[2]
+            if kind == b"1":
+                return int(found[1])
+            if kind == b"2":
+                return (int(found[4]), int(found[1]), int(found[5])) if found[4] is not None else None
+            return pick(block[start:end])
+
+        for line_no, offset, found in self._rows(dump, None, None, pick, cursor=cursor, plain=plain):
+            if type(found) is int:
+                questions.append(found)
+                continue
+            parent, answer_id, score = found
+            held = best.get(parent)
+            if held is None or score > held[0] or (score == held[0] and answer_id < held[1]):
+                best[parent] = (score, answer_id, offset, line_no)
         return questions, best, cursor.get("lines", 0)
 
     def read_range(self, dump: SiteDump, stats: ReaderStats, top: dict[int, tuple[int, int, int, int]],

@@ -6,9 +6,10 @@ Format notes:
   (:data:`_PARSER`), with entity resolution, DTD loading and network access off, so a ``<!DOCTYPE ...>`` line is
   never fetched or expanded and one bad row is counted (with its line number) instead of ending the read.
 - ``PostTypeId`` 1 is a question, 2 an answer; other post types (tag wikis, ...) are counted and skipped.
-- Rows only counted or ranked are read without an XML parse (:func:`_numbers`, :func:`_light_question`); every
-  row whose text is used is parsed by lxml. :func:`_candidate` makes a question and its top answer one
-  :class:`~lima_data.candidate.Candidate`.
+- Rows only counted or ranked are read without an XML parse (:func:`_numbers`, or :func:`_plain_numbers` from the
+  stream's fast-path match; :func:`_light_question`, :func:`_light_title`); every row whose text is used is parsed
+  by lxml. :func:`_candidate` makes a question and its top answer one :class:`~lima_data.candidate.Candidate`,
+  :func:`_light_candidate` a light question's.
 """
 
 from __future__ import annotations

@@ -2,6 +2,14 @@
 member; yield its row lines, parsed or read for their numbers; check the root element, cut rows and a missing end;
 classify each Posts.xml row.
 
+The file is read in blocks of whole lines (about 1 MiB; progress is reported per block). A pass over Posts.xml may
+give a fast path (``plain`` of :meth:`RowStream._rows`): a row line in the dump's usual form (two spaces, ``<row``,
+the numeric attributes in the dump's order, then ``Body``; the line ends ``/>``) is matched by one precompiled
+regular expression (:data:`_PLAIN_ROW`) that reads its numbers, instead of being stripped, classified and searched
+line by line. Every other line (header, root, a row in another attribute order, a cut row, ...) takes the general,
+order-agnostic path, so both give the same rows, counts and errors (tested in
+``tests/test_stackexchange_reader.py``).
+
 :class:`RowStream` is the base of :class:`~lima_data.sources.stackexchange.reader.StackExchangeReader`, whose
 passes (whole file, byte range) are built on :meth:`RowStream._rows`, and of
 :class:`~lima_data.sources.stackexchange.dialogue_reader.DialogueReader`, whose three passes are too.
@@ -19,8 +27,17 @@ from ...candidate import Candidate
 from ...errors import InputError
 from .. import ReaderStats
 from . import sevenzip
-from .rows import (_PARSER, ANSWER, QUESTION, _light_candidate, _light_question, _light_title, _numbers, _plain_numbers,
-                   _question)
+from .rows import (
+    _PARSER,
+    ANSWER,
+    QUESTION,
+    _light_candidate,
+    _light_question,
+    _light_title,
+    _numbers,
+    _plain_numbers,
+    _question,
+)
 from .sites import SiteDump
 
 _CHUNK = 1 << 20
@@ -63,23 +80,34 @@ class RowStream:
             fh.seek(dump.start)
         return fh
 
-    def _blocks(self, stream, start: int, end: int | None) -> Iterator[tuple[bytes, int]]:
-        """``(block, byte offset of its first byte)``: the stream's lines in blocks of about :data:`_CHUNK` bytes,
-        each ending at a line end (or the file's end), up to the line holding byte ``end - 1`` (a range ends at
-        a line start, so the line starting at ``end`` is the next range's)."""
+    def _blocks(self, stream, start: int, end: int | None) -> Iterator[tuple[bytes, int, int]]:
+        """``(block, size, byte offset of block[0])``: the stream's lines in blocks of about :data:`_CHUNK` bytes;
+        ``block[:size]`` holds whole lines (the file's last line may lack its line end), up to the line holding
+        byte ``end - 1`` when ``end`` is given (a range ends at a line start: the line starting at ``end`` is the
+        next range's). The line a read cuts is completed and given as its own small block (no copy of the big
+        one)."""
         offset = start
         while end is None or offset < end:
             block = stream.read(_CHUNK)
             if not block:
                 return
-            if not block.endswith(b"\n"):
+            size = block.rfind(b"\n") + 1
+            if size == 0:  # the block lies inside one long line
                 block += stream.readline()
-            if end is not None and offset + len(block) > end:
-                cut = block.find(b"\n", end - offset - 1) + 1
-                yield (block[:cut] if cut > 0 else block), offset
-                return
-            yield block, offset
-            offset += len(block)
+            if size in (0, len(block)):
+                parts = [(block, len(block))]
+            else:
+                tail = block[size:] + stream.readline()
+                parts = [(block, size), (tail, len(tail))]
+            for part, size in parts:
+                if end is not None and offset + size > end:
+                    cut = part.find(b"\n", end - offset - 1, size) + 1
+                    yield part, cut if cut > 0 else size, offset
+                    return
+                yield part, size, offset
+                offset += size
+                if end is not None and offset >= end:
+                    return
 
     def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
               pick: Callable[[bytes], Any] | None = None, first_line: int = 1, cursor: dict[str, int] | None = None,
@@ -118,10 +146,10 @@ class RowStream:
         match_plain = _PLAIN_ROW.match
         try:
             with stream:
-                for block, base in self._blocks(stream, dump.start, dump.end):
+                for block, size, base in self._blocks(stream, dump.start, dump.end):
                     if progress is not None:
-                        progress(len(block))
-                    pos, size = 0, len(block)
+                        progress(size)
+                    pos = 0
                     while pos < size:
                         if plain is not None and opened:  # the fast path: a row line in the dump's usual form
                             found = match_plain(block, pos)
@@ -204,16 +232,6 @@ class RowStream:
             if self.strict:
                 raise InputError(label, message, line_no)
             stats.error(line_no, message, row=False)
-
-    @staticmethod
-    def _plain_numbers_or(pick: Callable[[bytes], Any]) -> Callable[..., Any]:
-        """A ``plain`` for :meth:`_rows` answering as ``_numbers_or_parse(_numbers)`` (``pick``) does: the
-        numbers of a question or answer row, from the match; ``pick`` for any other row."""
-
-        def plain(found: re.Match, block: bytes, start: int, end: int) -> Any:
-            return _plain_numbers(found) if found[2] in (b"1", b"2") else pick(block[start:end])
-
-        return plain
 
     @staticmethod
     def _numbers_or_parse(numbers: Callable[[bytes], dict[bytes, Any] | None], only: bytes | None = None
