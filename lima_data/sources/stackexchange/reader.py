@@ -163,10 +163,11 @@ class StackExchangeReader(RowStream):
                 return numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
             return None
 
-        def plain(found, block: bytes, start: int, end: int) -> int | tuple[int, int, int] | None:  # as ``pick``
-            kind = found[2]
+        def plain(found, block: bytes, start: int, end: int) -> int | tuple[int, int, int] | None:  # as ``pick``,
+            kind = found[2]  # but a question's id is kept here, not yielded
             if kind == b"1":
-                return int(found[1])
+                questions.append(int(found[1]))
+                return None
             if kind == b"2":
                 return (int(found[4]), int(found[1]), int(found[5])) if found[4] is not None else None
             return pick(block[start:end])

@@ -1,4 +1,5 @@
-"""One Posts.xml row: the safe lxml parser, the number and title regexes, and a question's and answer's fields.
+"""One Posts.xml row: the safe lxml parser, the number regex, a light question's title, and a question's and answer's
+fields.
 
 Format notes:
 
@@ -28,7 +29,6 @@ QUESTION, ANSWER = 1, 2
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d+)"')
-_TITLE = re.compile(rb' Title="([^"]*)"')
 #: A reference to an entity XML does not predefine (the dump uses only these and character references); lxml
 #: refuses such a row, so a row read without lxml must be refused too.
 _UNDEFINED_ENTITY = re.compile(rb"&(?!(?:quot|amp|lt|gt|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s]{0,40};?")
@@ -80,8 +80,7 @@ def _light_title(line: bytes, body: bool) -> tuple[str | None, str | None]:
     """``(title, None)`` of a question row line read without an XML parse (``body``: the row has a Body), or
     ``(None, reason)`` when lxml would refuse the row or a required attribute is missing. An attribute's text
     holds no raw ``"`` (the dump writes ``&quot;``), so the first `` Title="`` and the next ``"`` bound exactly
-    the attribute (as :data:`_TITLE` would find it); its entities are decoded with :func:`html.unescape` once
-    undefined ones are ruled out."""
+    the attribute; its entities are decoded with :func:`html.unescape` once undefined ones are ruled out."""
     undefined = _UNDEFINED_ENTITY.search(line)
     if undefined is not None:
         return None, f"bad XML: undefined entity {undefined.group(0).decode(errors='replace')}"

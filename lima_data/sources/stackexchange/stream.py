@@ -307,7 +307,7 @@ class RowStream:
         def plain(found: re.Match, block: bytes, start: int, end: int) -> Any:
             kind = found[2]
             if kind == b"2":
-                if int(found[1]) in wanted:
+                if wanted and int(found[1]) in wanted:
                     return PARSE
                 if found[4] is None:  # no ParentId: recorded as malformed, with its line, by :meth:`_unparsed`
                     return _plain_numbers(found)
