@@ -9,9 +9,10 @@ the order a row travels:
 - :mod:`.sites`: a site's domain from its archive or folder name, licences by date, tags (``SiteDump``);
 - :mod:`.sevenzip`: ``.7z`` members listed, streamed and unpacked through the 7-Zip binary, in bounded memory;
   :mod:`.py7zr_fallback` when no binary is found;
-- :mod:`.rows`: one row line: the safe lxml parser, number and title regexes, a question's and answer's fields, the
-  Candidate;
-- :mod:`.stream`: the rows of a file, a byte range or an archive member, checked and classified;
+- :mod:`.rows`: one row line: the safe lxml parser, the number regex and light title, a question's and answer's
+  fields, the Candidate;
+- :mod:`.stream`: the rows of a file, a byte range or an archive member, read in blocks, checked and classified
+  (a fast path for rows in the dump's usual form);
 - :mod:`.reader`: :class:`StackExchangeReader`, the two passes (top answers, then questions) over a whole file or a
   byte range;
 - :mod:`.ranges`: a big file's byte ranges, each indexed to Parquet, joined with polars;

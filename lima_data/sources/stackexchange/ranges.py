@@ -92,7 +92,7 @@ def index_range(shard: SiteDump, folder: str, number: int) -> int:
     pl.DataFrame({"range": [number] * len(questions), "question_id": questions},
                  schema={"range": pl.Int32, "question_id": pl.Int64}
                  ).write_parquet(Path(folder) / f"questions-{number:05d}.parquet")
-    columns = list(zip(*((parent, *held) for parent, held in best.items()))) or [[]] * 5
+    columns = [list(best), *(list(column) for column in zip(*best.values()))] if best else [[]] * 5
     pl.DataFrame(dict(zip(("parent", "score", "answer_id", "offset", "line"), columns)),
                  schema={"parent": pl.Int64, "score": pl.Int64, "answer_id": pl.Int64, "offset": pl.Int64,
                          "line": pl.Int64}

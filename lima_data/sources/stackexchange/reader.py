@@ -1,13 +1,14 @@
 """The Stack Exchange reader: one Candidate per question of a site's Posts.xml, joined to its top answer.
 
 Joining answers to questions takes two streaming passes over ``Posts.xml``: the first reads only answer rows (their
-numeric attributes, without an XML parse) and keeps, per question, the top answer's ``(score, id)`` (ints only;
-~100 bytes per answered question); the second emits each question with its top answer's body. It parses only the
-rows whose text is used: questions whose top answer can pass ``min_answer_score`` and those answers. The other
-answers are counted and checked from their numbers; the other questions are read "light" (ids, score and title by
-regular expression, undefined entities refused as lxml would) since the ``answer_score`` filter drops them and
-their reject needs no more. Only questions whose top answer can pass are held in memory until their answer row
-arrives. The top answer is the highest-scored one; a tie goes to the earlier answer (lower id).
+numeric attributes, without an XML parse: for a row in the dump's usual form, straight from the stream's fast-path
+match, see :mod:`.stream`) and keeps, per question, the top answer's ``(score, id)`` (ints only; ~100 bytes per
+answered question); the second emits each question with its top answer's body. It parses only the rows whose text
+is used: questions whose top answer can pass ``min_answer_score`` and those answers. The other answers are counted
+and checked from their numbers; the other questions are read "light" (ids, score and title without an XML parse,
+undefined entities refused as lxml would) since the ``answer_score`` filter drops them and their reject needs no
+more. Only questions whose top answer can pass are held in memory until their answer row arrives. The top answer
+is the highest-scored one; a tie goes to the earlier answer (lower id).
 
 A byte range of a big file is read in the same two passes, split (see :mod:`.ranges`): pass 1 per range
 (:meth:`StackExchangeReader.index_range`), then pass 2 per range (:meth:`StackExchangeReader.read_range`) with each
@@ -53,16 +54,29 @@ class StackExchangeReader(RowStream):
     def top_answers(self, dump: SiteDump, progress: Callable[[int], None] | None = None) -> dict[int, tuple[int, int]]:
         """Pass 1: ``{question_id: (top_answer_score, top_answer_id)}`` over the answer rows."""
         top: dict[int, tuple[int, int]] = {}
-        for _, _, numbers in self._rows(dump, None, progress, self._numbers_or_parse(_numbers, b'PostTypeId="2"')):
-            if numbers.get(b"PostTypeId") != ANSWER or b"Body" not in numbers:
-                continue
-            try:
-                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
-            except KeyError:
-                continue  # counted as malformed in pass 2
+
+        def rank(parent: int, answer_id: int, score: int) -> None:
             best = top.get(parent)
             if best is None or score > best[0] or (score == best[0] and answer_id < best[1]):
                 top[parent] = (score, answer_id)
+
+        def pick(line: bytes) -> None:  # a row line in any form: ranked, never yielded (a cut one: skipped, as
+            if b'PostTypeId="2"' in line and line.endswith(b"/>"):  # its parse, unrecorded here, would)
+                found = _numbers(line)
+                if found.get(b"PostTypeId") == ANSWER and b"Body" in found:
+                    if b"ParentId" in found and b"Id" in found:  # else counted as malformed in pass 2
+                        rank(found[b"ParentId"], found[b"Id"], found.get(b"Score", 0))
+
+        def plain(found, block: bytes, start: int, end: int) -> None:  # as ``pick``, from the match
+            kind = found[2]
+            if kind == b"2":
+                if found[4] is not None:
+                    rank(int(found[4]), int(found[1]), int(found[5]))
+            elif kind != b"1":  # (a question is skipped either way)
+                pick(block[start:end])
+
+        for _ in self._rows(dump, None, progress, pick, plain=plain):
+            pass  # (nothing is yielded)
         return top
 
     def read(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None = None) -> Iterator[Candidate]:
@@ -135,15 +149,37 @@ class StackExchangeReader(RowStream):
         questions: list[int] = []
         best: dict[int, tuple[int, int, int, int]] = {}
         cursor: dict[str, int] = {}
-        for line_no, offset, numbers in self._rows(dump, None, None, self._numbers_or_parse(_numbers), cursor=cursor):
+
+        def pick(line: bytes) -> int | tuple[int, int, int] | None:
+            """A question's id, an answer's ``(parent, id, score)``, or None for any other row line (a cut one:
+            skipped, as its parse, unrecorded here, would)."""
+            if not line.endswith(b"/>"):
+                return None
+            numbers = _numbers(line)
             kind = numbers.get(b"PostTypeId")
             if kind == QUESTION and b"Id" in numbers:
-                questions.append(numbers[b"Id"])
-            elif kind == ANSWER and b"Body" in numbers and b"ParentId" in numbers and b"Id" in numbers:
-                parent, answer_id, score = numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
-                held = best.get(parent)
-                if held is None or score > held[0] or (score == held[0] and answer_id < held[1]):
-                    best[parent] = (score, answer_id, offset, line_no)
+                return numbers[b"Id"]
+            if kind == ANSWER and b"Body" in numbers and b"ParentId" in numbers and b"Id" in numbers:
+                return numbers[b"ParentId"], numbers[b"Id"], numbers.get(b"Score", 0)
+            return None
+
+        def plain(found, block: bytes, start: int, end: int) -> int | tuple[int, int, int] | None:  # as ``pick``,
+            kind = found[2]  # but a question's id is kept here, not yielded
+            if kind == b"1":
+                questions.append(int(found[1]))
+                return None
+            if kind == b"2":
+                return (int(found[4]), int(found[1]), int(found[5])) if found[4] is not None else None
+            return pick(block[start:end])
+
+        for line_no, offset, found in self._rows(dump, None, None, pick, cursor=cursor, plain=plain):
+            if type(found) is int:
+                questions.append(found)
+                continue
+            parent, answer_id, score = found
+            held = best.get(parent)
+            if held is None or score > held[0] or (score == held[0] and answer_id < held[1]):
+                best[parent] = (score, answer_id, offset, line_no)
         return questions, best, cursor.get("lines", 0)
 
     def read_range(self, dump: SiteDump, stats: ReaderStats, top: dict[int, tuple[int, int, int, int]],

@@ -1,4 +1,5 @@
-"""One Posts.xml row: the safe lxml parser, the number and title regexes, and a question's and answer's fields.
+"""One Posts.xml row: the safe lxml parser, the number regex, a light question's title, and a question's and answer's
+fields.
 
 Format notes:
 
@@ -6,9 +7,10 @@ Format notes:
   (:data:`_PARSER`), with entity resolution, DTD loading and network access off, so a ``<!DOCTYPE ...>`` line is
   never fetched or expanded and one bad row is counted (with its line number) instead of ending the read.
 - ``PostTypeId`` 1 is a question, 2 an answer; other post types (tag wikis, ...) are counted and skipped.
-- Rows only counted or ranked are read without an XML parse (:func:`_numbers`, :func:`_light_question`); every
-  row whose text is used is parsed by lxml. :func:`_candidate` makes a question and its top answer one
-  :class:`~lima_data.candidate.Candidate`.
+- Rows only counted or ranked are read without an XML parse (:func:`_numbers`, or :func:`_plain_numbers` from the
+  stream's fast-path match; :func:`_light_question`, :func:`_light_title`); every row whose text is used is parsed
+  by lxml. :func:`_candidate` makes a question and its top answer one :class:`~lima_data.candidate.Candidate`,
+  :func:`_light_candidate` a light question's.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ QUESTION, ANSWER = 1, 2
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 _NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d+)"')
-_TITLE = re.compile(rb' Title="([^"]*)"')
 #: A reference to an entity XML does not predefine (the dump uses only these and character references); lxml
 #: refuses such a row, so a row read without lxml must be refused too.
 _UNDEFINED_ENTITY = re.compile(rb"&(?!(?:quot|amp|lt|gt|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s]{0,40};?")
@@ -49,24 +50,63 @@ def _numbers(line: bytes) -> dict[bytes, int]:
     return found
 
 
+def _plain_numbers(found: re.Match) -> dict[bytes, int]:
+    """:func:`_numbers` of a row line matched by :data:`.stream._PLAIN_ROW` (its groups: Id, PostTypeId,
+    AcceptedAnswerId, ParentId, Score; then the body), from the match: the same dict, without searching the
+    line again."""
+    row_id, post_type, accepted, parent, score = found.groups()
+    numbers = {b"Id": int(row_id), b"PostTypeId": int(post_type), b"Score": int(score), b"Body": 1}
+    if accepted is not None:
+        numbers[b"AcceptedAnswerId"] = int(accepted)
+    if parent is not None:
+        numbers[b"ParentId"] = int(parent)
+    return numbers
+
+
 def _light_question(line: bytes, numbers: dict[bytes, int]) -> dict[bytes, Any]:
     """Add the title of a question row that is read without an XML parse (its top answer cannot pass the minimum
     score, so the ``answer_score`` filter drops it: ids, score and title are all its reject needs) to its
-    numbers, as ``numbers[b"Title"]``; or, when lxml would refuse the row, the reason as ``numbers[b"Error"]``.
-    An attribute's text holds no raw ``"`` (the dump writes ``&quot;``), so a regular expression finds exactly
+    numbers, as ``numbers[b"Title"]``; or, when lxml would refuse the row, the reason as ``numbers[b"Error"]``
+    (see :func:`_light_title`)."""
+    title, error = _light_title(line, b"Body" in numbers)
+    if error is not None:
+        numbers[b"Error"] = error
+    else:
+        numbers[b"Title"] = title
+    return numbers
+
+
+def _light_title(line: bytes, body: bool) -> tuple[str | None, str | None]:
+    """``(title, None)`` of a question row line read without an XML parse (``body``: the row has a Body), or
+    ``(None, reason)`` when lxml would refuse the row or a required attribute is missing. An attribute's text
+    holds no raw ``"`` (the dump writes ``&quot;``), so the first `` Title="`` and the next ``"`` bound exactly
     the attribute; its entities are decoded with :func:`html.unescape` once undefined ones are ruled out."""
-    title = _TITLE.search(line)
     undefined = _UNDEFINED_ENTITY.search(line)
     if undefined is not None:
-        numbers[b"Error"] = f"bad XML: undefined entity {undefined.group(0).decode(errors='replace')}"
-    elif title is None or b"Body" not in numbers:
-        numbers[b"Error"] = f"row without required attribute {'Title' if title is None else 'Body'}"
-    else:
-        try:
-            numbers[b"Title"] = html.unescape(title.group(1).decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            numbers[b"Error"] = f"bad XML: not UTF-8 ({exc.reason})"
-    return numbers
+        return None, f"bad XML: undefined entity {undefined.group(0).decode(errors='replace')}"
+    start = line.find(b' Title="')
+    stop = line.find(b'"', start + 8) if start >= 0 else -1
+    if stop < 0 or not body:
+        return None, f"row without required attribute {'Title' if stop < 0 else 'Body'}"
+    try:
+        return html.unescape(line[start + 8:stop].decode("utf-8")), None
+    except UnicodeDecodeError as exc:
+        return None, f"bad XML: not UTF-8 ({exc.reason})"
+
+
+def _light_candidate(site: str, question_id: int, score: int, title: str, accepted: int | None,
+                     best: tuple | None) -> Candidate:
+    """:func:`_candidate` of a light question (see :func:`_light_question`): ids, score, title and url, plus its
+    top answer's id and url when it has one (``best``: ``(score, answer id, ...)``); no body, no answer."""
+    meta: dict[str, Any] = {"question_id": question_id, "question_score": score, "title": title,
+                            "url": f"https://{site}/questions/{question_id}"}
+    if best is not None:
+        answer_id = best[1]
+        meta["answer_id"] = answer_id
+        meta["answer_url"] = f"https://{site}/a/{answer_id}"
+        meta["accepted"] = answer_id == accepted
+    return Candidate(id=f"{SOURCE}/{site}/{question_id}", source=SOURCE, domain=site, prompt=title, response="",
+                     score=best[0] if best is not None else None, meta=meta)
 
 
 def _question(row: dict[str, str], site: str) -> dict[str, Any]:

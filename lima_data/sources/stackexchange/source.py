@@ -245,7 +245,8 @@ class StackExchangeSource(Source):
         first_line = ranges["first_lines"][number]
         table = (pl.scan_parquet(folder / "top.parquet", glob=False).filter(pl.col("range") == number)
                  .select("question_id", "score", "answer_id", "offset", "line").collect())
-        return {row[0]: row[1:] for row in table.iter_rows()}, first_line, shard
+        columns = [table[name].to_list() for name in table.columns]  # (whole columns: faster than row by row)
+        return dict(zip(columns[0], zip(*columns[1:]))), first_line, shard
 
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
         reader = StackExchangeReader(min_answer_score=self.settings["min_answer_score"], strict=self.strict)

@@ -2,6 +2,14 @@
 member; yield its row lines, parsed or read for their numbers; check the root element, cut rows and a missing end;
 classify each Posts.xml row.
 
+The file is read in blocks of whole lines (about 1 MiB; progress is reported per block). A pass over Posts.xml may
+give a fast path (``plain`` of :meth:`RowStream._rows`): a row line in the dump's usual form (two spaces, ``<row``,
+the numeric attributes in the dump's order, then ``Body``; the line ends ``/>``) is matched by one precompiled
+regular expression (:data:`_PLAIN_ROW`) that reads its numbers, instead of being stripped, classified and searched
+line by line. Every other line (header, root, a row in another attribute order, a cut row, ...) takes the general,
+order-agnostic path, so both give the same rows, counts and errors (tested in
+``tests/test_stackexchange_reader.py``).
+
 :class:`RowStream` is the base of :class:`~lima_data.sources.stackexchange.reader.StackExchangeReader`, whose
 passes (whole file, byte range) are built on :meth:`RowStream._rows`, and of
 :class:`~lima_data.sources.stackexchange.dialogue_reader.DialogueReader`, whose three passes are too.
@@ -19,13 +27,30 @@ from ...candidate import Candidate
 from ...errors import InputError
 from .. import ReaderStats
 from . import sevenzip
-from .rows import _PARSER, ANSWER, QUESTION, _candidate, _light_question, _numbers, _question
+from .rows import (
+    _PARSER,
+    ANSWER,
+    QUESTION,
+    _light_candidate,
+    _light_question,
+    _light_title,
+    _numbers,
+    _plain_numbers,
+    _question,
+)
 from .sites import SiteDump
 
 _CHUNK = 1 << 20
 
 #: What a ``pick`` of :meth:`RowStream._rows` returns for a row to be parsed.
 PARSE = object()
+
+#: The start of a row line as the dump writes it: two spaces of indent, then the numeric attributes in the dump's
+#: order (groups: Id, PostTypeId, AcceptedAnswerId, ParentId, Score), then ``Body``. Every attribute before the
+#: body is here, so these are exactly the numbers :func:`~.rows._numbers` reads from the line; a line in another
+#: form is read by the order-agnostic code.
+_PLAIN_ROW = re.compile(rb'  <row Id="(\d+)" PostTypeId="(\d+)" (?:AcceptedAnswerId="(\d+)" )?(?:ParentId="(\d+)" )?'
+                        rb'CreationDate="[^"]*" Score="(-?\d+)" (?:ViewCount="\d+" )?Body="')
 
 
 class RowStream:
@@ -55,20 +80,55 @@ class RowStream:
             fh.seek(dump.start)
         return fh
 
+    def _blocks(self, stream, start: int, end: int | None) -> Iterator[tuple[bytes, int, int]]:
+        """``(block, size, byte offset of block[0])``: the stream's lines in blocks of about :data:`_CHUNK` bytes;
+        ``block[:size]`` holds whole lines (the file's last line may lack its line end), up to the line holding
+        byte ``end - 1`` when ``end`` is given (a range ends at a line start: the line starting at ``end`` is the
+        next range's). The line a read cuts is completed and given as its own small block (no copy of the big
+        one)."""
+        offset = start
+        while end is None or offset < end:
+            block = stream.read(_CHUNK)
+            if not block:
+                return
+            size = block.rfind(b"\n") + 1
+            if size == 0:  # the block lies inside one long line
+                block += stream.readline()
+            if size in (0, len(block)):
+                parts = [(block, len(block))]
+            else:
+                tail = block[size:] + stream.readline()
+                parts = [(block, size), (tail, len(tail))]
+            for part, size in parts:
+                if end is not None and offset + size > end:
+                    cut = part.find(b"\n", end - offset - 1, size) + 1
+                    yield part, cut if cut > 0 else size, offset
+                    return
+                yield part, size, offset
+                offset += size
+                if end is not None and offset >= end:
+                    return
+
     def _rows(self, dump: SiteDump, stats: ReaderStats | None, progress: Callable[[int], None] | None,
               pick: Callable[[bytes], Any] | None = None, first_line: int = 1, cursor: dict[str, int] | None = None,
-              root: str = "posts") -> Iterator[tuple[int, int, Any]]:
+              root: str = "posts", plain: Callable[[re.Match, bytes, int, int], Any] | None = None
+              ) -> Iterator[tuple[int, int, Any]]:
         """Yield ``(line_number, byte_offset, row)`` for every well-formed ``<row>`` of a dump XML file whose root
         element is ``<root>`` (``posts``: a whole Posts.xml, or a byte range of one whose first line is
         ``first_line``; ``comments``: a whole Comments.xml). ``row`` is the row's attributes.
 
-        ``pick``: called with each row line's bytes; ``None`` skips the row without parsing it, :data:`PARSE`
-        parses it as if there were no ``pick``, and any other result is yielded as it is, instead of the
-        attributes (rows the caller only needs to count, rank or parse later; see :meth:`_numbers_or_parse`).
-        ``cursor``: receives ``{"lines": lines read}`` when the shard is done.
+        ``pick``: called with each row line's bytes (stripped); ``None`` skips the row without parsing it,
+        :data:`PARSE` parses it as if there were no ``pick``, and any other result is yielded as it is, instead
+        of the attributes (rows the caller only needs to count, rank or parse later; see
+        :meth:`_numbers_or_parse`). ``plain``: the same as ``pick``, faster, for a row line in the dump's usual
+        form (:data:`_PLAIN_ROW`: its numbers in the dump's attribute order, then ``Body``; the line ends
+        ``/>``): called with the match, the block and the bounds of the row's text in it (``block[start:end]``
+        is what ``pick`` would get); it must answer as ``pick`` would (it may call ``pick`` for a row it does
+        not handle). ``cursor``: receives ``{"lines": lines read}`` when the shard is done.
         Every row line counts in ``stats.rows``; malformed rows and a missing closing tag are recorded in
         ``stats`` (or raised when strict). The header (``<root>``) is checked in the shard holding the file's
-        start, ``</root>`` in the one holding its end.
+        start, ``</root>`` in the one holding its end. The file is read in blocks of whole lines; ``progress``
+        gets each block's size in bytes.
 
         Raises:
             InputError: the file cannot be read, is not XML, or its root element is not ``<root>``; any malformed
@@ -83,52 +143,77 @@ class RowStream:
         closed = False
         opened = not first
         line_no = first_line - 1
-        offset, end = dump.start, dump.end
+        match_plain = _PLAIN_ROW.match
         try:
             with stream:
-                for line in stream:
-                    here = offset
-                    if end is not None and here >= end:
-                        break
-                    offset += len(line)
-                    line_no += 1
+                for block, size, base in self._blocks(stream, dump.start, dump.end):
                     if progress is not None:
-                        progress(len(line))
-                    text = line.strip()
-                    if line_no == 1 and first:
-                        text = text.removeprefix(b"\xef\xbb\xbf")
-                        if not text.startswith(b"<"):
-                            raise InputError(label, f"not an XML file (expected a Stack Exchange {name})", line_no)
-                    if not text:
-                        continue
-                    if text.startswith(b"<row"):
-                        if not opened:
-                            raise InputError(label, f"a <row> before the <{root}> root element", line_no)
-                        if stats is not None:
-                            stats.rows += 1
-                        if pick is not None:
-                            found = pick(text)
-                            if found is None:
-                                continue
-                            if found is not PARSE:
-                                yield line_no, here, found
-                                continue
-                        attributes = self._parse_row(text, line_no, label, stats)
-                        if attributes is not None:
-                            yield line_no, here, attributes
-                    elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
-                        opened = opened or b"<" + tag in text  # a root on the declaration's line
-                        continue
-                    elif text.startswith(b"<" + tag):
-                        opened = True
-                    elif text.startswith(b"</" + tag + b">"):
-                        closed = True
-                    elif not opened:
-                        found = re.match(rb"<\s*([\w:.-]+)", text)
-                        other = found.group(1).decode(errors="replace") if found else text[:20].decode(errors="replace")
-                        raise InputError(label, f"not a {name}: the root element is <{other}>, not <{root}>", line_no)
-                    elif stats is not None:
-                        self._malformed(stats, label, line_no, "not a <row> element")
+                        progress(size)
+                    pos = 0
+                    while pos < size:
+                        if plain is not None and opened:  # the fast path: a row line in the dump's usual form
+                            found = match_plain(block, pos)
+                            if found is not None:
+                                stop = block.find(b"\n", found.end())
+                                # the text ends "/>" right before the line end ("\n" or "\r\n")
+                                text_end = stop - 1 if stop > 0 and block[stop - 1] == 13 else stop
+                                if stop > 0 and block.startswith(b"/>", text_end - 2):
+                                    here, pos = base + pos, stop + 1
+                                    line_no += 1
+                                    if stats is not None:
+                                        stats.rows += 1
+                                    found = plain(found, block, here - base + 2, text_end)
+                                    if found is None:
+                                        continue
+                                    if found is PARSE:
+                                        found = self._parse_row(block[here - base + 2:text_end], line_no, label,
+                                                                stats)
+                                        if found is None:
+                                            continue
+                                    yield line_no, here, found
+                                    continue
+                        stop = block.find(b"\n", pos)
+                        here, line = base + pos, block[pos:stop + 1 if stop >= 0 else size]
+                        pos += len(line)
+                        line_no += 1
+                        text = line.strip()
+                        if line_no == 1 and first:
+                            text = text.removeprefix(b"\xef\xbb\xbf")
+                            if not text.startswith(b"<"):
+                                raise InputError(label, f"not an XML file (expected a Stack Exchange {name})",
+                                                 line_no)
+                        if not text:
+                            continue
+                        if text.startswith(b"<row"):
+                            if not opened:
+                                raise InputError(label, f"a <row> before the <{root}> root element", line_no)
+                            if stats is not None:
+                                stats.rows += 1
+                            if pick is not None:
+                                found = pick(text)
+                                if found is None:
+                                    continue
+                                if found is not PARSE:
+                                    yield line_no, here, found
+                                    continue
+                            attributes = self._parse_row(text, line_no, label, stats)
+                            if attributes is not None:
+                                yield line_no, here, attributes
+                        elif text.startswith((b"<?xml", b"<!DOCTYPE", b"<!--")):
+                            opened = opened or b"<" + tag in text  # a root on the declaration's line
+                            continue
+                        elif text.startswith(b"<" + tag):
+                            opened = True
+                        elif text.startswith(b"</" + tag + b">"):
+                            closed = True
+                        elif not opened:
+                            found = re.match(rb"<\s*([\w:.-]+)", text)
+                            other = (found.group(1).decode(errors="replace") if found
+                                     else text[:20].decode(errors="replace"))
+                            raise InputError(label, f"not a {name}: the root element is <{other}>, not <{root}>",
+                                             line_no)
+                        elif stats is not None:
+                            self._malformed(stats, label, line_no, "not a <row> element")
         except InputError:
             raise
         except (OSError, EOFError, ValueError) as exc:
@@ -194,11 +279,15 @@ class RowStream:
         else:
             stats.count("answers")
 
-    def _skip(self, top: dict[int, tuple], wanted: set[int]) -> Callable[[bytes], dict[bytes, Any] | None]:
-        """The ``numbers`` of pass 2 (see :meth:`_numbers_or_parse`): answer rows whose id is not in ``wanted`` are read for
-        their numbers only, and, with ``min_answer_score`` set, questions whose top answer (``top[id][0]``, the
-        score) cannot pass it are read light (:func:`_light_question`); every other row is parsed."""
+    def _skip(self, top: dict[int, tuple], wanted: set[int], dump: SiteDump, stats: ReaderStats
+              ) -> tuple[Callable[[bytes], Any], Callable[..., Any]]:
+        """The ``pick`` and ``plain`` of pass 2 (see :meth:`_rows`): answer rows whose id is not in ``wanted``
+        are read for their numbers only, and, with ``min_answer_score`` set, questions whose top answer
+        (``top[id][0]``, the score) cannot pass it are read light (:func:`_light_question`); every other row is
+        parsed. ``plain`` counts a checked answer itself (yielding nothing) and makes a light question's
+        Candidate itself; other unparsed rows are yielded as numbers for :meth:`_unparsed`."""
         hold = self.min_answer_score
+        site = dump.domain
 
         def skip(line: bytes) -> dict[bytes, Any] | None:
             if b'PostTypeId="2"' in line:
@@ -213,7 +302,34 @@ class RowStream:
                         return _light_question(line, numbers)
             return None
 
-        return skip
+        pick = self._numbers_or_parse(skip)
+
+        def plain(found: re.Match, block: bytes, start: int, end: int) -> Any:
+            kind = found[2]
+            if kind == b"2":
+                if wanted and int(found[1]) in wanted:
+                    return PARSE
+                if found[4] is None:  # no ParentId: recorded as malformed, with its line, by :meth:`_unparsed`
+                    return _plain_numbers(found)
+                stats.count("answers")
+                return None
+            if kind == b"1":
+                if hold is None:
+                    return PARSE
+                question_id = int(found[1])
+                best = top.get(question_id)
+                # a question's line holding 'PostTypeId="2"' elsewhere is parsed, as ``skip`` does
+                if (best is not None and best[0] >= hold) or block.find(b'PostTypeId="2"', found.end(), end) >= 0:
+                    return PARSE
+                title, error = _light_title(block[start:end], True)
+                if error is not None:
+                    return {b"PostTypeId": QUESTION, b"Error": error}
+                stats.count("questions")
+                return _light_candidate(site, question_id, int(found[5]), title,
+                                        int(found[3]) if found[3] is not None else None, best)
+            return pick(block[start:end])
+
+        return pick, plain
 
     def _unparsed(self, numbers: dict[bytes, Any], dump: SiteDump, stats: ReaderStats, line_no: int,
                   top: dict[int, tuple]) -> Candidate | None:
@@ -226,10 +342,9 @@ class RowStream:
             self._malformed(stats, dump.label, line_no, numbers[b"Error"])
             return None
         stats.count("questions")
-        question = {"id": numbers[b"Id"], "site": dump.domain, "title": numbers[b"Title"],
-                    "score": numbers.get(b"Score", 0), "accepted_answer_id": numbers.get(b"AcceptedAnswerId")}
-        best = top.get(question["id"])
-        return _candidate(question, best[:2] if best is not None else None, None)
+        best = top.get(numbers[b"Id"])
+        return _light_candidate(dump.domain, numbers[b"Id"], numbers.get(b"Score", 0), numbers[b"Title"],
+                                numbers.get(b"AcceptedAnswerId"), best)
 
     def _posts(self, dump: SiteDump, stats: ReaderStats, progress: Callable[[int], None] | None,
                top: dict[int, tuple], wanted: set[int], first_line: int = 1
@@ -237,8 +352,11 @@ class RowStream:
         """The rows of pass 2: a Candidate for each light question (see :meth:`_skip` and :meth:`_unparsed`), and
         ``(post type, post id, question fields or None, attributes)`` for each parsed, well-formed row (see
         :meth:`_post`); answers not in ``wanted`` are counted and checked, unparsed, and not yielded."""
-        for line_no, _, row in self._rows(dump, stats, progress, self._numbers_or_parse(self._skip(top, wanted)),
-                                          first_line=first_line):
+        pick, plain = self._skip(top, wanted, dump, stats)
+        for line_no, _, row in self._rows(dump, stats, progress, pick, first_line=first_line, plain=plain):
+            if type(row) is Candidate:  # a light question, made by ``plain``
+                yield row
+                continue
             if b"PostTypeId" in row:  # read without a parse
                 candidate = self._unparsed(row, dump, stats, line_no, top)
                 if candidate is not None:
