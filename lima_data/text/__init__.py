@@ -39,6 +39,8 @@ def strip_code(markdown: str) -> str:
 
     An unclosed fence (a response cut mid-block) is left as it is.
     """
+    if "`" not in markdown and "~~~" not in markdown:  # no code: skip the scans (a fence's "^" is tried everywhere)
+        return markdown
     return _INLINE.sub(" ", _FENCED.sub("\n", markdown))
 
 
