@@ -209,22 +209,26 @@ class Dedup:
     def _minhash_pairs(self, candidates: list[Candidate], link, normalised: list[str] | None = None) -> None:
         """Link near-duplicate responses; ``normalised``: each candidate's :func:`normalise`-d response when the
         caller has them (else they are computed here)."""
+        import numpy as np
+
         from .minhash import LSHIndex as MinHashLSH
-        from .minhash import jaccard
 
         size, num_perm, threshold = self.near["shingle"], self.near["num_perm"], self.near["threshold"]
         indexed = [i for i, c in enumerate(candidates) if c.response.strip()]
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        seen: dict[int, Any] = {}
+        signatures = np.empty((len(indexed), num_perm), dtype=np.uint32)  # row k: the k-th indexed candidate's
         if normalised is None:
             normalised = [normalise(c.response) for c in candidates]
         sets = (_shingles_of_normalised(normalised[i], size) for i in indexed)
-        for i, minhash in zip(indexed, _minhashes(sets, num_perm, seed=1)):
-            for j in lsh.query(minhash):
-                if jaccard(minhash, seen[j]) >= threshold:  # LSH gives candidates; the estimate decides
-                    link(j, i, "near_duplicate")
-            lsh.insert(i, minhash)
-            seen[i] = minhash
+        for k, (i, minhash) in enumerate(zip(indexed, _minhashes(sets, num_perm, seed=1))):
+            found = list(lsh.query(minhash))
+            if found:  # LSH gives candidates; the estimated Jaccard (share of equal minima: minhash.jaccard) decides
+                equal = np.count_nonzero(signatures[found] == minhash, axis=1).tolist()
+                for row, same in zip(found, equal):
+                    if same / num_perm >= threshold:
+                        link(indexed[row], i, "near_duplicate")
+            lsh.insert(k, minhash)
+            signatures[k] = minhash
 
     def _prompt_pairs(self, candidates: list[Candidate], link) -> None:
         from rapidfuzz import fuzz
