@@ -45,7 +45,11 @@ def strip_code(markdown: str) -> str:
 
 
 _HTML_CODE = re.compile(r"<(pre|code)\b[^>]*>.*?</\1\s*>", re.S | re.I)
-_HTML_BLOCKQUOTE = re.compile(r"<blockquote\b[^>]*>(?:(?!<blockquote\b).)*?</blockquote\s*>", re.S | re.I)
+#: An innermost quoted block: no ``<blockquote`` inside, up to the first ``</blockquote>`` (the same spans as
+#: ``<blockquote\b[^>]*>(?:(?!<blockquote\b).)*?</blockquote\s*>``, written as runs of ``[^<]`` so the regex engine
+#: checks a look-ahead only at each ``<``, not at each character).
+_HTML_BLOCKQUOTE = re.compile(r"<blockquote\b[^>]*>[^<]*(?:<(?!blockquote\b|/blockquote\s*>)[^<]*)*</blockquote\s*>",
+                              re.S | re.I)
 _HTML_BLOCK_TAG = re.compile(r"</?(?:p|div|li|ul|ol|h[1-6]|br|hr|table|tr|td|th|dl|dt|dd|blockquote)\b[^>]*>", re.I)
 _HTML_TAG = re.compile(r"<[^>]*>")
 

@@ -66,7 +66,8 @@ class _Tag(Tag):
 
     def find_parent(self, name=None, attrs=None, **kwargs):
         if not isinstance(name, str) or ":" in name or attrs or kwargs:
-            return super().find_parent(name, attrs, **kwargs)
+            # bs4's own default for attrs when none was given (its default differs between versions)
+            return super().find_parent(name, **kwargs) if attrs is None else super().find_parent(name, attrs, **kwargs)
         parent = self.parent
         while parent is not None:
             if parent.name == name:
