@@ -32,13 +32,12 @@ _ELLIPSIS = re.compile(r"\.(?<!\.\.)\.{2,3}(?!\.)|\u2026")
 _SENTENCE = re.compile(r"\s(?:(?<=[.!?]\s)\s*|(?<=\n)\n*)")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _HEADING_HASHES = re.compile(r"^[ \t]*#{1,6}[ \t]", re.M)
-#: A whitespace token holding a letter or digit (``[^\W_]`` is exactly ``str.isalnum`` per character): the same
-#: tokens as ``[t for t in text.split() if any(c.isalnum() for c in t)]``, 4x faster.
-_ALNUM_TOKEN = re.compile(r"\S*?[^\W_]\S*")
-#: A token with an ASCII letter (so a letter), and a whitespace-led token with none that holds a letter or digit
-#: (matched in ``" " + text``; its letters, if any, are checked by ``str.isalpha``).
-_ASCII_LETTER_TOKEN = re.compile(r"\S*?[A-Za-z]\S*")
-_OTHER_ALNUM_TOKEN = re.compile(r"\s([^\sA-Za-z]*[^\W_A-Za-z][^\sA-Za-z]*)(?!\S)")
+#: A whitespace token with no ASCII letter, matched in ``" " + text`` after the whitespace before it (few in prose:
+#: numbers, dashes, Markdown syntax, other scripts). Every other token has a letter, so tokens and letters are
+#: counted from ``text.split()`` and these few (3x faster than a regex match per token).
+_NO_ASCII_LETTER_TOKEN = re.compile(r"\s([^\sA-Za-z]+)(?!\S)")
+#: A letter or digit: ``[^\W_]`` is exactly ``str.isalnum`` per character.
+_ALNUM = re.compile(r"[^\W_]")
 
 
 def _dup_fraction(items: list[str]) -> float:
@@ -83,7 +82,11 @@ def quality_measures(markdown: str) -> dict[str, float]:
     prose = strip_math(strip_code(markdown))
     lines = list(filter(None, map(str.strip, prose.splitlines())))
     paragraphs = list(filter(None, map(str.strip, _PARAGRAPH_BREAK.split(prose))))
-    tokens = _ALNUM_TOKEN.findall(prose)  # words: Markdown syntax, dashes out
+    # tokens: whitespace tokens with a letter or digit (Markdown syntax, dashes out); alphabetic: those with a letter
+    split = len(prose.split())
+    no_ascii_letter = _NO_ASCII_LETTER_TOKEN.findall(" " + prose)
+    tokens = split - sum(1 for t in no_ascii_letter if not _ALNUM.search(t))
+    alphabetic = split - len(no_ascii_letter) + sum(1 for t in no_ascii_letter if any(map(str.isalpha, t)))
     lowered = prose.lower()
     words = _WORD.findall(lowered)
     if ">" in prose:  # blockquote lines to remove
@@ -96,10 +99,6 @@ def quality_measures(markdown: str) -> dict[str, float]:
     # lower-casing maps no character to or from whitespace or ".!?", so the breaks fall where they fall in own_prose
     sentences = [" ".join(_WORD.findall(s)) for s in _SENTENCE.split(own_lowered)]
     symbols = (_HEADING_HASHES.sub("", prose).count("#") if "#" in prose else 0) + len(_ELLIPSIS.findall(prose))
-    # tokens with a letter: those with an ASCII letter, then the others (numbers, other scripts) one by one
-    alphabetic = len(_ASCII_LETTER_TOKEN.findall(prose))
-    if alphabetic < len(tokens):
-        alphabetic += sum(1 for t in _OTHER_ALNUM_TOKEN.findall(" " + prose) if any(map(str.isalpha, t)))
     return {
         "dup_lines": round(_dup_fraction(lines), 4),
         "dup_paragraphs": round(_dup_fraction(paragraphs), 4),
@@ -107,8 +106,8 @@ def quality_measures(markdown: str) -> dict[str, float]:
         "top_3gram": round(_top_ngram_share(own, own_total, 3), 4),
         "top_4gram": round(_top_ngram_share(own, own_total, 4), 4),
         "dup_sentences": round(_dup_fraction([s for s in sentences if s.count(" ") >= 5]), 4),
-        "symbol_ratio": round(symbols / len(tokens), 4) if tokens else 0.0,
-        "alpha_ratio": round(alphabetic / len(tokens), 4) if tokens else 1.0,
+        "symbol_ratio": round(symbols / tokens, 4) if tokens else 0.0,
+        "alpha_ratio": round(alphabetic / tokens, 4) if tokens else 1.0,
         "markup": len(_MARKUP.findall(prose)),
         "words": len(words),
         "own_words": len(own),
