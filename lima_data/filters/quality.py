@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import chain
 
 from ..candidate import Candidate
 from ..text import strip_code, strip_math, strip_quotes
@@ -88,16 +89,14 @@ def quality_measures(markdown: str) -> dict[str, float]:
     tokens = split - sum(1 for t in no_ascii_letter if not _ALNUM.search(t))
     alphabetic = split - len(no_ascii_letter) + sum(1 for t in no_ascii_letter if any(map(str.isalpha, t)))
     lowered = prose.lower()
-    words = _WORD.findall(lowered)
-    if ">" in prose:  # blockquote lines to remove
-        own_prose = strip_quotes(prose, spans=False)
-        own_lowered = own_prose.lower()
-        own = _WORD.findall(own_lowered)
-    else:
-        own_lowered, own = lowered, words
+    own_lowered = strip_quotes(prose, spans=False).lower() if ">" in prose else lowered  # blockquote lines out
+    # lower-casing maps no character to or from whitespace or ".!?", so the breaks fall where they fall in own_prose;
+    # a break is whitespace, never part of a word, so the sentences' words are the text's words
+    sentence_words = [_WORD.findall(s) for s in _SENTENCE.split(own_lowered)]
+    own = list(chain.from_iterable(sentence_words))
+    words = own if own_lowered is lowered else _WORD.findall(lowered)
     own_total = sum(map(len, own))
-    # lower-casing maps no character to or from whitespace or ".!?", so the breaks fall where they fall in own_prose
-    sentences = [" ".join(_WORD.findall(s)) for s in _SENTENCE.split(own_lowered)]
+    sentences = [" ".join(s) for s in sentence_words]
     symbols = (_HEADING_HASHES.sub("", prose).count("#") if "#" in prose else 0) + len(_ELLIPSIS.findall(prose))
     return {
         "dup_lines": round(_dup_fraction(lines), 4),
