@@ -286,7 +286,7 @@ def test_code_blocks_are_removed_as_the_lazy_patterns_define_in_linear_time(real
     import re
 
     from lima_data.filters.style import SelfContained
-    from lima_data.text import _strip_html_code, strip_code
+    from lima_data.text import _strip_html_code, html_prose, strip_code
 
     fenced = re.compile(r"^(```|~~~)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
     inline = re.compile(r"`[^`\n]+`")
@@ -306,5 +306,76 @@ def test_code_blocks_are_removed_as_the_lazy_patterns_define_in_linear_time(real
     unclosed = "```py\nx = 1\n" * 8000
     assert strip_code(unclosed) == unclosed  # nothing closes: left as it is
     assert _strip_html_code("<pre>x " * 15000) == "<pre>x " * 15000
+    assert html_prose("a<b " * 30000) == "a<b " * 30000 and html_prose("<p " * 30000 + ">") == "\n"  # one tag
     assert SelfContained._BARE_DEMONSTRATIVE.search("this" + " " * 50000 + "x") is None
     assert SelfContained._BARE_DEMONSTRATIVE.search("What does this do? Explain this ?! ").group(1) == "this"
+
+
+def test_fast_regexes_find_what_their_plain_forms_find_on_real_posts(real):
+    """The text helpers' regexes are written to open with a literal or a class (a look-behind moved after it,
+    a line start read as the line break before it) so the regex engine skips ahead; on every real post (its HTML,
+    its prose) each finds exactly what the plain form finds (the plain forms are written out here), and quality's
+    token and letter counts equal a count over ``str.split()`` tokens."""
+    import re
+
+    from lima_data.filters import pii, quality
+    from lima_data.text import _INLINE, _NOT_SPEAKERS, _QUOTED, html_prose, strip_code, strip_math, strip_quotes
+
+    fenced = re.compile(r"^(```|~~~)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
+    single = re.compile(r"(?<![^\s(\[])['\u2018](?=\S)[^\n]{1,300}?(?<=\S)['\u2019](?![\w'\u2019])")
+    dialogue = re.compile(r"^[ \t]*(?:[-*][ \t]+)?[*_]{0,2}([A-Z][\w.'\u2019-]*(?:[ \t]+[A-Z][\w.'\u2019-]*){0,2})"
+                          r"[*_]{0,2}[ \t]*[*_]{0,2}:[*_]{0,2}[ \t]+\S.*$", re.M)
+    math = re.compile(r"\$\$.{1,4000}?\$\$|(?<![\\$\w])\$(?=[^\s$\d])[^$\n]{1,400}?(?<=[^\s\\])\$(?![\w$])"
+                      r"|\\\(.{1,400}?\\\)|\\\[.{1,4000}?\\\]|\\begin\{(\w+\*?)\}.{0,8000}?\\end\{\1\}", re.S)
+    sentence, ellipsis = re.compile(r"(?<=[.!?])\s+|\n+"), re.compile(r"(?<!\.)\.{3,4}(?!\.)|\u2026")
+    texts = [t for c in real.values() if c.response for t in (c.response, html_prose(c.response))]
+    texts += ["'a' b:\nAlice: 'hi' \u2018x\u2019 $x$ a$y$ $5 and $10 ... .... ..... \u2026 x\u00b2 \u00bd 12 ab 3a"]
+    assert any(single.search(t) for t in texts) and any(dialogue.search(t) for t in texts)
+    for text in texts:
+        assert strip_code(text) == _INLINE.sub(" ", fenced.sub("\n", text))
+        assert strip_math(text) == (math.sub(" ", text) if "$" in text or "\\" in text else text)
+        reference = re.sub(r"^[ \t]*>.*$", "", text, flags=re.M)
+        reference = dialogue.sub(lambda m: m.group(0) if m.group(1).lower().rstrip(".") in _NOT_SPEAKERS else "",
+                                 reference)
+        assert strip_quotes(text) == single.sub(" ", _QUOTED.sub(" ", reference))
+        assert quality._SENTENCE.split(text) == sentence.split(text)
+        assert quality._ELLIPSIS.findall(text) == ellipsis.findall(text)
+        assert quality._NO_ASCII_LETTER_TOKEN.findall(" " + text) == [t for t in text.split()
+                                                                       if not re.search("[A-Za-z]", t)]
+        prose = strip_math(strip_code(text))  # what quality_measures counts tokens in
+        tokens = [t for t in prose.split() if any(ch.isalnum() for ch in t)]
+        letters = sum(1 for t in tokens if any(map(str.isalpha, t)))
+        assert quality.quality_measures(text)["alpha_ratio"] == (round(letters / len(tokens), 4) if tokens else 1.0)
+        for kind in ("ip", "phone"):
+            if pii.PII_PATTERNS[kind].search(text):
+                assert pii._PII_HINTS[kind].search(text)
+
+
+def test_markdown_conversion_helpers_match_bs4_on_real_posts(real):
+    """html_to_markdown's soup class finds a tag's ``<pre>`` parent as bs4's ``find_parent`` does, its tree walks
+    find what ``find_all`` / ``find`` find, and trailing spaces go as ``[ \\t]+$`` removes them, on every tag of
+    every real post."""
+    import re
+
+    from bs4 import BeautifulSoup, Tag
+
+    from lima_data.text.markup import _first_tag, _parent_tag, _strip_trailing, _Tag, _tags, html_to_markdown
+
+    for c in real.values():
+        if not c.response:
+            continue
+        fast, plain = BeautifulSoup(c.response, "lxml", element_classes={Tag: _Tag}), BeautifulSoup(c.response, "lxml")
+        assert str(fast) == str(plain)
+        for ours, theirs in zip(fast.find_all(True), plain.find_all(True)):
+            for name in ("pre", "p", "li"):
+                mine = ours.find_parent(name)
+                assert (mine.name, mine.sourcepos) == (theirs.find_parent(name).name, theirs.find_parent(name).sourcepos) \
+                    if mine else theirs.find_parent(name) is None
+            found = _parent_tag(ours, ("p", "li", "dd", "dt"))
+            assert (found and found.sourcepos) == ((theirs.find_parent(["p", "li", "dd", "dt"]) or None)
+                                                   and theirs.find_parent(["p", "li", "dd", "dt"]).sourcepos)
+            assert [t.sourcepos for t in _tags(ours, ("a", "ul"))] == [t.sourcepos for t in theirs.find_all(["a", "ul"])]
+            first = _first_tag(ours, ("pre", "img"))
+            assert (first and first.sourcepos) == (theirs.find(["pre", "img"]) and theirs.find(["pre", "img"]).sourcepos)
+        markdown = html_to_markdown(c.response)[0] + " \t\n x  \n\t"
+        assert _strip_trailing(markdown) == re.sub(r"[ \t]+$", "", markdown, flags=re.M)

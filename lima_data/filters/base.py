@@ -36,6 +36,7 @@ REGISTRY: dict[str, type["Filter"]] = {}
 #: Most matches :meth:`Filter.explain` returns for one candidate, and characters of context each side.
 EXPLAIN_LIMIT = 8
 EXPLAIN_CONTEXT = 60
+_SPACES = re.compile(r"\s+")
 
 
 def match_spans(field: str, text: str, spans) -> list[dict[str, str]]:
@@ -45,8 +46,8 @@ def match_spans(field: str, text: str, spans) -> list[dict[str, str]]:
     out = []
     for start, end in spans:
         out.append({"field": field, "match": text[start:end],
-                    "before": re.sub(r"\s+", " ", text[max(0, start - EXPLAIN_CONTEXT):start]),
-                    "after": re.sub(r"\s+", " ", text[end:end + EXPLAIN_CONTEXT])})
+                    "before": _SPACES.sub(" ", text[max(0, start - EXPLAIN_CONTEXT):start]),
+                    "after": _SPACES.sub(" ", text[end:end + EXPLAIN_CONTEXT])})
         if len(out) >= EXPLAIN_LIMIT:
             break
     return out

@@ -16,6 +16,7 @@ are missing.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 from ..candidate import Candidate
 from ..files import dumps
 from ..pipeline import FilterStats, RejectSink, run_stage
-from ..text import normalise, normalised_words
+from ..text import normalise
 
 REASONS = ("duplicate_id", "exact_duplicate", "near_duplicate", "similar_prompt")
 _STRENGTH = {"duplicate_id": -1, "exact_duplicate": 0, "near_duplicate": 1, "similar_prompt": 2}
@@ -36,12 +37,22 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_WORDS = re.compile(r"\w+")
+
+
 def shingles(text: str, size: int) -> set[bytes]:
     """Word ``size``-grams of normalised text (the whole text as one shingle when it is shorter)."""
-    words = normalised_words(text)
+    return _shingles_of_normalised(normalise(text), size)
+
+
+def _shingles_of_normalised(norm: str, size: int) -> set[bytes]:
+    """:func:`shingles` of text already :func:`~lima_data.text.normalise`-d (its words, as
+    :func:`~lima_data.text.normalised_words` reads them)."""
+    words = _WORDS.findall(norm)
     if len(words) <= size:
         return {" ".join(words).encode()} if words else set()
-    return {" ".join(words[i:i + size]).encode() for i in range(len(words) - size + 1)}
+    grams = set(map(" ".join, zip(*(words[k:] for k in range(size)))))  # each distinct one encoded once
+    return set(map(str.encode, grams))
 
 
 def char_ngrams(text: str, size: int) -> set[bytes]:
@@ -63,11 +74,12 @@ def keeper_order(candidate: Candidate) -> tuple:
 
 def _minhashes(sets, num_perm: int, seed: int):
     """MinHash signature of each set (empty sets hash as one empty shingle); see :mod:`.minhash` (datasketch's
-    sketches without importing datasketch and scipy)."""
+    sketches without importing datasketch and scipy). A signature is a minimum per permutation, so the order in
+    which a set's shingles are hashed does not matter (no sorting)."""
     from .minhash import signature
 
     for s in sets:
-        yield signature(sorted(s) or [b""], num_perm, seed)
+        yield signature(s or (b"",), num_perm, seed)
 
 
 class _UnionFind:
@@ -151,11 +163,14 @@ class Dedup:
                 link(first_of_id[c.id], i, "duplicate_id")
             else:
                 first_of_id[c.id] = i
+        normalised_responses = None  # the exact pass's normalised responses, reused for the MinHash shingles
         if self.enabled and self.exact:
             for attr in ("prompt", "response"):
                 first: dict[str, int] = {}
-                for i, c in enumerate(candidates):
-                    key = normalise(getattr(c, attr))
+                keys = [normalise(getattr(c, attr)) for c in candidates]
+                if attr == "response":
+                    normalised_responses = keys
+                for i, key in enumerate(keys):
                     if not key:
                         continue
                     if key in first:
@@ -163,7 +178,7 @@ class Dedup:
                     else:
                         first[key] = i
         if self.enabled and self.near["enabled"]:
-            self._minhash_pairs(candidates, link)
+            self._minhash_pairs(candidates, link, normalised_responses)
         if self.enabled and self.prompt["enabled"]:
             self._prompt_pairs(candidates, link)
 
@@ -191,21 +206,29 @@ class Dedup:
         clusters.sort(key=lambda c: c["keeper"])
         return DedupResult(decisions, clusters, by_position, {id(c): i for i, c in enumerate(candidates)})
 
-    def _minhash_pairs(self, candidates: list[Candidate], link) -> None:
+    def _minhash_pairs(self, candidates: list[Candidate], link, normalised: list[str] | None = None) -> None:
+        """Link near-duplicate responses; ``normalised``: each candidate's :func:`normalise`-d response when the
+        caller has them (else they are computed here)."""
+        import numpy as np
+
         from .minhash import LSHIndex as MinHashLSH
-        from .minhash import jaccard
 
         size, num_perm, threshold = self.near["shingle"], self.near["num_perm"], self.near["threshold"]
         indexed = [i for i, c in enumerate(candidates) if c.response.strip()]
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        seen: dict[int, Any] = {}
-        for i, minhash in zip(indexed, _minhashes((shingles(candidates[i].response, size) for i in indexed),
-                                                  num_perm, seed=1)):
-            for j in lsh.query(minhash):
-                if jaccard(minhash, seen[j]) >= threshold:  # LSH gives candidates; the estimate decides
-                    link(j, i, "near_duplicate")
-            lsh.insert(i, minhash)
-            seen[i] = minhash
+        signatures = np.empty((len(indexed), num_perm), dtype=np.uint32)  # row k: the k-th indexed candidate's
+        if normalised is None:
+            normalised = [normalise(c.response) for c in candidates]
+        sets = (_shingles_of_normalised(normalised[i], size) for i in indexed)
+        for k, (i, minhash) in enumerate(zip(indexed, _minhashes(sets, num_perm, seed=1))):
+            found = list(lsh.query(minhash))
+            if found:  # LSH gives candidates; the estimated Jaccard (share of equal minima: minhash.jaccard) decides
+                equal = np.count_nonzero(signatures[found] == minhash, axis=1).tolist()
+                for row, same in zip(found, equal):
+                    if same / num_perm >= threshold:
+                        link(indexed[row], i, "near_duplicate")
+            lsh.insert(k, minhash)
+            signatures[k] = minhash
 
     def _prompt_pairs(self, candidates: list[Candidate], link) -> None:
         from rapidfuzz import fuzz

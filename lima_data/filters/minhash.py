@@ -42,7 +42,9 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def signature(shingles: Iterable[bytes], num_perm: int, seed: int) -> np.ndarray:
     """The MinHash of a set of byte strings: ``num_perm`` uint32 minima (all ``2**32 - 1`` for an empty set)."""
     a, b = permutations(num_perm, seed)
-    hv = np.array([int.from_bytes(hashlib.sha1(s).digest()[:4], "little") for s in shingles], dtype=_UINT32)
+    sha1 = hashlib.sha1
+    # the first 4 bytes of each digest, read at once as little-endian uint32 (no per-shingle int conversion)
+    hv = np.frombuffer(b"".join([sha1(s).digest()[:4] for s in shingles]), dtype="<u4").astype(_UINT32)
     if not len(hv):
         return np.full(num_perm, np.iinfo(_UINT32).max, dtype=_UINT32)
     with np.errstate(over="ignore"):

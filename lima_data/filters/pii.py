@@ -20,6 +20,10 @@ PII_PATTERNS = {
 #: Text a match of each pattern must contain: a piece without any of it skips that pattern (same result, faster).
 _PII_NEEDS = {"email": ("@",), "ip": (".",), "phone": ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
               "user": ("@", "u/")}
+#: What a match must hold, found by a quick scan (a regex that opens with a digit, so the engine skips to digits;
+#: the patterns above open with a look-behind and are tried at every character): a piece without it skips the
+#: pattern. An IPv4 address holds "digit.digit"; a phone number ends in ``\d{3,4}[ -]\d{3,4}``.
+_PII_HINTS = {"ip": re.compile(r"\d\.\d"), "phone": re.compile(r"\d{3}[ -]\d{3}")}
 _FENCE_OR_INLINE = re.compile(r"(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)", re.S | re.M)
 
 
@@ -32,7 +36,8 @@ def replace_pii(text: str, placeholders: dict[str, str], kinds=PII_PATTERNS) -> 
     counts = dict.fromkeys(PII_PATTERNS, 0)
     pieces = []
     last = 0
-    for code in _FENCE_OR_INLINE.finditer(text):
+    # no code to skip without a backtick or "~~~" (the code pattern opens with "^", tried at every character)
+    for code in (_FENCE_OR_INLINE.finditer(text) if "`" in text or "~~~" in text else ()):
         pieces.append((text[last:code.start()], True))
         pieces.append((code.group(0), False))
         last = code.end()
@@ -42,6 +47,8 @@ def replace_pii(text: str, placeholders: dict[str, str], kinds=PII_PATTERNS) -> 
         if is_prose:
             for kind, pattern in PII_PATTERNS.items():  # email before user: an address's @ is not a handle
                 if kind not in kinds or not any(needed in piece for needed in _PII_NEEDS[kind]):
+                    continue
+                if kind in _PII_HINTS and not _PII_HINTS[kind].search(piece):
                     continue
                 piece, n = pattern.subn(placeholders[kind], piece)
                 counts[kind] += n

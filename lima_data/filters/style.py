@@ -34,7 +34,10 @@ ROMAN_NOUNS = frozenset("""
 _ROMAN = r"(?:I{1,3}|IV|VI{0,3}|IX|X{1,3})"
 _ROMAN_NEXT = re.compile(rf"\s*(?:,|/|-|\u2013|and\b|or\b|to\b|through\b)\s*{_ROMAN}\b")
 _ROMAN_PREV = re.compile(rf"\b{_ROMAN}\s*(?:,|/|-|\u2013|and|or|to|through)\s*$")
-_PREV_WORD = re.compile(r"([A-Za-z]+)[\s\u00a0]*$")
+#: What the text before a roman numeral's separator ends with, once stripped (the end of :data:`_ROMAN_PREV`): text
+#: that ends otherwise cannot match, so the regex search is skipped.
+_ROMAN_SEPARATORS = (",", "/", "-", "\u2013", "and", "or", "to", "through")
+_ASCII_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #: Characters next to an "I" that make it a symbol, a key or a format code, not the pronoun: ``\mathbb{I}``,
 #: ``I^2 R``, ``I_0``, ``%I``, ``Ctrl+I``, ``Shift + I``, ``=I``.
 _SYMBOL_BEFORE = set("\\{^_$%+=<>|([&#@~")
@@ -50,7 +53,8 @@ def is_pronoun_i(text: str, start: int) -> bool:
     "I" too and follow the same rules."""
     before = text[max(0, start - 40):start]
     after = text[start + 1:start + 40]
-    prev_char = before.rstrip()[-1:] if before.rstrip() else ""
+    stripped = before.rstrip()
+    prev_char = stripped[-1:]
     next_char = after.lstrip()[:1]
     if prev_char in _SYMBOL_BEFORE or next_char in _SYMBOL_AFTER:
         return False
@@ -59,11 +63,12 @@ def is_pronoun_i(text: str, start: int) -> bool:
     line_start = not before or before.rsplit("\n", 1)[-1].strip() in ("", "-", "*", "1.")
     if line_start and after[:1] in (".", ")", ":"):
         return False
-    word = _PREV_WORD.search(before)
-    if word and word.group(1).lower() in ROMAN_NOUNS and (
-            word.group(1)[0].isupper() or not re.match(r"\s+[a-z]", after)):
+    # the word before: the ASCII letters ending the stripped window (what ``([A-Za-z]+)[\s\u00a0]*$`` finds,
+    # without a regex search over the window; U+00A0 is whitespace to rstrip too)
+    word = stripped[len(stripped.rstrip(_ASCII_LETTERS)):]
+    if word and word.lower() in ROMAN_NOUNS and (word[0].isupper() or not re.match(r"\s+[a-z]", after)):
         return False  # "Type I diabetes", "phase I." -- but "at this stage I would" is the pronoun
-    return not (_ROMAN_NEXT.match(after) or _ROMAN_PREV.search(before))
+    return not (_ROMAN_NEXT.match(after) or stripped.endswith(_ROMAN_SEPARATORS) and _ROMAN_PREV.search(before))
 
 
 class SelfContained(Filter):

@@ -74,6 +74,8 @@ def strip_code(markdown: str) -> str:
 
     An unclosed fence (a response cut mid-block) is left as it is.
     """
+    if "`" not in markdown and "~~~" not in markdown:  # no code: skip the scans
+        return markdown
     fenced = _sub_blocks(markdown, _FENCE_OPEN, lambda m: m.end(), _FENCE_CLOSE.__getitem__, "\n")
     return _INLINE.sub(" ", fenced)
 
@@ -90,7 +92,11 @@ def _strip_html_code(markup: str) -> str:
     return _sub_blocks(markup, _HTML_CODE_OPEN, body_start, _HTML_CODE_CLOSE.__getitem__, " ")
 
 
-_HTML_BLOCKQUOTE = re.compile(r"<blockquote\b[^>]*>(?:(?!<blockquote\b).)*?</blockquote\s*>", re.S | re.I)
+#: An innermost quoted block: no ``<blockquote`` inside, up to the first ``</blockquote>`` (the same spans as
+#: ``<blockquote\b[^>]*>(?:(?!<blockquote\b).)*?</blockquote\s*>``, written as runs of ``[^<]`` so the regex engine
+#: checks a look-ahead only at each ``<``, not at each character).
+_HTML_BLOCKQUOTE = re.compile(r"<blockquote\b[^>]*>[^<]*(?:<(?!blockquote\b|/blockquote\s*>)[^<]*)*</blockquote\s*>",
+                              re.S | re.I)
 _HTML_BLOCK_TAG = re.compile(r"</?(?:p|div|li|ul|ol|h[1-6]|br|hr|table|tr|td|th|dl|dt|dd|blockquote)\b[^>]*>", re.I)
 _HTML_TAG = re.compile(r"<[^>]*>")
 
@@ -125,18 +131,22 @@ def html_prose(markup: str, *, blockquotes: bool = True, headings: bool = True) 
         if stripped == text:
             break
         text = stripped
-    return html.unescape(_HTML_TAG.sub("", _HTML_BLOCK_TAG.sub("\n", text)))
+    end = text.rfind(">") + 1  # no tag ends after the last ">": without the cut each "<" there scans to the end
+    return html.unescape(_HTML_TAG.sub("", _HTML_BLOCK_TAG.sub("\n", text[:end])) + text[end:])
 
 
 _BLOCKQUOTE = re.compile(r"^[ \t]*>.*$", re.M)
 _QUOTED = re.compile(r"[\"\u201c][^\"\u201c\u201d\n]{1,300}[\"\u201d]")
 #: 'single-quoted' and ‘curly’ spans: the opening quote follows a space or a bracket, the closing one ends a word
 #: (the apostrophes of "don't" inside are passed over: the match is lazy and needs a non-word character after the
-#: closing quote).
-_SINGLE_QUOTED = re.compile(r"(?<![^\s(\[])['\u2018](?=\S)[^\n]{1,300}?(?<=\S)['\u2019](?![\w'\u2019])")
+#: closing quote). The check of the character before the opening quote is a look-behind placed after the quote, so
+#: the regex engine skips to the next quote at once (the same matches as ``(?<![^\s(\[])['\u2018]...``).
+_SINGLE_QUOTED = re.compile(r"['\u2018](?<![^\s(\[]['\u2018])(?=\S)[^\n]{1,300}?(?<=\S)['\u2019](?![\w'\u2019])")
 #: A dialogue or transcript line: a speaker label of one to three capitalised words, then a colon ("Alice: I ...",
 #: "Customer Service: ..."). Labels that head the writer's own text ("Note:", "Edit:") are not speakers.
-_DIALOGUE = re.compile(r"^[ \t]*(?:[-*][ \t]+)?[*_]{0,2}([A-Z][\w.'\u2019-]*(?:[ \t]+[A-Z][\w.'\u2019-]*){0,2})"
+#: Matched with the line break before the line (in ``"\n" + text``), so the regex engine skips from line break to
+#: line break instead of trying ``^`` at every character (the same lines; no match crosses a line break).
+_DIALOGUE = re.compile(r"\n[ \t]*(?:[-*][ \t]+)?[*_]{0,2}([A-Z][\w.'\u2019-]*(?:[ \t]+[A-Z][\w.'\u2019-]*){0,2})"
                        r"[*_]{0,2}[ \t]*[*_]{0,2}:[*_]{0,2}[ \t]+\S.*$", re.M)
 _NOT_SPEAKERS = {
     "note", "notes", "edit", "update", "tip", "tips", "warning", "example", "examples", "answer", "summary",
@@ -147,7 +157,7 @@ _NOT_SPEAKERS = {
 
 
 def _dialogue_line(match: re.Match) -> str:
-    return match.group(0) if match.group(1).lower().rstrip(".") in _NOT_SPEAKERS else ""
+    return match.group(0) if match.group(1).lower().rstrip(".") in _NOT_SPEAKERS else "\n"
 
 
 def strip_quotes(markdown: str, *, spans: bool = True) -> str:
@@ -156,18 +166,21 @@ def strip_quotes(markdown: str, *, spans: bool = True) -> str:
     dialogue or transcript lines that open with a speaker label ("Alice: I never said that"; not "Note:",
     "Edit:", ...): words quoted from someone else are not the writer's own voice (LIMA_RELEASE.md: quoted speech
     and dialogue transcripts in LIMA's kept answers)."""
-    text = _BLOCKQUOTE.sub("", markdown)
+    text = _BLOCKQUOTE.sub("", markdown) if ">" in markdown else markdown
     if not spans:
         return text
-    text = _DIALOGUE.sub(_dialogue_line, text)
+    if ":" in text:
+        text = _DIALOGUE.sub(_dialogue_line, "\n" + text)[1:]
     return _SINGLE_QUOTED.sub(" ", _QUOTED.sub(" ", text))
 
 
 #: Spans are bounded (inline 400 characters, a display 4,000, an environment 8,000), so an unclosed delimiter in a
 #: long text costs at most the bound per position instead of quadratic time (100 KB of "\(": 0.14 s, not > 10 s).
+#: Every alternative opens with ``$`` or ``\`` (an inline ``$``'s look-behind is placed after it), so the regex
+#: engine skips to those characters at once.
 _MATH = re.compile(
     r"\$\$.{1,4000}?\$\$"                                   # $$ display $$
-    r"|(?<![\\$\w])\$(?=[^\s$\d])[^$\n]{1,400}?(?<=[^\s\\])\$(?![\w$])"  # $inline$ (not "$5 and $10")
+    r"|\$(?<![\\$\w]\$)(?=[^\s$\d])[^$\n]{1,400}?(?<=[^\s\\])\$(?![\w$])"  # $inline$ (not "$5 and $10")
     r"|\\\(.{1,400}?\\\)|\\\[.{1,4000}?\\\]"                      # \( inline \)  \[ display \]
     r"|\\begin\{(\w+\*?)\}.{0,8000}?\\end\{\1\}",            # \begin{align} ... \end{align}
     re.S,
