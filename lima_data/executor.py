@@ -347,6 +347,7 @@ class BuildPlan:
     ids: dict[str, list[str]]
     missing: list[str] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
+    digests: "InputDigests | None" = None
 
     def dry_run(self) -> dict[str, Any]:
         """``{"dry_run": True, "shards": {source: [{"path", "kind", "domain", "size"}]}, "skipped": [path]}``."""
@@ -411,7 +412,43 @@ def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, d
                  + ("dropped" if site_group.unlisted == "drop" else f"counted as {site_group.unlisted}"))
     plan.tasks = [t for source in sources
                   for t in plan_tasks(source, shards[source], recipe.sources[source], recipe.seed, strict, ids)]
+    plan.digests = InputDigests([s.path for source in sources for s in shards[source]])
     return plan
+
+
+class InputDigests:
+    """The sha256 of each input file for manifest.json, computed in a background thread from the plan stage on,
+    while the shards are read: hashlib releases the GIL on large blocks, so with a free core the hash (about 0.3 s
+    for 400 MB, a minute for the 92 GB Stack Exchange dump) costs no wall time. :meth:`get` waits for it."""
+
+    def __init__(self, paths: list[Path]):
+        import threading
+
+        self._paths = list(dict.fromkeys(paths))
+        self._digests: dict[Path, str | OSError] = {}
+        self._thread = threading.Thread(target=self._run, name="lima-data-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for path in self._paths:
+            try:
+                self._digests[path] = sha256_file(path)
+            except OSError as exc:  # raised by get(), in the build's thread
+                self._digests[path] = exc
+
+    def get(self, path: Path) -> str:
+        """The hex sha256 of ``path`` (hashed here when it was not among the plan's files).
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        if path not in self._paths:
+            return sha256_file(path)
+        self._thread.join()
+        found = self._digests[path]
+        if isinstance(found, OSError):
+            raise found
+        return found
 
 
 def read_and_filter(plan: BuildPlan, recipe: Recipe, cache_root: Path, *, strict: bool, workers: int, executor: str,
@@ -481,7 +518,7 @@ def merge_results(plan: BuildPlan, results: list[TaskResult], report: Path,
                 **({"domain": shard.domain} if shard.domain else {}),
                 "path": display_path(shard.path),
                 "size": shard.path.stat().st_size,
-                "sha256": sha256_file(shard.path),
+                "sha256": (plan.digests or InputDigests([])).get(shard.path),
             })
             by_label = {k[len("skipped_"):]: n for k, n in stats.counts.items() if k.startswith("skipped_")}
             if by_label:  # e.g. LIMA's release: community picks are rebuilt from dumps, not re-used
