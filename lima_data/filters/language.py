@@ -54,7 +54,7 @@ def _cached_model_arrays(model: Path) -> dict | None:
                 if not folder.is_dir():  # (another process may have put its copy in place first)
                     raise
         return {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in _MODEL_ARRAYS}
-    except (OSError, ValueError, KeyError, ImportError):
+    except (OSError, ValueError, KeyError, ImportError, RuntimeError):  # (RuntimeError: no home folder)
         return None
 
 
