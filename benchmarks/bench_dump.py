@@ -142,16 +142,21 @@ def make_stackexchange(shared: Path, mb: float, tmp: Path, sites=SITES) -> tuple
     return xml, packed, total / 1e6
 
 
-def make_reddit(shared: Path, months: int, tmp: Path, every: int = 1) -> tuple[Path, float]:
+def make_reddit(shared: Path, months: int, tmp: Path, every: int = 1, copies: int = 1) -> tuple[Path, float]:
     """A folder of ``months`` RS_/RC_ pairs (see the module docstring) and its MB of NDJSON; one submission in
-    ``every`` (and its comments) is r/WritingPrompts, the others stay r/AskMen (not wanted by the recipe)."""
+    ``every`` (and its comments) is r/WritingPrompts, the others stay r/AskMen (not wanted by the recipe);
+    ``copies``: each month holds the real rows that many times (new ids per copy: ``<id>c<copy>m<month>``)."""
     def rows(name):
         with open(shared / "reddit" / "zst" / name, "rb") as fh:
             text = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read().decode()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    submissions, comments = rows("AskMen_submissions.zst"), rows("RC_2005-12.zst")
-    folder = tmp / f"reddit-{months}-{every}"
+    real, comments = rows("AskMen_submissions.zst"), rows("RC_2005-12.zst")
+    if copies > 1:
+        real = [{**s, "id": f"{s['id']}c{c}"} for c in range(copies) for s in real]
+        comments = [{**r, "id": f"{r['id']}c{c}"} for c in range(copies) for r in comments]
+    submissions = real
+    folder = tmp / (f"reddit-{months}-{every}" + (f"-x{copies}" if copies > 1 else ""))
     folder.mkdir()
     size = 0
     for m in range(months):

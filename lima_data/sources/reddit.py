@@ -249,13 +249,17 @@ class RedditSource(Source):
             merged = _TopSubmissions(self.keep_top)
             offset = 0
             for shard, top in zip(firsts, tops):
-                file_stats, early = stats[str(shard.path)], set(top["early"])
-                for submission in top["held"]:
-                    below = file_stats.counts.get("below_top_k", 0)
-                    merged.offer(submission, file_stats, offset + submission["order"])
-                    if file_stats.counts.get("below_top_k", 0) > below and submission["id"] in early:
+                file_stats = stats[str(shard.path)]
+                for subreddit, early in top["early"].items():  # a full heap before the file's first other row
+                    limit = self.keep_top(subreddit)
+                    if limit is not None and len(merged.heaps.get(subreddit, ())) + early > limit:
+                        file_stats.counts.setdefault("below_top_k", 0)
                         _count_before(file_stats.counts, "below_top_k", "other_subreddits")
+                for submission in top["held"]:
+                    merged.offer(submission, file_stats, offset + submission["order"])
                 offset += top["offered"]
+                if file_stats.counts.get("below_top_k") == 0:
+                    del file_stats.counts["below_top_k"]
             held = merged.held()
         for path in tmp.glob("ids-*.parquet"):
             path.unlink()
@@ -449,8 +453,8 @@ def top_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict:
     ``id``) so the merge can tell whether an id repeats.
 
     Returns ``{"held": [submission, ...] in first-seen order (``order`` = its number among this file's offered
-    rows, from 1), "offered": rows offered, "stats": ReaderStats as a dict, "early": ids of the held ones offered
-    before the file's first row of another subreddit}`` (the last for the order of the file's counts).
+    rows, from 1), "offered": rows offered, "stats": ReaderStats as a dict, "early": {subreddit: rows offered
+    before the file's first row of another subreddit}}`` (the last for the order of the file's counts).
 
     Raises:
         InputError: the file cannot be decompressed, or a malformed row in strict mode.
@@ -460,25 +464,27 @@ def top_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict:
     source = _reader(settings, quotas, strict)
     stats = ReaderStats(_label(shard))
     top = _TopSubmissions(source.keep_top)
-    ids, early = [], set()
+    ids, early = [], {}
     for line, row in source.rows(shard, stats):
         submission = source._submission(row, line, stats)
         if submission is not None:
             ids.append(submission["id"])
             if "other_subreddits" not in stats.counts:
-                early.add(submission["id"])
+                subreddit = submission["subreddit"].lower()
+                early[subreddit] = early.get(subreddit, 0) + 1
             top.offer(submission, stats)
     if ids:
         pl.DataFrame({"id": ids}, schema={"id": pl.String}).write_parquet(ids_path)
     held = top.held()
     return {"held": sorted(held.values(), key=lambda s: s["order"]), "offered": top.order, "stats": stats.to_dict(),
-            "early": sorted(early & set(held))}
+            "early": early}
 
 
 def _count_before(counts: dict[str, int], key: str, later: str) -> None:
     """Move ``key`` just before ``later`` in ``counts`` (insertion order: the order in which a file's kinds were
-    first counted, as one pass over it counts them; used when the merge counts a held row's ``below_top_k`` that
-    came before the file's first ``other_subreddits`` row)."""
+    first counted, as one pass over it counts them; used when one pass would count a ``below_top_k`` before the
+    file's first ``other_subreddits`` row: the subreddit's heap is full before the file's rows ahead of that one
+    are all offered)."""
     keys = list(counts)
     if key in keys and later in keys and keys.index(key) > keys.index(later):
         value = counts.pop(key)
