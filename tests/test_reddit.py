@@ -249,12 +249,17 @@ def _months(shared, tmp_path, repeat_ids=False):
     return tmp_path
 
 
-@pytest.mark.parametrize("repeat_ids", [False, True])
-def test_per_file_passes_give_what_one_pass_gives(shared, tmp_path, repeat_ids):
+@pytest.mark.parametrize("repeat_ids, ids_in_memory", [(False, True), (True, True), (False, False), (True, False)])
+def test_per_file_passes_give_what_one_pass_gives(shared, tmp_path, monkeypatch, repeat_ids, ids_in_memory):
     """Per-file top K merged in file order, per-file best comments merged: the same candidates in the same order
     and the same reader counts (in the same key order) per file as one pass over all files; with repeated
-    submission ids (the first-seen rule depends on what is held when a row comes) through the one-pass fallback."""
+    submission ids (the first-seen rule depends on what is held when a row comes) through the one-pass fallback;
+    repeats found in a set and with polars."""
+    from lima_data.sources import reddit
     from lima_data.sources.base import discover
+
+    if not ids_in_memory:
+        monkeypatch.setattr(reddit, "IDS_IN_MEMORY", 0)
 
     folder = _months(shared, tmp_path / "in", repeat_ids)
     settings = {"subreddits": ["AskMen"], "min_top": 150, "min_response_chars": 200}

@@ -27,11 +27,11 @@ pass 1 (:func:`top_of_file`) keeps each submissions file's own top ``K`` per sub
 the top ``K`` of their union, offered again in file order (sorted by path) with each file's rows numbered after the
 previous files' (so first-seen order, ``below_top_k`` per file and the tie rule are those of one pass over all
 files). That union is exact only when no submission id is repeated (a repeated id is held or re-offered depending
-on what was held when it came): when any id occurs twice over all submission files (checked with polars on the
-ids each file wrote), pass 1 is run again as one pass over all files in order (:func:`_sequential_top`). Pass 2
-(:func:`best_of_file`) finds, per comments file, each held submission's best eligible comment and counts; they are
-merged in file order (best = highest score, then lowest id; on a tie the earlier file's, as in one pass). The joined
-submissions (in first-seen order) and every file's reader counts are stored in the build's cache
+on what was held when it came): when any id occurs twice over all submission files (checked on the ids each file
+wrote: in a set when they are few, else with polars), pass 1 is run again as one pass over all files in order
+(:func:`_sequential_top`). Pass 2 (:func:`best_of_file`) finds, per comments file, each held submission's best
+eligible comment and its counts; they are merged in file order (best = highest score, then lowest id; on a tie the
+earlier file's, as in one pass). The joined submissions (in first-seen order) and every file's reader counts are stored in the build's cache
 (``reddit-join/<key>/``, written atomically, keyed by the files' paths, sizes and modification times, the reader
 settings, the quotas and lima-data's code), where the task reads them and a resumed build finds them.
 """
@@ -240,9 +240,10 @@ class RedditSource(Source):
         firsts = [s for s in ordered if s.kind.endswith(":submissions")]
         seconds = [s for s in ordered if not s.kind.endswith(":submissions")]
         args = (self.settings, self.quotas, self.strict)
-        tops = run_map(top_of_file, [(*args, shard, str(tmp / f"ids-{k}.parquet")) for k, shard in enumerate(firsts)])
+        tops = run_map(top_of_file, [(*args, shard, str(tmp / f"ids-{k}.txt")) for k, shard in enumerate(firsts)])
         stats = {str(shard.path): ReaderStats(**top["stats"]) for shard, top in zip(firsts, tops)}
-        if _ids_repeat([tmp / f"ids-{k}.parquet" for k, top in enumerate(tops) if top["offered"]]):
+        if _ids_repeat([tmp / f"ids-{k}.txt" for k, top in enumerate(tops) if top["offered"]],
+                       sum(top["offered"] for top in tops)):
             held, sequential = _sequential_top(self, firsts)
             stats.update(sequential)
         else:
@@ -261,7 +262,7 @@ class RedditSource(Source):
                 if file_stats.counts.get("below_top_k") == 0:
                     del file_stats.counts["below_top_k"]
             held = merged.held()
-        for path in tmp.glob("ids-*.parquet"):
+        for path in tmp.glob("ids-*.txt"):
             path.unlink()
         wanted = sorted(held)
         found = run_map(best_of_file, [(*args, shard, wanted) for shard in seconds])
@@ -449,8 +450,8 @@ def _reader(settings: dict[str, Any], quotas: dict[str, int] | None, strict: boo
 def top_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict: bool, shard: Shard,
                 ids_path: str) -> dict[str, Any]:
     """Pass 1 over one submissions file (a worker's call): its top ``K`` per subreddit as one pass over this file
-    alone keeps them. Writes the id of every submission offered (in file order) to ``ids_path`` (Parquet, column
-    ``id``) so the merge can tell whether an id repeats.
+    alone keeps them. Writes the id of every submission offered (in file order) to ``ids_path`` (one JSON string a
+    line) so the merge can tell whether an id repeats.
 
     Returns ``{"held": [submission, ...] in first-seen order (``order`` = its number among this file's offered
     rows, from 1), "offered": rows offered, "stats": ReaderStats as a dict, "early": {subreddit: rows offered
@@ -459,22 +460,19 @@ def top_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict:
     Raises:
         InputError: the file cannot be decompressed, or a malformed row in strict mode.
     """
-    import polars as pl
-
     source = _reader(settings, quotas, strict)
     stats = ReaderStats(_label(shard))
     top = _TopSubmissions(source.keep_top)
-    ids, early = [], {}
-    for line, row in source.rows(shard, stats):
-        submission = source._submission(row, line, stats)
-        if submission is not None:
-            ids.append(submission["id"])
-            if "other_subreddits" not in stats.counts:
-                subreddit = submission["subreddit"].lower()
-                early[subreddit] = early.get(subreddit, 0) + 1
-            top.offer(submission, stats)
-    if ids:
-        pl.DataFrame({"id": ids}, schema={"id": pl.String}).write_parquet(ids_path)
+    early: dict[str, int] = {}
+    with open(ids_path, "w", encoding="utf-8") as ids:
+        for line, row in source.rows(shard, stats):
+            submission = source._submission(row, line, stats)
+            if submission is not None:
+                ids.write(json.dumps(submission["id"]) + "\n")
+                if "other_subreddits" not in stats.counts:
+                    subreddit = submission["subreddit"].lower()
+                    early[subreddit] = early.get(subreddit, 0) + 1
+                top.offer(submission, stats)
     held = top.held()
     return {"held": sorted(held.values(), key=lambda s: s["order"]), "offered": top.order, "stats": stats.to_dict(),
             "early": early}
@@ -497,13 +495,26 @@ def _count_before(counts: dict[str, int], key: str, later: str) -> None:
         counts.update(moved)
 
 
-def _ids_repeat(paths: list[Path]) -> bool:
-    """Whether any submission id occurs twice in the Parquet id lists at ``paths`` (within or across files)."""
+#: Up to this many submission ids in all, :func:`_ids_repeat` checks them in a Python set; above, with polars.
+IDS_IN_MEMORY = 1_000_000
+
+
+def _ids_repeat(paths: list[Path], total: int) -> bool:
+    """Whether any submission id occurs twice in the id lists at ``paths`` (one JSON string a line, ``total``
+    lines in all), within or across files."""
+    if total <= IDS_IN_MEMORY:
+        seen: set[str] = set()
+        for path in paths:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line in seen:
+                        return True
+                    seen.add(line)
+        return False
     import polars as pl
 
-    if not paths:
-        return False
-    counts = pl.scan_parquet(paths).select(pl.len().alias("n"), pl.col("id").n_unique().alias("unique")).collect()
+    lines = pl.scan_csv(paths, has_header=False, separator="\t", quote_char=None, schema={"id": pl.String})
+    counts = lines.select(pl.len().alias("n"), pl.col("id").n_unique().alias("unique")).collect()
     return counts["n"][0] != counts["unique"][0]
 
 
