@@ -81,7 +81,8 @@ def main() -> None:
                     label = f"{name} --workers {workers}"
                     out = Path(tmp) / f"out-{name}-{workers}-{run}"
                     env = {**os.environ, "PYTHONPATH": str(checkout)}
-                    cmd = [sys.executable, "-c", "from lima_data.cli import main; main()", "build", "--recipe",
+                    run_cli = f"import sys; sys.path.insert(0, {str(checkout)!r}); from lima_data.cli import main; main()"
+                    cmd = [sys.executable, "-c", run_cli, "build", "--recipe",
                            "lima", "--sources", "reddit", "--input", str(folder), "-o", str(out), "-q",
                            "--workers", str(workers)]
                     figure = timed(cmd, env)
