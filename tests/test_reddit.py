@@ -249,17 +249,17 @@ def _months(shared, tmp_path, repeat_ids=False):
     return tmp_path
 
 
-@pytest.mark.parametrize("repeat_ids, ids_in_memory", [(False, True), (True, True), (False, False), (True, False)])
-def test_per_file_passes_give_what_one_pass_gives(shared, tmp_path, monkeypatch, repeat_ids, ids_in_memory):
+@pytest.mark.parametrize("repeat_ids, id_parts", [(False, 64), (True, 64), (True, 1)])
+def test_per_file_passes_give_what_one_pass_gives(shared, tmp_path, monkeypatch, repeat_ids, id_parts):
     """Per-file top K merged in file order, per-file best comments merged: the same candidates in the same order
     and the same reader counts (in the same key order) per file as one pass over all files; with repeated
     submission ids (the first-seen rule depends on what is held when a row comes) through the one-pass fallback;
-    repeats found in a set and with polars."""
+    repeats found whether the ids are checked in one part or many."""
     from lima_data.sources import reddit
     from lima_data.sources.base import discover
+    from lima_data.sources.reddit import _sequential_top
 
-    if not ids_in_memory:
-        monkeypatch.setattr(reddit, "IDS_IN_MEMORY", 0)
+    monkeypatch.setattr(reddit, "ID_PARTS", id_parts)
 
     folder = _months(shared, tmp_path / "in", repeat_ids)
     settings = {"subreddits": ["AskMen"], "min_top": 150, "min_response_chars": 200}
@@ -268,8 +268,11 @@ def test_per_file_passes_give_what_one_pass_gives(shared, tmp_path, monkeypatch,
     found, _ = discover([folder], [source])
     shards = found["reddit"]
     expected, expected_stats = _one_pass(RedditSource(settings), shards)
+    one_pass = []
+    monkeypatch.setattr(reddit, "_sequential_top", lambda *a: one_pass.append(1) or _sequential_top(*a))
     stats = {}
     candidates = list(source.read(shards, lambda s: stats.setdefault(s, ReaderStats(s.label)), lambda s: None))
+    assert bool(one_pass) == repeat_ids  # the fallback runs only when an id repeats
     assert [c.to_dict() for c in candidates] == [c.to_dict() for c in expected]
     assert len(candidates) == 150 and sum(c.response != "" for c in candidates) > 100
     for shard in shards:

@@ -22,16 +22,16 @@ not deleted or removed, not by an excluded author (AutoModerator), not stickied 
 ``min_response_chars`` and ``max_response_chars`` characters; best = highest score, then lowest id. One candidate
 per submission; its response is the best comment's body (``""`` when none).
 
-Both passes run per file, in parallel, in :meth:`RedditSource.prepare` (through the executor's ``run_map``):
-pass 1 (:func:`top_of_file`) keeps each submissions file's own top ``K`` per subreddit, and the global top ``K`` is
-the top ``K`` of their union, offered again in file order (sorted by path) with each file's rows numbered after the
-previous files' (so first-seen order, ``below_top_k`` per file and the tie rule are those of one pass over all
-files). That union is exact only when no submission id is repeated (a repeated id is held or re-offered depending
-on what was held when it came): when any id occurs twice over all submission files (checked on the ids each file
-wrote: in a set when they are few, else with polars), pass 1 is run again as one pass over all files in order
-(:func:`_sequential_top`). Pass 2 (:func:`best_of_file`) finds, per comments file, each held submission's best
-eligible comment and its counts; they are merged in file order (best = highest score, then lowest id; on a tie the
-earlier file's, as in one pass). The joined submissions (in first-seen order) and every file's reader counts are stored in the build's cache
+Both passes run per file, in parallel, in :meth:`RedditSource.prepare` (through the executor's ``run_map``): pass 1
+(:func:`top_of_file`) keeps each submissions file's own top ``K`` per subreddit, and the global top ``K`` is the top
+``K`` of their union, offered again in file order (sorted by path) with each file's rows numbered after the previous
+files' (so first-seen order, ``below_top_k`` per file and the tie rule are those of one pass over all files). That
+union is exact only when no submission id is repeated (a repeated id is held or re-offered depending on what was
+held when it came): when any id occurs twice over all submission files (checked on the ids each file wrote, in parts
+by hash), pass 1 is run again as one pass over all files in order (:func:`_sequential_top`). Pass 2
+(:func:`best_of_file`) finds, per comments file, each held submission's best eligible comment and its counts; they
+are merged in file order (best = highest score, then lowest id; on a tie the earlier file's, as in one pass). The
+joined submissions (in first-seen order) and every file's reader counts are stored in the build's cache
 (``reddit-join/<key>/``, written atomically, keyed by the files' paths, sizes and modification times, the reader
 settings, the quotas and lima-data's code), where the task reads them and a resumed build finds them.
 """
@@ -47,6 +47,7 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -240,10 +241,10 @@ class RedditSource(Source):
         firsts = [s for s in ordered if s.kind.endswith(":submissions")]
         seconds = [s for s in ordered if not s.kind.endswith(":submissions")]
         args = (self.settings, self.quotas, self.strict)
-        tops = run_map(top_of_file, [(*args, shard, str(tmp / f"ids-{k}.txt")) for k, shard in enumerate(firsts)])
+        ids = tmp / "ids"
+        tops = run_map(top_of_file, [(*args, shard, str(ids), k) for k, shard in enumerate(firsts)])
         stats = {str(shard.path): ReaderStats(**top["stats"]) for shard, top in zip(firsts, tops)}
-        if _ids_repeat([tmp / f"ids-{k}.txt" for k, top in enumerate(tops) if top["offered"]],
-                       sum(top["offered"] for top in tops)):
+        if _ids_repeat(ids):
             held, sequential = _sequential_top(self, firsts)
             stats.update(sequential)
         else:
@@ -262,8 +263,7 @@ class RedditSource(Source):
                 if file_stats.counts.get("below_top_k") == 0:
                     del file_stats.counts["below_top_k"]
             held = merged.held()
-        for path in tmp.glob("ids-*.txt"):
-            path.unlink()
+        shutil.rmtree(ids, ignore_errors=True)
         wanted = sorted(held)
         found = run_map(best_of_file, [(*args, shard, wanted) for shard in seconds])
         for shard, part in zip(seconds, found):
@@ -448,10 +448,11 @@ def _reader(settings: dict[str, Any], quotas: dict[str, int] | None, strict: boo
 
 
 def top_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict: bool, shard: Shard,
-                ids_path: str) -> dict[str, Any]:
+                ids_folder: str, number: int) -> dict[str, Any]:
     """Pass 1 over one submissions file (a worker's call): its top ``K`` per subreddit as one pass over this file
-    alone keeps them. Writes the id of every submission offered (in file order) to ``ids_path`` (one JSON string a
-    line) so the merge can tell whether an id repeats.
+    alone keeps them. Writes the id of every submission offered to ``ids_folder`` (one JSON string a line, in
+    :data:`ID_PARTS` files ``<part>/<number>.txt`` by a hash of the id) so the merge can tell whether an id
+    repeats, one part at a time.
 
     Returns ``{"held": [submission, ...] in first-seen order (``order`` = its number among this file's offered
     rows, from 1), "offered": rows offered, "stats": ReaderStats as a dict, "early": {subreddit: rows offered
@@ -464,15 +465,24 @@ def top_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict:
     stats = ReaderStats(_label(shard))
     top = _TopSubmissions(source.keep_top)
     early: dict[str, int] = {}
-    with open(ids_path, "w", encoding="utf-8") as ids:
+    parts: dict[int, Any] = {}
+    try:
         for line, row in source.rows(shard, stats):
             submission = source._submission(row, line, stats)
             if submission is not None:
-                ids.write(json.dumps(submission["id"]) + "\n")
+                text = json.dumps(submission["id"]) + "\n"
+                part = zlib.crc32(text.encode()) % ID_PARTS
+                if part not in parts:
+                    (Path(ids_folder) / str(part)).mkdir(parents=True, exist_ok=True)
+                    parts[part] = open(Path(ids_folder) / str(part) / f"{number}.txt", "w", encoding="utf-8")
+                parts[part].write(text)
                 if "other_subreddits" not in stats.counts:
                     subreddit = submission["subreddit"].lower()
                     early[subreddit] = early.get(subreddit, 0) + 1
                 top.offer(submission, stats)
+    finally:
+        for fh in parts.values():
+            fh.close()
     held = top.held()
     return {"held": sorted(held.values(), key=lambda s: s["order"]), "offered": top.order, "stats": stats.to_dict(),
             "early": early}
@@ -495,27 +505,25 @@ def _count_before(counts: dict[str, int], key: str, later: str) -> None:
         counts.update(moved)
 
 
-#: Up to this many submission ids in all, :func:`_ids_repeat` checks them in a Python set; above, with polars.
-IDS_IN_MEMORY = 1_000_000
+#: Submission ids are written in this many parts (by a hash of the id), so that :func:`_ids_repeat` holds one
+#: part's ids at a time: about 1/64 of all (a year of r/AskReddit, ~4 million posts: ~60,000 ids, a few MB).
+ID_PARTS = 64
 
 
-def _ids_repeat(paths: list[Path], total: int) -> bool:
-    """Whether any submission id occurs twice in the id lists at ``paths`` (one JSON string a line, ``total``
-    lines in all), within or across files."""
-    if total <= IDS_IN_MEMORY:
+def _ids_repeat(folder: Path) -> bool:
+    """Whether any submission id occurs twice among those :func:`top_of_file` wrote to ``folder`` (within or across
+    files), checked one part at a time (a repeated id is always in one part)."""
+    if not folder.is_dir():
+        return False
+    for part in sorted(folder.iterdir()):
         seen: set[str] = set()
-        for path in paths:
+        for path in sorted(part.iterdir()):
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
                     if line in seen:
                         return True
                     seen.add(line)
-        return False
-    import polars as pl
-
-    lines = pl.scan_csv(paths, has_header=False, separator="\t", quote_char=None, schema={"id": pl.String})
-    counts = lines.select(pl.len().alias("n"), pl.col("id").n_unique().alias("unique")).collect()
-    return counts["n"][0] != counts["unique"][0]
+    return False
 
 
 def _sequential_top(source: RedditSource, shards: list[Shard]) -> tuple[dict[str, dict[str, Any]],
