@@ -98,6 +98,7 @@ SE_DECODED_GB = 265  # 7-Zip decodes Stack Overflow's Posts file (100 GB) + ~3x 
 #                      archives: Badges, Comments, PostHistory and PostLinks come before Posts.xml)
 SE_BIG_XML_GB = 130  # Posts.xml of the sites above 64 MiB (Stack Overflow ~100 GB + the biggest sites), unpacked
 PUSHSHIFT_YEAR_NDJSON_GB = 4000  # a recent year of RS_ + RC_ (~500 GB zstd, ~8x)
+PUSHSHIFT_BIGGEST_FILE_GB = 240  # its biggest file, one month of comments (RC_, ~30 GB zstd): one task of the passes
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, float, float]:
@@ -142,16 +143,21 @@ def make_stackexchange(shared: Path, mb: float, tmp: Path, sites=SITES) -> tuple
     return xml, packed, total / 1e6
 
 
-def make_reddit(shared: Path, months: int, tmp: Path, every: int = 1) -> tuple[Path, float]:
+def make_reddit(shared: Path, months: int, tmp: Path, every: int = 1, copies: int = 1) -> tuple[Path, float]:
     """A folder of ``months`` RS_/RC_ pairs (see the module docstring) and its MB of NDJSON; one submission in
-    ``every`` (and its comments) is r/WritingPrompts, the others stay r/AskMen (not wanted by the recipe)."""
+    ``every`` (and its comments) is r/WritingPrompts, the others stay r/AskMen (not wanted by the recipe);
+    ``copies``: each month holds the real rows that many times (new ids per copy: ``<id>c<copy>m<month>``)."""
     def rows(name):
         with open(shared / "reddit" / "zst" / name, "rb") as fh:
             text = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read().decode()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    submissions, comments = rows("AskMen_submissions.zst"), rows("RC_2005-12.zst")
-    folder = tmp / f"reddit-{months}-{every}"
+    real, comments = rows("AskMen_submissions.zst"), rows("RC_2005-12.zst")
+    if copies > 1:
+        real = [{**s, "id": f"{s['id']}c{c}"} for c in range(copies) for s in real]
+        comments = [{**r, "id": f"{r['id']}c{c}"} for c in range(copies) for r in comments]
+    submissions = real
+    folder = tmp / (f"reddit-{months}-{every}" + (f"-x{copies}" if copies > 1 else ""))
     folder.mkdir()
     size = 0
     for m in range(months):
@@ -297,17 +303,19 @@ def run(args, env: dict, tmp: Path) -> None:
     decode = max(cpu["7zz e -so | raw scan"] - cpu["raw scan XML"], 1e-9) / se_mb  # 7-Zip CPU-s per MB decoded
     print(f"7-Zip (BZip2) decoding: {1 / decode:.1f} MB/s per core")
     # Projection: CPU work / cores (byte ranges and sites are independent tasks), but never below the serial
-    # parts: Stack Overflow's ~100 GB Posts.xml decoded by one 7-Zip process; all Reddit files are one task.
+    # parts: Stack Overflow's ~100 GB Posts.xml decoded by one 7-Zip process; Reddit's biggest file is read by one
+    # worker (both passes run per file).
     se_cpu = SE_POSTS_XML_GB * 1e3 / per_core["SE Posts.xml"] + SE_DECODED_GB * 1e3 * decode
     so_serial = 100e3 * decode
     reddit_cpu = PUSHSHIFT_YEAR_NDJSON_GB * 1e3 / per_core["Reddit NDJSON, 5% of rows wanted"]
+    reddit_serial = PUSHSHIFT_BIGGEST_FILE_GB * 1e3 / per_core["Reddit NDJSON, 5% of rows wanted"]
     print(f"\nprojection (CPU-seconds measured here / cores; serial floors: Stack Overflow's Posts.xml decoded by one "
-          f"7-Zip process, {so_serial / 3600:.1f} h; all Reddit files are one task)")
+          f"7-Zip process, {so_serial / 3600:.1f} h; Reddit's biggest file read by one worker, {reddit_serial / 3600:.1f} h)")
     print("| job | 2 cores | one 32-core machine | Ray, 8 x 32 cores | disk |\n|---|---|---|---|---|")
     for job, work, serial, disk in (
             (f"Stack Exchange dump ({SE_DUMP_7Z_GB} GB .7z, ~{SE_POSTS_XML_GB} GB Posts.xml)", se_cpu, so_serial,
              f"~{SE_BIG_XML_GB} GB cache (Posts.xml of sites over 64 MiB, unpacked) + the dump"),
-            ("Pushshift, one year (~4 TB NDJSON, ~500 GB zstd)", reddit_cpu, reddit_cpu, "the dump; cache small")):
+            ("Pushshift, one year (~4 TB NDJSON, ~500 GB zstd)", reddit_cpu, reddit_serial, "the dump; cache small")):
         cells = [f"{max(work / cores, serial) / 3600:.1f} h" for cores in (2, 32, 256)]
         print(f"| {job} | {' | '.join(cells)} | {disk} |")
 

@@ -11,6 +11,7 @@ import zstandard
 
 from lima_data.filters import build_filter
 from lima_data.recipe import load_recipe
+from lima_data.sources import ReaderStats
 from lima_data.sources.reddit import RedditSource
 
 from .conftest import SHARED, read_source
@@ -201,3 +202,137 @@ def test_monthly_files_join_across_months(shared, tmp_path):
         if name.startswith("RC_"):
             comment_counts.update(st.counts)
     assert comment_counts["comments"] == 45 and comment_counts["comments_without_submission"] == 5
+
+
+def _one_pass(source, shards):
+    """The reference: pass 1 as one pass over every submissions file in path order, then pass 2 as one pass over
+    every comments file in path order (the single-process algorithm the per-file passes must reproduce)."""
+    from lima_data.sources import ReaderStats
+    from lima_data.sources.reddit import _sequential_top
+
+    ordered = sorted(shards, key=lambda s: str(s.path))
+    held, stats = _sequential_top(source, [s for s in ordered if s.kind.endswith(":submissions")])
+    for shard in ordered:
+        if not shard.kind.endswith(":submissions"):
+            stats[str(shard.path)] = file_stats = ReaderStats(shard.label)
+            for line, row in source.rows(shard, file_stats):
+                source._comment(row, line, file_stats, held)
+    return [source._candidate(held[k]) for k in sorted(held, key=lambda k: held[k]["order"])], stats
+
+
+def _months(shared, tmp_path, repeat_ids=False):
+    """Real AskMen submissions over three RS_ files (not in time order; one row in 7 relabelled r/AskMenOver30,
+    which the reader skips, so each file counts other_subreddits among its kinds), the real RC_2005-12 comments
+    (three times, new ids) pointed at them over two RC_ files, one comment id in both with the same score.
+    ``repeat_ids``: a fourth RS_ file repeats 500 of the ids with other scores."""
+    tmp_path.mkdir()
+    rows = askmen_rows(shared)
+    for k, row in enumerate(rows):
+        if k % 7 == 3:
+            row["subreddit"] = "AskMenOver30"
+    parts = [rows[1::3], rows[0::3], rows[2::3]]
+    for month, part in zip(("2019-10", "2019-11", "2019-12"), parts):
+        _write_zst(tmp_path / f"RS_{month}.zst", part)
+    if repeat_ids:
+        _write_zst(tmp_path / "RS_2020-01.zst", [{**r, "score": int(r["score"]) * 3 % 1000} for r in rows[100:600]])
+    with open(shared / "reddit" / "zst" / "RC_2005-12.zst", "rb") as fh:
+        text = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read().decode()
+    real = [json.loads(line) for line in text.splitlines() if line.strip()]
+    ranked = sorted((r for r in rows if r["subreddit"] == "AskMen"), key=lambda r: (-int(r["score"]), r["id"]))
+    comments = []
+    for k, comment in enumerate(real * 3):
+        parent = ranked[k % 400]["id"]
+        comments.append({**comment, "id": f"{comment['id']}x{k}", "subreddit": "AskMen", "parent_id": f"t3_{parent}",
+                         "link_id": f"t3_{parent}", "body": (comment["body"] + " ") * (1 + k % 9)})
+    _write_zst(tmp_path / "RC_2031-01.zst", comments[::2] + comments[1:2])
+    _write_zst(tmp_path / "RC_2031-02.zst", comments[1::2])
+    return tmp_path
+
+
+@pytest.mark.parametrize("repeat_ids, id_parts", [(False, 64), (True, 64), (True, 1)])
+def test_per_file_passes_give_what_one_pass_gives(shared, tmp_path, monkeypatch, repeat_ids, id_parts):
+    """Per-file top K merged in file order, per-file best comments merged: the same candidates in the same order
+    and the same reader counts (in the same key order) per file as one pass over all files; with repeated
+    submission ids (the first-seen rule depends on what is held when a row comes) through the one-pass fallback;
+    repeats found whether the ids are checked in one part or many."""
+    from lima_data.sources import reddit
+    from lima_data.sources.base import discover
+    from lima_data.sources.reddit import _sequential_top
+
+    monkeypatch.setattr(reddit, "ID_PARTS", id_parts)
+
+    folder = _months(shared, tmp_path / "in", repeat_ids)
+    settings = {"subreddits": ["AskMen"], "min_top": 150, "min_response_chars": 200}
+    source = RedditSource(settings)
+    source.workdir = tmp_path / "cache"
+    found, _ = discover([folder], [source])
+    shards = found["reddit"]
+    expected, expected_stats = _one_pass(RedditSource(settings), shards)
+    one_pass = []
+    monkeypatch.setattr(reddit, "_sequential_top", lambda *a: one_pass.append(1) or _sequential_top(*a))
+    stats = {}
+    candidates = list(source.read(shards, lambda s: stats.setdefault(s, ReaderStats(s.label)), lambda s: None))
+    assert bool(one_pass) == repeat_ids  # the fallback runs only when an id repeats
+    assert [c.to_dict() for c in candidates] == [c.to_dict() for c in expected]
+    assert len(candidates) == 150 and sum(c.response != "" for c in candidates) > 100
+    for shard in shards:
+        want = expected_stats[str(shard.path)].to_dict()
+        assert stats[shard].to_dict() == want and list(stats[shard].counts) == list(want["counts"])
+    below = sum(st.counts.get("below_top_k", 0) for st in stats.values())
+    offered = sum(st.counts.get("submissions", 0) - st.counts.get("duplicate_submissions", 0)
+                  for st in stats.values())
+    assert below == offered - 150
+    assert (sum(st.counts.get("duplicate_submissions", 0) for st in stats.values()) > 0) == repeat_ids
+    assert any(list(st.counts)[-1] != "below_top_k" for st in stats.values() if "below_top_k" in st.counts)
+
+
+def test_join_is_stored_in_the_cache_and_reused(shared, tmp_path, monkeypatch):
+    """The joined result lives in ``workdir`` (``reddit-join/<key>/``), keyed by the files and settings: a second
+    reader with the same settings reads it without reading a file; other settings join again."""
+    from lima_data.sources import reddit
+    from lima_data.sources.base import discover
+
+    folder = _months(shared, tmp_path / "in")
+    first = RedditSource({"subreddits": ["AskMen"], "min_top": 100})
+    first.workdir = tmp_path / "cache"
+    found, _ = discover([folder], [first])
+    shards = found["reddit"]
+    before = [c.to_dict() for c in first.read(shards, lambda s: ReaderStats(s.label), lambda s: None)]
+    (joined,) = (tmp_path / "cache" / "reddit-join").iterdir()
+    assert sorted(p.name for p in joined.iterdir()) == ["held.jsonl", "stats.json"]
+
+    def unread(*args):
+        raise AssertionError("a file was read again")
+
+    monkeypatch.setattr(reddit, "top_of_file", unread)
+    monkeypatch.setattr(reddit, "best_of_file", unread)
+    again = RedditSource({"subreddits": ["AskMen"], "min_top": 100})
+    again.workdir = tmp_path / "cache"
+    assert [c.to_dict() for c in again.read(shards, lambda s: ReaderStats(s.label), lambda s: None)] == before
+    other = RedditSource({"subreddits": ["AskMen"], "min_top": 90})
+    other.workdir = tmp_path / "cache"
+    with pytest.raises(AssertionError, match="read again"):
+        list(other.read(shards, lambda s: ReaderStats(s.label), lambda s: None))
+
+
+def test_passes_run_in_worker_processes(shared, tmp_path):
+    """prepare through a pool of two spawned processes (the build's ``--workers 2``) joins what one process
+    joins."""
+    from lima_data.executor import Runner
+    from lima_data.sources.base import discover
+
+    folder = _months(shared, tmp_path / "in")
+    settings = {"subreddits": ["AskMen"], "min_top": 120}
+    found, _ = discover([folder], [RedditSource(settings)])
+    shards = found["reddit"]
+    results = []
+    for workers in (1, 2):
+        source = RedditSource(settings)
+        source.workdir = tmp_path / f"cache-{workers}"
+        with Runner("local", workers) as runner:
+            source.prepare(shards, source.workdir, runner.map)
+        stats = {}
+        candidates = [c.to_dict() for c in source.read(shards, lambda s: stats.setdefault(s, ReaderStats(s.label)),
+                                                       lambda s: None)]
+        results.append((candidates, {s.path.name: st.to_dict() for s, st in stats.items()}))
+    assert results[0] == results[1] and len(results[0][0]) == 120

@@ -21,14 +21,33 @@ eligible one:
 not deleted or removed, not by an excluded author (AutoModerator), not stickied or distinguished, and between
 ``min_response_chars`` and ``max_response_chars`` characters; best = highest score, then lowest id. One candidate
 per submission; its response is the best comment's body (``""`` when none).
+
+Both passes run per file, in parallel, in :meth:`RedditSource.prepare` (through the executor's ``run_map``): pass 1
+(:func:`top_of_file`) keeps each submissions file's own top ``K`` per subreddit, and the global top ``K`` is the top
+``K`` of their union, offered again in file order (sorted by path) with each file's rows numbered after the previous
+files' (so first-seen order, ``below_top_k`` per file and the tie rule are those of one pass over all files). That
+union is exact only when no submission id is repeated (a repeated id is held or re-offered depending on what was
+held when it came): when any id occurs twice over all submission files (checked on the ids each file wrote, in parts
+by hash), pass 1 is run again as one pass over all files in order (:func:`_sequential_top`). Pass 2
+(:func:`best_of_file`) finds, per comments file, each held submission's best eligible comment and its counts; they
+are merged in file order (best = highest score, then lowest id; on a tie the earlier file's, as in one pass). The
+joined submissions (in first-seen order) and every file's reader counts are stored in the build's cache
+(``reddit-join/<key>/``, written atomically, keyed by the files' paths, sizes and modification times, the reader
+settings, the quotas and lima-data's code), where the task reads them and a resumed build finds them.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import heapq
 import html
 import io
 import json
+import os
+import shutil
+import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +56,7 @@ import zstandard
 
 from ..candidate import Candidate
 from ..errors import InputError
-from ..files import csv_rows
+from ..files import csv_rows, remove_stale_partials
 from . import ReaderStats
 from .base import Shard, Source, peek_csv_header, peek_json_keys
 
@@ -93,12 +112,13 @@ class _TopSubmissions:
         self.ids: dict[str, dict[str, Any]] = {}
         self.order = 0
 
-    def offer(self, submission: dict[str, Any], stats: ReaderStats) -> None:
+    def offer(self, submission: dict[str, Any], stats: ReaderStats, order: int | None = None) -> None:
+        """Offer ``submission`` (its ``order``: the next number, or ``order`` when merging per-file tops)."""
         sid = submission["id"]
         if sid in self.ids:
             stats.count("duplicate_submissions")
             return
-        self.order += 1
+        self.order = self.order + 1 if order is None else order
         submission["order"] = self.order
         subreddit = submission["subreddit"].lower()
         heap = self.heaps.setdefault(subreddit, [])
@@ -189,36 +209,114 @@ class RedditSource(Source):
 
     # -- reading -------------------------------------------------------------------------------------------------
 
+    def _join_folder(self, shards: list[Shard], workdir: Path) -> Path:
+        """Where the join of ``shards`` lives in ``workdir``: keyed by the files (path, kind, size, modification
+        time), the reader settings, the quotas, strictness and lima-data's code."""
+        from ..fingerprint import code_fingerprint
+
+        files = []
+        for shard in sorted(shards, key=lambda s: str(s.path)):
+            st = shard.path.stat()
+            files.append([str(shard.path.resolve()), shard.kind, st.st_size, st.st_mtime_ns])
+        key = json.dumps([files, self.settings, self.quotas, self.strict, code_fingerprint()], sort_keys=True,
+                         default=str)
+        return workdir / "reddit-join" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def prepare(self, shards: list[Shard], workdir: Path, run_map) -> None:
+        """Run both passes per file through ``run_map`` (pass 1: :func:`top_of_file` per submissions file; pass
+        2: :func:`best_of_file` per comments file), merge them (see the module docstring) and store the joined
+        submissions and each file's reader counts in ``workdir`` (``reddit-join/<key>/held.jsonl`` and
+        ``stats.json``, the folder renamed into place when complete), unless already there.
+
+        Raises:
+            InputError: a file cannot be decompressed, or a malformed row in strict mode.
+        """
+        folder = self._join_folder(shards, workdir)
+        if (folder / "stats.json").is_file():
+            return
+        remove_stale_partials(list(folder.parent.glob(f".{glob.escape(folder.name)}.partial-*")))  # killed build
+        tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+        tmp.mkdir(parents=True)
+        ordered = sorted(shards, key=lambda s: str(s.path))
+        firsts = [s for s in ordered if s.kind.endswith(":submissions")]
+        seconds = [s for s in ordered if not s.kind.endswith(":submissions")]
+        args = (self.settings, self.quotas, self.strict)
+        ids = tmp / "ids"
+        tops = run_map(top_of_file, [(*args, shard, str(ids), k) for k, shard in enumerate(firsts)])
+        stats = {str(shard.path): ReaderStats(**top["stats"]) for shard, top in zip(firsts, tops)}
+        if _ids_repeat(ids):
+            held, sequential = _sequential_top(self, firsts)
+            stats.update(sequential)
+        else:
+            merged = _TopSubmissions(self.keep_top)
+            offset = 0
+            for shard, top in zip(firsts, tops):
+                file_stats = stats[str(shard.path)]
+                for subreddit, early in top["early"].items():  # a full heap before the file's first other row
+                    limit = self.keep_top(subreddit)
+                    if limit is not None and len(merged.heaps.get(subreddit, ())) + early > limit:
+                        file_stats.counts.setdefault("below_top_k", 0)
+                        _count_before(file_stats.counts, "below_top_k", "other_subreddits")
+                for submission in top["held"]:
+                    merged.offer(submission, file_stats, offset + submission["order"])
+                offset += top["offered"]
+                if file_stats.counts.get("below_top_k") == 0:
+                    del file_stats.counts["below_top_k"]
+            held = merged.held()
+        shutil.rmtree(ids, ignore_errors=True)
+        wanted = sorted(held)
+        found = run_map(best_of_file, [(*args, shard, wanted) for shard in seconds])
+        for shard, part in zip(seconds, found):
+            stats[str(shard.path)] = ReaderStats(**part["stats"])
+            for sid, seen in part["found"].items():
+                submission = held[sid]
+                submission["comments"] += seen["comments"]
+                submission["eligible"] += seen["eligible"]
+                best, other = submission["best"], seen["best"]
+                if other is not None and (best is None or (-other["score"], other["id"]) < (-best["score"], best["id"])):
+                    submission["best"] = other
+        with open(tmp / "held.jsonl", "w", encoding="utf-8") as fh:
+            for sid in sorted(held, key=lambda k: held[k]["order"]):
+                fh.write(json.dumps(held[sid]) + "\n")
+        (tmp / "stats.json").write_text(json.dumps({path: st.to_dict() for path, st in stats.items()}))
+        try:
+            tmp.rename(folder)
+        except OSError:  # another build joined the same files first
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
-        wanted = {s.lower() for s in self.settings["subreddits"]}
-        top = _TopSubmissions(self.keep_top)
-        ordered = sorted(shards, key=lambda s: (not s.kind.endswith("submissions"), str(s.path)))
-        submissions: dict[str, dict[str, Any]] | None = None
-        for shard in ordered:
-            shard_stats = stats(shard)
+        if self.workdir is None:
+            self._tmp = getattr(self, "_tmp", None) or tempfile.TemporaryDirectory(prefix="lima-reddit-join-")
+            self.workdir = Path(self._tmp.name)
+        folder = self._join_folder(shards, self.workdir)
+        if not (folder / "stats.json").is_file():  # no executor prepared it: both passes here, in this process
+            self.prepare(shards, self.workdir, lambda fn, calls: [fn(*a) for a in calls])
+        counts = json.loads((folder / "stats.json").read_text())
+        for shard in sorted(shards, key=lambda s: (not s.kind.endswith(":submissions"), str(s.path))):
+            stats(shard).merge(ReaderStats(**counts[str(shard.path)]))
             advance = progress(shard)
-            rows = self._csv(shard, shard_stats) if shard.kind.startswith("reddit_csv") else self._ndjson(shard, shard_stats)
-            role = shard.kind.split(":")[1]
-            if role != "submissions" and submissions is None:
-                submissions = top.held()  # pass 2: comments, joined to the held submissions only
-            for line, row in rows:
-                shard_stats.rows += 1
-                subreddit = str(row.get("subreddit") or "")
-                if subreddit.lower() not in wanted:
-                    shard_stats.count("other_subreddits")
-                    continue
-                if role == "submissions":
-                    submission = self._submission(row, line, shard_stats)
-                    if submission is not None:
-                        top.offer(submission, shard_stats)
-                else:
-                    self._comment(row, line, shard_stats, submissions)
             if advance is not None:
                 advance(shard.size)
-        if submissions is None:
-            submissions = top.held()
-        for sid in sorted(submissions, key=lambda k: submissions[k]["order"]):
-            yield self._candidate(submissions[sid])
+        with open(folder / "held.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                yield self._candidate(json.loads(line))
+
+    def rows(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(line, row)`` for each row of ``shard`` of a wanted subreddit; every row is counted in ``stats``
+        (``rows``; others as ``other_subreddits``, bad ones as malformed).
+
+        Raises:
+            InputError: the file cannot be decompressed, or a malformed row in strict mode.
+        """
+        wanted = {s.lower() for s in self.settings["subreddits"]}
+        rows = self._csv(shard, stats) if shard.kind.startswith("reddit_csv") else self._ndjson(shard, stats)
+        for line, row in rows:
+            stats.rows += 1
+            subreddit = str(row.get("subreddit") or "")
+            if subreddit.lower() not in wanted:
+                stats.count("other_subreddits")
+                continue
+            yield line, row
 
     def _ndjson(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         wanted = [name.lower() for name in self.settings["subreddits"]]
@@ -337,3 +435,127 @@ class RedditSource(Source):
             score=best["score"] if best else None,
             meta=meta,
         )
+
+
+def _label(shard: Shard) -> str:
+    return str(shard.path) + (f"!{shard.member}" if shard.member else "")
+
+
+def _reader(settings: dict[str, Any], quotas: dict[str, int] | None, strict: bool) -> RedditSource:
+    source = RedditSource(settings, strict=strict)
+    source.quotas = quotas
+    return source
+
+
+def top_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict: bool, shard: Shard,
+                ids_folder: str, number: int) -> dict[str, Any]:
+    """Pass 1 over one submissions file (a worker's call): its top ``K`` per subreddit as one pass over this file
+    alone keeps them. Writes the id of every submission offered to ``ids_folder`` (one JSON string a line, in
+    :data:`ID_PARTS` files ``<part>/<number>.txt`` by a hash of the id) so the merge can tell whether an id
+    repeats, one part at a time.
+
+    Returns ``{"held": [submission, ...] in first-seen order (``order`` = its number among this file's offered
+    rows, from 1), "offered": rows offered, "stats": ReaderStats as a dict, "early": {subreddit: rows offered
+    before the file's first row of another subreddit}}`` (the last for the order of the file's counts).
+
+    Raises:
+        InputError: the file cannot be decompressed, or a malformed row in strict mode.
+    """
+    source = _reader(settings, quotas, strict)
+    stats = ReaderStats(_label(shard))
+    top = _TopSubmissions(source.keep_top)
+    early: dict[str, int] = {}
+    parts: dict[int, Any] = {}
+    try:
+        for line, row in source.rows(shard, stats):
+            submission = source._submission(row, line, stats)
+            if submission is not None:
+                text = json.dumps(submission["id"]) + "\n"
+                part = zlib.crc32(text.encode()) % ID_PARTS
+                if part not in parts:
+                    (Path(ids_folder) / str(part)).mkdir(parents=True, exist_ok=True)
+                    parts[part] = open(Path(ids_folder) / str(part) / f"{number}.txt", "w", encoding="utf-8")
+                parts[part].write(text)
+                if "other_subreddits" not in stats.counts:
+                    subreddit = submission["subreddit"].lower()
+                    early[subreddit] = early.get(subreddit, 0) + 1
+                top.offer(submission, stats)
+    finally:
+        for fh in parts.values():
+            fh.close()
+    held = top.held()
+    return {"held": sorted(held.values(), key=lambda s: s["order"]), "offered": top.order, "stats": stats.to_dict(),
+            "early": early}
+
+
+def _count_before(counts: dict[str, int], key: str, later: str) -> None:
+    """Move ``key`` just before ``later`` in ``counts`` (insertion order: the order in which a file's kinds were
+    first counted, as one pass over it counts them; used when one pass would count a ``below_top_k`` before the
+    file's first ``other_subreddits`` row: the subreddit's heap is full before the file's rows ahead of that one
+    are all offered)."""
+    keys = list(counts)
+    if key in keys and later in keys and keys.index(key) > keys.index(later):
+        value = counts.pop(key)
+        moved = {}
+        for name, n in counts.items():
+            if name == later:
+                moved[key] = value
+            moved[name] = n
+        counts.clear()
+        counts.update(moved)
+
+
+#: Submission ids are written in this many parts (by a hash of the id), so that :func:`_ids_repeat` holds one
+#: part's ids at a time: about 1/64 of all (a year of r/AskReddit, ~4 million posts: ~60,000 ids, a few MB).
+ID_PARTS = 64
+
+
+def _ids_repeat(folder: Path) -> bool:
+    """Whether any submission id occurs twice among those :func:`top_of_file` wrote to ``folder`` (within or across
+    files), checked one part at a time (a repeated id is always in one part)."""
+    if not folder.is_dir():
+        return False
+    for part in sorted(folder.iterdir()):
+        seen: set[str] = set()
+        for path in sorted(part.iterdir()):
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line in seen:
+                        return True
+                    seen.add(line)
+    return False
+
+
+def _sequential_top(source: RedditSource, shards: list[Shard]) -> tuple[dict[str, dict[str, Any]],
+                                                                       dict[str, ReaderStats]]:
+    """Pass 1 as one pass over all submission ``shards`` in order (needed when an id repeats): the held
+    submissions by id, and each file's reader counts by path."""
+    top = _TopSubmissions(source.keep_top)
+    stats = {}
+    for shard in shards:
+        stats[str(shard.path)] = shard_stats = ReaderStats(_label(shard))
+        for line, row in source.rows(shard, shard_stats):
+            submission = source._submission(row, line, shard_stats)
+            if submission is not None:
+                top.offer(submission, shard_stats)
+    return top.held(), stats
+
+
+def best_of_file(settings: dict[str, Any], quotas: dict[str, int] | None, strict: bool, shard: Shard,
+                 held: list[str]) -> dict[str, Any]:
+    """Pass 2 over one comments file (a worker's call): for each submission id in ``held`` that has a top-level
+    comment in this file, ``{"comments": top-level comments read, "eligible": eligible ones, "best": the best
+    eligible comment or None}``.
+
+    Returns ``{"found": {submission id: that}, "stats": ReaderStats as a dict}``.
+
+    Raises:
+        InputError: the file cannot be decompressed, or a malformed row in strict mode.
+    """
+    source = _reader(settings, quotas, strict)
+    stats = ReaderStats(_label(shard))
+    submissions = {sid: {"best": None, "comments": 0, "eligible": 0} for sid in held}
+    for line, row in source.rows(shard, stats):
+        source._comment(row, line, stats, submissions)
+    return {"found": {sid: seen for sid, seen in submissions.items() if seen["comments"]},
+            "stats": stats.to_dict()}
