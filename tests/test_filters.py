@@ -279,14 +279,14 @@ def test_word_pattern_matches_a_flat_alternation_on_real_posts(real, settings):
 
 
 def test_code_blocks_are_removed_as_the_lazy_patterns_define_in_linear_time(real):
-    """strip_code and html_prose remove code as ``re.sub`` of the lazy ``open.*?close`` patterns did (on every real
-    post and on random markup), but an opener never closed no longer costs a scan per opener: 100 KB of unclosed
-    openers took 5-11 s with the lazy patterns."""
+    """strip_code, html_prose and code_spans (pii's and the link pruning's code pieces) find code as the lazy
+    ``open.*?close`` patterns did (on every real post and on random markup), but an opener never closed no longer
+    costs a scan per opener: 100 KB of unclosed openers took 4-11 s with the lazy patterns."""
     import random
     import re
 
     from lima_data.filters.style import SelfContained
-    from lima_data.text import _strip_html_code, html_prose, strip_code
+    from lima_data.text import _strip_html_code, code_spans, html_prose, strip_code
 
     fenced = re.compile(r"^(```|~~~)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
     inline = re.compile(r"`[^`\n]+`")
@@ -303,8 +303,17 @@ def test_code_blocks_are_removed_as_the_lazy_patterns_define_in_linear_time(real
         assert strip_code(text) == inline.sub(" ", fenced.sub("\n", text))
         text = "".join(rnd.choice(markup) for _ in range(rnd.randint(0, 30)))
         assert _strip_html_code(text) == html_code.sub(" ", text)
+    code = re.compile(r"(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)", re.S | re.M)  # pii's and markup's code
+    md_spans = md + ["`a`", "``", "\n```\n"]
+    for _ in range(3000):
+        text = "".join(rnd.choice(md_spans) for _ in range(rnd.randint(0, 30)))
+        assert list(code_spans(text)) == [m.span() for m in code.finditer(text)]
+    for candidate in real.values():
+        markdown = html_to_markdown(candidate.response)[0]
+        assert list(code_spans(markdown)) == [m.span() for m in code.finditer(markdown)]
     unclosed = "```py\nx = 1\n" * 8000
     assert strip_code(unclosed) == unclosed  # nothing closes: left as it is
+    assert list(code_spans(unclosed + "`a`")) == [(len(unclosed), len(unclosed) + 3)]
     assert _strip_html_code("<pre>x " * 15000) == "<pre>x " * 15000
     assert html_prose("a<b " * 30000) == "a<b " * 30000 and html_prose("<p " * 30000 + ">") == "\n"  # one tag
     assert SelfContained._BARE_DEMONSTRATIVE.search("this" + " " * 50000 + "x") is None

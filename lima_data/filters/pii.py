@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from ..candidate import Candidate
+from ..text import code_spans
 from .base import Filter
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -24,7 +25,6 @@ _PII_NEEDS = {"email": ("@",), "ip": (".",), "phone": ("0", "1", "2", "3", "4", 
 #: the patterns above open with a look-behind and are tried at every character): a piece without it skips the
 #: pattern. An IPv4 address holds "digit.digit"; a phone number ends in ``\d{3,4}[ -]\d{3,4}``.
 _PII_HINTS = {"ip": re.compile(r"\d\.\d"), "phone": re.compile(r"\d{3}[ -]\d{3}")}
-_FENCE_OR_INLINE = re.compile(r"(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)", re.S | re.M)
 
 
 def replace_pii(text: str, placeholders: dict[str, str], kinds=PII_PATTERNS) -> tuple[str, dict[str, int]]:
@@ -36,11 +36,10 @@ def replace_pii(text: str, placeholders: dict[str, str], kinds=PII_PATTERNS) -> 
     counts = dict.fromkeys(PII_PATTERNS, 0)
     pieces = []
     last = 0
-    # no code to skip without a backtick or "~~~" (the code pattern opens with "^", tried at every character)
-    for code in (_FENCE_OR_INLINE.finditer(text) if "`" in text or "~~~" in text else ()):
-        pieces.append((text[last:code.start()], True))
-        pieces.append((code.group(0), False))
-        last = code.end()
+    for start, end in code_spans(text):
+        pieces.append((text[last:start], True))
+        pieces.append((text[start:end], False))
+        last = end
     pieces.append((text[last:], True))
     out = []
     for piece, is_prose in pieces:

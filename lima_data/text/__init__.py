@@ -69,6 +69,48 @@ def _sub_blocks(text: str, opener: re.Pattern, body_start, closer, repl: str) ->
     return "".join(out)
 
 
+def _next_fence(markdown: str, pos: int, dead: set[str]) -> tuple[int, int] | None:
+    """``(start, end)`` of the first fenced block opening at or after ``pos`` (a marker in ``dead`` has no closing
+    line left: its openers are passed over; a marker found unclosed is added to it)."""
+    while (found := _FENCE_OPEN.search(markdown, pos)) is not None:
+        marker = found.group(1)
+        close = _FENCE_CLOSE[marker].search(markdown, found.end()) if marker not in dead else None
+        if close is not None:
+            return found.start(), close.end()
+        dead.add(marker)
+        pos = found.start() + 1
+    return None
+
+
+def code_spans(markdown: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each piece of code in ``markdown``, left to right: fenced blocks (a ``` or ~~~ line to
+    the first closing line of the same marker) and inline code (```...``` on one line). The same spans as
+    ``re.finditer`` of ``(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)`` (``re.S | re.M``), in linear time: an
+    unclosed fence is searched for once, not once per later opener (see :func:`_sub_blocks`)."""
+    if "`" not in markdown and "~~~" not in markdown:
+        return
+    pos, dead = 0, set()
+    fence: tuple[int, int] | None = None  # the next fenced block at or after pos, once searched
+    inline: re.Match | None = None  # the next inline span at or after pos, once searched
+    fences_left = True
+    while True:
+        if fence is not None and fence[0] < pos:
+            fence = None
+        if fence is None and fences_left:
+            fence = _next_fence(markdown, pos, dead)
+            fences_left = fence is not None
+        if inline is None or inline.start() < pos:
+            inline = _INLINE.search(markdown, pos)
+        if inline is not None and (fence is None or inline.start() < fence[0]):
+            yield inline.span()
+            pos = inline.end()
+        elif fence is not None:
+            yield fence
+            pos = fence[1]
+        else:
+            return
+
+
 def strip_code(markdown: str) -> str:
     """Remove fenced code blocks and inline code spans from Markdown, so style rules look at prose only.
 

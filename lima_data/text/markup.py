@@ -14,6 +14,8 @@ import re
 from bs4 import BeautifulSoup, Tag
 from markdownify import MarkdownConverter
 
+from . import code_spans
+
 _BLANK_RUNS = re.compile(r"\n{3,}")
 #: Opening tags counted in the raw HTML (a regex count is exact for the well-formed HTML of the dumps, and far
 #: cheaper than searching the parsed tree).
@@ -124,7 +126,6 @@ _SOURCE_LINE = re.compile(r"^[*_>\s-]*(?:source[sd]?|sourced from|from|via|credi
                           r"see(?: also)?|links?|image|photo|picture|read more)\b", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])[*_)\]\"\u201d']*\s+(?=[*_(\[\"\u201c'A-Z0-9\ue000\ue001])")
 _PAREN_MARK = re.compile(r"\s*\((?:[^()\n]{0,80}?)[\ue000\ue001](?:[^()\n]{0,80}?)\)")
-_FENCE_OR_INLINE = re.compile(r"(^(```|~~~)[^\n]*\n.*?^\2[ \t]*$|`[^`\n]+`)", re.S | re.M)
 _LIST_MARKER = re.compile(r"^([ \t]*(?:[-*+]|\d+[.)])[ \t]+|[ \t]*(?:>[ \t]?)+)")
 
 
@@ -206,10 +207,10 @@ def _prose_pieces(markdown: str) -> list[tuple[str, bool]]:
     if "`" not in markdown and "~~~" not in markdown:  # no code (the pattern opens with "^", so it is slow to scan)
         return [(markdown, True)]
     pieces, last = [], 0
-    for code in _FENCE_OR_INLINE.finditer(markdown):
-        pieces.append((markdown[last:code.start()], True))
-        pieces.append((code.group(0), False))
-        last = code.end()
+    for start, end in code_spans(markdown):
+        pieces.append((markdown[last:start], True))
+        pieces.append((markdown[start:end], False))
+        last = end
     pieces.append((markdown[last:], True))
     return pieces
 
