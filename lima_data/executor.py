@@ -32,7 +32,7 @@ from typing import Any
 from . import __version__
 from .candidate import Candidate
 from .errors import EmptyBuildError, LimaDataError, ShortfallError, translated
-from .files import remove_stale_partials
+from .files import finish_folder, partial_folder
 from .filters import build_filter
 from .filters.base import module_files
 from .filters.manual import Manual
@@ -119,9 +119,7 @@ def run_task(task: Task, spec: SourceSpec, seed: int, strict: bool, curation: di
     final = Path(cache_root) / task.key
     if (final / "result.pkl").is_file():
         return str(final)
-    remove_stale_partials(list(Path(cache_root).glob(f".{task.key}.partial-*")))  # left by a killed build
-    tmp = Path(cache_root) / f".{task.key}.partial-{os.getpid()}"
-    tmp.mkdir(parents=True)
+    tmp = partial_folder(final)
     manual = Manual(keep=curation.get("keep", []), drop=curation.get("drop", [])) if curation else None
     filters = make_chain(task.source, spec, seed, manual)
     reader = make_reader(task.source, spec, seed, strict, filters, Path(cache_root))
@@ -145,10 +143,7 @@ def run_task(task: Task, spec: SourceSpec, seed: int, strict: bool, curation: di
                         manual.matched if manual is not None else set())
     with open(tmp / "result.pkl", "wb") as fh:
         pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    try:
-        tmp.rename(final)
-    except OSError:  # another worker finished the same task first
-        shutil.rmtree(tmp, ignore_errors=True)
+    finish_folder(tmp, final)  # (another worker may have finished the same task first)
     return str(final)
 
 

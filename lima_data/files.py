@@ -5,6 +5,7 @@ section 3, walls), so any of them may read a user's file or write a row without 
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -154,6 +155,25 @@ def pid_alive(pid: int) -> bool:
             return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
     except (OSError, IndexError):
         return True
+
+
+def partial_folder(folder: Path) -> Path:
+    """A new folder beside ``folder`` to build it in, ``.<name>.partial-<pid>``, made after removing the partial
+    folders of ``folder`` that killed processes left (:func:`remove_stale_partials`). :func:`finish_folder` puts it
+    in place: a cache entry is complete or absent, never half-written."""
+    remove_stale_partials(list(folder.parent.glob(f".{glob.escape(folder.name)}.partial-*")))
+    tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def finish_folder(tmp: Path, folder: Path) -> None:
+    """Rename the finished :func:`partial_folder` ``tmp`` to ``folder``; when another process put ``folder`` in
+    place first (the same cache entry, built twice at once), ``tmp`` is removed and theirs kept."""
+    try:
+        tmp.rename(folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_stale_partials(pattern_paths: list[Path]) -> list[Path]:

@@ -38,13 +38,11 @@ settings, the quotas and lima-data's code), where the task reads them and a resu
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import heapq
 import html
 import io
 import json
-import os
 import shutil
 import tempfile
 import zlib
@@ -56,7 +54,7 @@ import zstandard
 
 from ..candidate import Candidate
 from ..errors import InputError
-from ..files import csv_rows, remove_stale_partials
+from ..files import csv_rows, finish_folder, partial_folder
 from . import ReaderStats
 from .base import Shard, Source, peek_csv_header, peek_json_keys
 
@@ -234,9 +232,7 @@ class RedditSource(Source):
         folder = self._join_folder(shards, workdir)
         if (folder / "stats.json").is_file():
             return
-        remove_stale_partials(list(folder.parent.glob(f".{glob.escape(folder.name)}.partial-*")))  # killed build
-        tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-        tmp.mkdir(parents=True)
+        tmp = partial_folder(folder)
         ordered = sorted(shards, key=lambda s: str(s.path))
         firsts = [s for s in ordered if s.kind.endswith(":submissions")]
         seconds = [s for s in ordered if not s.kind.endswith(":submissions")]
@@ -279,10 +275,7 @@ class RedditSource(Source):
             for sid in sorted(held, key=lambda k: held[k]["order"]):
                 fh.write(json.dumps(held[sid]) + "\n")
         (tmp / "stats.json").write_text(json.dumps({path: st.to_dict() for path, st in stats.items()}))
-        try:
-            tmp.rename(folder)
-        except OSError:  # another build joined the same files first
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish_folder(tmp, folder)  # (another build may have joined the same files first)
 
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
         if self.workdir is None:

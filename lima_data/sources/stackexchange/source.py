@@ -7,11 +7,8 @@ one into byte ranges (:mod:`.ranges`) and prepares their join, and reads each ta
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
-import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -19,7 +16,7 @@ from pathlib import Path
 
 from ...candidate import Candidate
 from ...errors import InputError
-from ...files import remove_stale_partials
+from ...files import finish_folder, partial_folder
 from ..base import Shard, Source
 from ..base import discover as discover_shards
 from . import sevenzip
@@ -204,17 +201,12 @@ class StackExchangeSource(Source):
             folder = self._index_folder(shard, workdir)
             if (folder / "ranges.json").is_file():
                 continue
-            remove_stale_partials(list(folder.parent.glob(f".{glob.escape(folder.name)}.partial-*")))  # killed build
-            tmp = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-            tmp.mkdir(parents=True)
+            tmp = partial_folder(folder)
             ranges = [replace(shard, size=end - start, start=start, end=end)
                       for start, end in self._bounds(path)]
             lines = run_map(index_range, [(r, str(tmp), k) for k, r in enumerate(ranges)])
             join_index(tmp, [r.start for r in ranges], lines)
-            try:
-                tmp.rename(folder)
-            except OSError:  # another task joined the same file first
-                shutil.rmtree(tmp, ignore_errors=True)
+            finish_folder(tmp, folder)  # (another task may have joined the same file first)
 
     def _bounds(self, path: Path) -> list[tuple[int, int]]:
         """The byte ranges of a split file: an unpacked member's recorded ones, else :func:`split_ranges`."""
