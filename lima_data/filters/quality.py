@@ -64,7 +64,7 @@ def _top_ngram_share(words: list[str], total: int, n: int) -> float:
     n-grams equally frequent, the first to occur)."""
     if len(words) < n + 1 or not total:
         return 0.0
-    gram, count = Counter(zip(*(words[i:] for i in range(n)))).most_common(1)[0]
+    gram, count = Counter(_ngrams(words, n)).most_common(1)[0]
     if count < 2:
         return 0.0
     return min(1.0, count * sum(map(len, gram)) / total)

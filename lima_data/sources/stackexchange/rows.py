@@ -135,24 +135,23 @@ def _author(site: str, user_id: str | None, display_name: str | None) -> tuple[s
 
 
 def _candidate(question: dict[str, Any], best: tuple[int, int] | None, answer: dict[str, str] | None) -> Candidate:
-    """A Candidate from a question and its top answer; ``answer`` is None when its body was not read."""
+    """A Candidate from a question parsed in full (:func:`_question`) and its top answer; ``answer`` is None when
+    its body was not read. A light question's is :func:`_light_candidate`."""
     site, question_id = question["site"], question["id"]
-    meta: dict[str, Any] = {"question_id": question_id, "question_score": question["score"],
-                            "title": question["title"]}
-    if "body" in question:
-        author, author_url = _author(site, question["owner_user_id"], question["owner_display_name"])
-        meta.update({
-            "question_body": question["body"],
-            "tags": question["tags"],
-            "created": question["created"],
-            "answer_count": question["answer_count"],
-            "url": f"https://{site}/questions/{question_id}",
-            "question_author": author,
-            "question_author_url": author_url,
-            "question_licence": question["licence"],
-        })
-    else:  # a light question (:func:`_light_question`): what its reject needs
-        meta["url"] = f"https://{site}/questions/{question_id}"
+    author, author_url = _author(site, question["owner_user_id"], question["owner_display_name"])
+    meta: dict[str, Any] = {
+        "question_id": question_id,
+        "question_score": question["score"],
+        "title": question["title"],
+        "question_body": question["body"],
+        "tags": question["tags"],
+        "created": question["created"],
+        "answer_count": question["answer_count"],
+        "url": f"https://{site}/questions/{question_id}",
+        "question_author": author,
+        "question_author_url": author_url,
+        "question_licence": question["licence"],
+    }
     if best is not None:
         answer_id = best[1]
         meta["answer_id"] = answer_id
