@@ -16,7 +16,6 @@ are missing.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 from ..candidate import Candidate
 from ..files import dumps
 from ..pipeline import FilterStats, RejectSink, run_stage
-from ..text import normalise
+from ..text import normalise, words_of_normalised
 
 REASONS = ("duplicate_id", "exact_duplicate", "near_duplicate", "similar_prompt")
 _STRENGTH = {"duplicate_id": -1, "exact_duplicate": 0, "near_duplicate": 1, "similar_prompt": 2}
@@ -37,18 +36,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-_WORDS = re.compile(r"\w+")
-
-
 def shingles(text: str, size: int) -> set[bytes]:
     """Word ``size``-grams of normalised text (the whole text as one shingle when it is shorter)."""
     return _shingles_of_normalised(normalise(text), size)
 
 
 def _shingles_of_normalised(norm: str, size: int) -> set[bytes]:
-    """:func:`shingles` of text already :func:`~lima_data.text.normalise`-d (its words, as
-    :func:`~lima_data.text.normalised_words` reads them)."""
-    words = _WORDS.findall(norm)
+    """:func:`shingles` of text already :func:`~lima_data.text.normalise`-d."""
+    words = words_of_normalised(norm)
     if len(words) <= size:
         return {" ".join(words).encode()} if words else set()
     grams = set(map(" ".join, zip(*(words[k:] for k in range(size)))))  # each distinct one encoded once

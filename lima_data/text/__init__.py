@@ -25,7 +25,8 @@ def loads_json(text: str | bytes) -> Any:
     Raises:
         json.JSONDecodeError: the text is not JSON (``.msg`` says why).
     """
-    if (_LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS).search(text) is not None:
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _LONG_DIGITS in data.translate(_DIGITS_TO_ZERO):
         return json.loads(text)
     try:
         return orjson.loads(text)
@@ -33,8 +34,10 @@ def loads_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+#: ASCII digits mapped to "0", and 19 of them in a row: where an integer beyond 64 bits could be. ``bytes.translate``
+#: and ``in`` take ~0.4 us on a 200-byte line, a regex search ~1.9 us.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGITS = b"0" * 19
 _INLINE = re.compile(r"`[^`\n]+`")
 _APOSTROPHES = "'\u2019"
 #: A fence's opening line and, per marker, its closing line (CommonMark's ``` and ~~~ fences).
@@ -327,4 +330,9 @@ def normalise(text: str) -> str:
 
 def normalised_words(text: str) -> list[str]:
     """The words (runs of letters, digits and ``_``) of ``text`` after :func:`normalise`."""
-    return _WORDS.findall(normalise(text))
+    return words_of_normalised(normalise(text))
+
+
+def words_of_normalised(normalised: str) -> list[str]:
+    """:func:`normalised_words` of text already :func:`normalise`-d (no second normalisation)."""
+    return _WORDS.findall(normalised)
