@@ -70,6 +70,30 @@ def test_near_duplicate_answer_with_edits(se_dir):
     assert sum(1 for _, r in result.decisions.values() if r) == 1
 
 
+def test_copies_of_an_answer_join_one_cluster_with_the_pairwise_reasons(se_dir):
+    """Copies whose normalised text equals an earlier one are linked to it alone (not to every earlier copy):
+    the clusters and reasons must be those of linking every pair, with exact dedup on and off."""
+    (dump,) = discover([se_dir / "matheducators"])
+    answers = [c for c in StackExchangeReader().read(dump, ReaderStats(dump.label)) if len(c.response) > 1500][:12]
+    copies = []
+    for n in range(40):  # every answer 3-4 times: case and spacing changed, the same title for some
+        for k, a in enumerate(answers[: 8 + n % 5]):
+            c = Candidate.from_dict(a.to_dict())
+            c.id, c.score = f"{a.id}-{n}", (a.score or 0) - n % 3
+            c.response = (a.response.upper() if n % 2 else a.response) + " " * (n % 3)
+            c.prompt = a.prompt if k % 2 else f"{a.prompt} ({n})"
+            copies.append(c)
+    for exact, reason in ((True, "exact_duplicate"), (False, "near_duplicate")):
+        result = Dedup({"exact": exact}).run(answers + copies)
+        clusters = {c["keeper"]: c for c in result.clusters}
+        assert len(clusters) == len(answers)  # one per answer, each holding all its copies
+        for a in answers:
+            members = [m for c in result.clusters for m in c["members"] if m["id"].startswith(a.id)]
+            assert len({c["keeper"] for c in result.clusters if any(m["id"] == a.id for m in c["members"])}) == 1
+            reasons = Counter(m["reason"] for m in members)
+            assert reasons[None] == 1 and reasons[reason] == len(members) - 1
+
+
 def test_test_prompt_pasted_into_a_train_response_is_caught(tmp_path, shared):
     rows = [json.loads(line) for line in (shared / "lima" / "lima_train_slice.jsonl").read_text().splitlines()]
     test_prompt = next(r["conversations"][0] for r in rows[10:] if len(r["conversations"][0].split()) > 20)

@@ -211,9 +211,21 @@ class Dedup:
         size, num_perm, threshold = self.near["shingle"], self.near["num_perm"], self.near["threshold"]
         indexed = [i for i, c in enumerate(candidates) if c.response.strip()]
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        signatures = np.empty((len(indexed), num_perm), dtype=np.uint32)  # row k: the k-th indexed candidate's
         if normalised is None:
             normalised = [normalise(c.response) for c in candidates]
+        # A response equal (normalised) to an earlier one has its signature, so it would find what that one found
+        # and link to it at Jaccard 1: it is linked to it alone, without hashing or querying (same clusters and
+        # reasons; a group of n copies costs n, not n**2 links).
+        twins: dict[str, int] = {}
+        unique = []
+        for i in indexed:
+            first = twins.setdefault(normalised[i], i) if threshold <= 1 else i
+            if first != i:
+                link(first, i, "near_duplicate")
+            else:
+                unique.append(i)
+        indexed = unique
+        signatures = np.empty((len(indexed), num_perm), dtype=np.uint32)  # row k: the k-th indexed candidate's
         sets = (_shingles_of_normalised(normalised[i], size) for i in indexed)
         for k, (i, minhash) in enumerate(zip(indexed, _minhashes(sets, num_perm, seed=1))):
             found = list(lsh.query(minhash))
@@ -231,7 +243,16 @@ class Dedup:
         from .minhash import LSHIndex as MinHashLSH
 
         p = self.prompt
-        short = [(i, normalise(c.prompt)) for i, c in enumerate(candidates) if 0 < len(c.prompt) <= p["max_chars"]]
+        short = []
+        twins: dict[str, int] = {}  # as in _minhash_pairs: a prompt equal to an earlier one is linked to it alone
+        for i, c in enumerate(candidates):
+            if 0 < len(c.prompt) <= p["max_chars"]:
+                text = normalise(c.prompt)
+                first = twins.setdefault(text, i) if p["threshold"] <= 100 else i
+                if first != i:
+                    link(first, i, "similar_prompt")
+                else:
+                    short.append((i, text))
         hashes = _minhashes((char_ngrams(text, p["char_ngram"]) for _, text in short), 64, seed=2)
         lsh = MinHashLSH(threshold=p["lsh_threshold"], num_perm=64)
         for k, ((i, text), minhash) in enumerate(zip(short, hashes)):
