@@ -2,22 +2,31 @@
 to load and lay it out (the page's own load event, measured in a wrapper page).
 
     .venv/bin/python benchmarks/bench_report.py MANIFEST_DIR [--reference FILE] [--runs 3]
+    .venv/bin/python benchmarks/bench_report.py MANIFEST_DIR [MANIFEST_DIR ...] --against OLD_CHECKOUT [--runs 5]
 
 Build the manifest first, e.g. the full recipe over the shared sample data:
     lima-data build --input ../shared/data --recipe lima --out /tmp/bench-manifests
+
+With ``--against``, each run writes the report of every manifest once with this checkout's code and once with the
+other checkout's, interleaved (this machine's speed drifts), each in a fresh process that has first imported what
+``lima-data build`` has imported when it starts the report (numpy, lxml, bs4, zstandard, the build and the CLI): the
+seconds are those of ``from lima_data.report.html import build_report; build_report(...)``, matplotlib's import
+included, which is what the report adds to a build. Prints the best of ``--runs`` for both and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from lima_data.report.html import build_report
+HERE = Path(__file__).resolve().parent.parent
 
 WRAPPER = """<html><body><iframe id="f" style="width:1400px;height:1000px"></iframe><script>
 var t0 = performance.now(); var f = document.getElementById('f');
@@ -26,6 +35,16 @@ f.onload = function () { var d = f.contentDocument; d.body.offsetHeight;
   document.body.setAttribute('data-height', d.documentElement.scrollHeight); };
 f.src = "%s";
 </script></body></html>"""
+
+#: Run in a fresh process with PYTHONPATH at a checkout: the imports a build has made when it reaches the report,
+#: then the report timed (seconds on stdout).
+TIMED = """import sys, time
+import numpy, lxml.etree, bs4, zstandard, lima_data.build, lima_data.cli
+start = time.perf_counter()
+from lima_data.report.html import build_report
+build_report(sys.argv[1], reference=sys.argv[2] or None)
+print(time.perf_counter() - start)
+"""
 
 
 def chromium_load_ms(report: Path) -> tuple[int, int] | None:
@@ -45,19 +64,49 @@ def chromium_load_ms(report: Path) -> tuple[int, int] | None:
     return (int(ms.group(1)), int(height.group(1))) if ms and height else None
 
 
+def timed_report(checkout: Path, manifest: Path, reference: Path | None) -> float:
+    """Seconds ``build_report`` takes in a fresh process running ``checkout``'s code (see :data:`TIMED`)."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    out = subprocess.run([sys.executable, "-c", TIMED, str(manifest), str(reference or "")], env=env, cwd=checkout,
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    return float(out.split()[-1])
+
+
+def compare(manifests: list[Path], against: Path, reference: Path | None, runs: int) -> None:
+    """Best of ``runs`` seconds per manifest for the other checkout and this one, interleaved."""
+    best: dict[tuple[Path, str], float] = {}
+    for _ in range(runs):
+        for manifest in manifests:
+            for label, checkout in (("other", against), ("this", HERE)):
+                seconds = timed_report(checkout, manifest, reference)
+                best[(manifest, label)] = min(best.get((manifest, label), float("inf")), seconds)
+    for manifest in manifests:
+        old, new = best[(manifest, "other")], best[(manifest, "this")]
+        print(f"{manifest}: {against} {old:.3f} s, {HERE} {new:.3f} s (best of {runs}): "
+              f"{new / old:.2f} of the time, {old / new:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("manifest", type=Path)
+    parser.add_argument("manifest", type=Path, nargs="+")
     parser.add_argument("--reference", type=Path)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--against", type=Path, help="another checkout, timed interleaved with this one")
     args = parser.parse_args()
-    for run in range(args.runs):
-        start = time.perf_counter()
-        report = build_report(args.manifest, reference=args.reference)
-        seconds = time.perf_counter() - start
-        load = chromium_load_ms(report)
-        print(f"run {run + 1}: written in {seconds:.2f} s, {report.stat().st_size / 2**20:.2f} MiB; "
-              + (f"Chromium load {load[0]} ms, page height {load[1]:,} px" if load else "no Chromium"))
+    if args.against is not None:
+        compare(args.manifest, args.against.resolve(), args.reference, args.runs)
+        return
+    sys.path.insert(0, str(HERE))
+    from lima_data.report.html import build_report
+
+    for manifest in args.manifest:
+        for run in range(args.runs):
+            start = time.perf_counter()
+            report = build_report(manifest, reference=args.reference)
+            seconds = time.perf_counter() - start
+            load = chromium_load_ms(report)
+            print(f"{manifest} run {run + 1}: written in {seconds:.2f} s, {report.stat().st_size / 2**20:.2f} MiB; "
+                  + (f"Chromium load {load[0]} ms, page height {load[1]:,} px" if load else "no Chromium"))
 
 
 if __name__ == "__main__":
