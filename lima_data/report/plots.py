@@ -37,20 +37,21 @@ _CANVASES = threading.local()
 
 
 def _figure(kind: str, width: float, height: float, ncols: int = 1, margins: dict[str, float] | None = None):
-    """The figure and axes of one ``kind`` of plot, ``width`` x ``height`` inches; ``margins`` (``subplots_adjust``
-    fractions) instead of the constrained layout, which costs a quarter of the drawing time.
+    """The figure and axes of one ``kind`` of plot, ``width`` x ``height`` inches, placed by ``margins``
+    (``subplots_adjust`` fractions) or afterwards by :func:`_place`: matplotlib's constrained layout would draw each
+    figure twice (once to measure, once to write), which doubles what a figure costs.
 
     One figure per (kind, columns) is made once per thread and reused, emptied by :func:`_empty` (what the previous
     plot drew removed, scales and limits back to automatic): making a Figure, its Axes and their tick objects is
     more than half of what a small plot costs (about 11 of 20 ms for an empty one on the development machine)."""
     canvases = _CANVASES.__dict__.setdefault("figures", {})
-    key = (kind, ncols, margins is None)
+    key = (kind, ncols)
     if key not in canvases:
         import matplotlib
         from matplotlib.figure import Figure
 
         with matplotlib.rc_context(_RC):
-            fig = Figure(figsize=(width, height), layout=None if margins else "constrained")
+            fig = Figure(figsize=(width, height))
             axes = fig.subplots(1, ncols, squeeze=False)[0]
         canvases[key] = fig, list(axes)
     fig, axes = canvases[key]
@@ -62,6 +63,68 @@ def _figure(kind: str, width: float, height: float, ncols: int = 1, margins: dic
     for ax in axes:
         _empty(ax)
     return fig, axes
+
+
+#: Layout sizes in points (1/72 inch) for :func:`_place`, as the constrained layout measured them for these plots:
+#: the pad around everything, a tick (3.5 long, 3.5 from its label), an axis label (4 from the tick labels, its
+#: 9-point line), and what lies below the x axis: tick labels and the axis label, then the legend of a lengths
+#: figure.
+_PAD, _TICK, _TICK_PAD, _AXIS_LABEL = 3.0, 3.5, 3.5, 13.0
+_BELOW = {"funnel": 32.0, "lengths": 52.4}
+_ABOVE = {"funnel": 3.0, "lengths": 18.1}
+
+
+def _label_points(text: str, size: float = 9) -> float:
+    """The width in points of ``text`` in the report's sans-serif font at ``size`` points (what the SVG writer
+    measures it as)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import text_to_path
+
+    return text_to_path.get_text_width_height_descent(
+        text, FontProperties(family=_RC["font.family"], size=size), ismath=False)[0]
+
+
+def _tick_labels(axis) -> list[tuple[float, str]]:
+    """The major ticks an axis will draw: ``(position along the axis, 0-1, label)``, labels as its formatter writes
+    them."""
+    lo, hi = sorted(axis.get_view_interval())
+    scale = axis.get_transform()
+    start, end = scale.transform([lo, hi])
+    locs = [x for x in axis.get_majorticklocs() if lo - 1e-9 * (hi - lo) <= x <= hi + 1e-9 * (hi - lo)]
+    labels = axis.get_major_formatter().format_ticks(locs)
+    return [(float((scale.transform([x])[0] - start) / (end - start)), label) for x, label in zip(locs, labels)]
+
+
+def _place(fig, axes, kind: str) -> None:
+    """Place ``axes`` side by side, equally wide, with room for what is drawn around each (y tick labels and
+    axis label on the left, the x tick labels that stick out at either end), the constrained layout's result
+    computed in one pass from the labels' widths (:func:`_label_points`)."""
+    width, height = fig.get_size_inches() * 72
+    sides = []
+    for ax in axes:
+        if not ax.axison:
+            sides.append((_PAD, _PAD, []))
+            continue
+        ticks = _tick_labels(ax.yaxis)
+        tick = ax.yaxis.get_major_ticks(1)[0] if ticks else None
+        length = tick.tick1line.get_markersize() if tick is not None else _TICK
+        left = _PAD + max((_label_points(label) for _, label in ticks if label), default=0) + length + _TICK_PAD
+        if ax.get_ylabel():
+            left += _AXIS_LABEL
+        sides.append((left, _PAD, [(f, _label_points(label)) for f, label in _tick_labels(ax.xaxis) if label]))
+    inner = width - sum(left + right for left, right, _ in sides)
+    for _ in range(2):  # x tick labels at either end of an axis may need more room than the pad
+        each = inner / len(axes)
+        sides = [(max(left, _PAD + max((w / 2 - f * each for f, w in xs), default=0)),
+                  max(_PAD, _PAD + max((w / 2 - (1 - f) * each for f, w in xs), default=0)), xs)
+                 for left, right, xs in sides]
+        inner = width - sum(left + right for left, right, _ in sides)
+    each = inner / len(axes)
+    x = 0.0
+    for ax, (left, right, _) in zip(axes, sides):
+        x += left
+        ax.set_position([x / width, _BELOW[kind] / height, each / width, (height - _BELOW[kind] - _ABOVE[kind]) / height])
+        x += each + right
 
 
 def _empty(ax) -> None:
@@ -76,7 +139,7 @@ def _empty(ax) -> None:
     ax.set_xscale("linear")
     ax.set_yscale("linear")
     ax.set_title("")
-    ax.set_xlabel("")
+    ax.set_xlabel("")  # also back in the middle, centred
     ax.set_ylabel("")
     ax.set_axis_on()
     ax.relim()
@@ -243,8 +306,12 @@ def funnel_svg(rows: Sequence[tuple[str, int, int]], *, width: float = 5.6) -> s
     ax.yaxis.set_inverted(True)
     ax.set_xlim(0, top * 1.35)
     ax.xaxis.set_major_formatter(_formatter())
-    ax.set_xlabel("candidates (blue: go on; red: dropped at this stage)")
     ax.tick_params(axis="y", length=0)
+    _place(fig, [ax], "funnel")
+    label = "candidates (blue: go on; red: dropped at this stage)"
+    box = ax.get_position()
+    room = (1 - box.x0) * width * 72 - _PAD  # the label is centred under the bars unless that would clip it
+    ax.set_xlabel(label, x=min(0.5, (room - _label_points(label) / 2) / (box.width * width * 72)))
     return _svg(fig)
 
 
@@ -286,6 +353,7 @@ def lengths_svg(panels: Sequence[tuple[str, dict[str, Sequence[float]]]], *, uni
         ax.set_xlabel(unit + (" (log scale)" if log else ""))
         ax.set_ylabel("% of the set")
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=len(handles),
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles),
                    frameon=False, fontsize=8)
+    _place(fig, axes, "lengths")
     return _svg(fig)
