@@ -252,8 +252,7 @@ def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, 
         f"{dropped_label}{': ' + reason if reason else ''} ({len(vs):,})" for reason, vs in groups.items()]
     colours = [KEPT] + [DROPPED_SHADES[i % len(DROPPED_SHADES)] for i in range(len(groups))]
     keep = [i for i, vs in enumerate(series) if len(vs) or i == 0]
-    ax.hist([series[i] for i in keep], bins=edges, stacked=True, color=[colours[i] for i in keep],
-            histtype="stepfilled", label=[labels[i] for i in keep])
+    _stacked_steps(ax, [series[i] for i in keep], edges, [colours[i] for i in keep], [labels[i] for i in keep])
     if log:
         _log_x(ax, edges)
     else:
@@ -286,6 +285,35 @@ def histogram_svg(passed: Sequence[float], dropped: Sequence[float] | dict[str, 
     return _svg(fig)
 
 
+def _stacked_steps(ax, series, edges, colours, labels) -> None:
+    """What ``ax.hist(series, bins=edges, stacked=True, histtype="stepfilled", color=colours, label=labels)``
+    draws (the same polygons, added in the same order: the top of the stack first), with the data limits set from
+    the polygons' corners at once: ``hist`` adds each polygon with ``add_patch``, which walks its ~160 edges one
+    Bezier segment at a time in Python to find the same limits (a tenth of a histogram's time)."""
+    import numpy as np
+    from matplotlib.patches import Polygon
+
+    n = len(edges)
+    x = np.zeros(4 * n - 3)
+    x[0:2 * n - 1:2], x[1:2 * n - 1:2] = edges, edges[:-1]
+    x[2 * n - 1:] = x[1:2 * n - 1][::-1]
+    y = np.zeros(4 * n - 3)
+    polygons = []
+    top = np.zeros(n - 1)
+    for values, colour, label in zip(series, colours, labels):
+        y[2 * n - 1:] = y[1:2 * n - 1][::-1]  # the previous top is this polygon's bottom
+        top = top + np.histogram(values, bins=edges)[0]
+        y[1:2 * n - 1:2] = y[2:2 * n:2] = top
+        y[0] = y[-1]
+        polygon = Polygon(np.column_stack([x[:-1], y[:-1]]), closed=True, facecolor=colour, label=label)
+        polygon.sticky_edges.y.append(0)
+        polygons.append(polygon)
+    for polygon in reversed(polygons):  # lower in the stack drawn over higher, as hist does
+        ax.add_artist(polygon)
+        ax.update_datalim(polygon.get_xy())
+    ax.autoscale_view()
+
+
 def funnel_svg(rows: Sequence[tuple[str, int, int]], *, width: float = 5.6) -> str:
     """A horizontal waterfall: one bar per stage that dropped something, the candidates it kept in one colour and
     those it dropped in the other, with the counts written on the bars.
@@ -296,10 +324,12 @@ def funnel_svg(rows: Sequence[tuple[str, int, int]], *, width: float = 5.6) -> s
     height = 0.55 + 0.3 * len(rows)
     fig, (ax,) = _figure("funnel", width, height)
     top = max((r[1] for r in rows), default=1) or 1
+    ax.barh(range(len(rows)), [kept for _, _, kept in rows], color=KEPT, height=0.7)
+    lost = [(y, entered - kept, kept) for y, (_, entered, kept) in enumerate(rows) if entered > kept]
+    if lost:
+        ys, widths, lefts = zip(*lost)
+        ax.barh(ys, widths, left=lefts, color=DROPPED, height=0.7)
     for y, (label, entered, kept) in enumerate(rows):
-        ax.barh(y, kept, color=KEPT, height=0.7)
-        if entered > kept:
-            ax.barh(y, entered - kept, left=kept, color=DROPPED, height=0.7)
         text = f"{kept:,}" + (f"  (−{entered - kept:,})" if entered > kept else "")
         ax.text(entered + top * 0.01, y, text, va="center", ha="left", fontsize=8)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
