@@ -40,10 +40,10 @@ f.src = "%s";
 #: then the report timed (seconds on stdout).
 TIMED = """import sys, time
 import numpy, lxml.etree, bs4, zstandard, lima_data.build, lima_data.cli
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 from lima_data.report.html import build_report
 build_report(sys.argv[1], reference=sys.argv[2] or None)
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
@@ -64,26 +64,29 @@ def chromium_load_ms(report: Path) -> tuple[int, int] | None:
     return (int(ms.group(1)), int(height.group(1))) if ms and height else None
 
 
-def timed_report(checkout: Path, manifest: Path, reference: Path | None) -> float:
-    """Seconds ``build_report`` takes in a fresh process running ``checkout``'s code (see :data:`TIMED`)."""
+def timed_report(checkout: Path, manifest: Path, reference: Path | None) -> tuple[float, float]:
+    """Wall and CPU seconds ``build_report`` takes in a fresh process running ``checkout``'s code (see
+    :data:`TIMED`)."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     out = subprocess.run([sys.executable, "-c", TIMED, str(manifest), str(reference or "")], env=env, cwd=checkout,
                          capture_output=True, text=True, check=True, timeout=600).stdout
-    return float(out.split()[-1])
+    wall, cpu = out.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def compare(manifests: list[Path], against: Path, reference: Path | None, runs: int) -> None:
-    """Best of ``runs`` seconds per manifest for the other checkout and this one, interleaved."""
-    best: dict[tuple[Path, str], float] = {}
+    """Best of ``runs`` wall and CPU seconds per manifest for the other checkout and this one, interleaved."""
+    best: dict[tuple[Path, str], tuple[float, float]] = {}
     for _ in range(runs):
         for manifest in manifests:
             for label, checkout in (("other", against), ("this", HERE)):
-                seconds = timed_report(checkout, manifest, reference)
-                best[(manifest, label)] = min(best.get((manifest, label), float("inf")), seconds)
+                wall, cpu = timed_report(checkout, manifest, reference)
+                old = best.get((manifest, label), (float("inf"), float("inf")))
+                best[(manifest, label)] = (min(old[0], wall), min(old[1], cpu))
     for manifest in manifests:
-        old, new = best[(manifest, "other")], best[(manifest, "this")]
-        print(f"{manifest}: {against} {old:.3f} s, {HERE} {new:.3f} s (best of {runs}): "
-              f"{new / old:.2f} of the time, {old / new:.2f}x")
+        (old, old_cpu), (new, new_cpu) = best[(manifest, "other")], best[(manifest, "this")]
+        print(f"{manifest}: {against} {old:.3f} s ({old_cpu:.3f} s CPU), {HERE} {new:.3f} s ({new_cpu:.3f} s CPU), "
+              f"best of {runs}: {new / old:.2f} of the wall time ({new_cpu / old_cpu:.2f} of the CPU time)")
 
 
 def main() -> None:
