@@ -11,7 +11,7 @@ With ``--against``, each run writes the report of every manifest once with this 
 other checkout's, interleaved (this machine's speed drifts), each in a fresh process that has first imported what
 ``lima-data build`` has imported when it starts the report (numpy, lxml, bs4, zstandard, the build and the CLI): the
 seconds are those of ``from lima_data.report.html import build_report; build_report(...)``, matplotlib's import
-included, which is what the report adds to a build. Prints the best of ``--runs`` for both and their ratio.
+included, which is what the report adds to a build (the manifest's filters are made first, as the build made them). Prints the best of ``--runs`` for both and their ratio.
 """
 
 from __future__ import annotations
@@ -38,8 +38,17 @@ f.src = "%s";
 
 #: Run in a fresh process with PYTHONPATH at a checkout: the imports a build has made when it reaches the report,
 #: then the report timed (seconds on stdout).
-TIMED = """import sys, time
+TIMED = """import json, sys, time
 import numpy, lxml.etree, bs4, zstandard, lima_data.build, lima_data.cli
+from lima_data.filters import build_filter
+from lima_data.errors import RecipeError
+recipe = json.load(open(sys.argv[1] + "/manifest.json"))["recipe"]
+for spec in recipe["sources"].values():  # the build made every filter of its chains (their modules imported)
+    for name in spec.get("chain", []):
+        try:
+            build_filter(name, spec.get("filters", {}).get(name, {}), 0)
+        except RecipeError:
+            pass
 start, cpu = time.perf_counter(), time.process_time()
 from lima_data.report.html import build_report
 build_report(sys.argv[1], reference=sys.argv[2] or None)
