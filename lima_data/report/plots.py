@@ -314,6 +314,27 @@ def _stacked_steps(ax, series, edges, colours, labels) -> None:
     ax.autoscale_view()
 
 
+def _step_outline(ax, values, edges, weight: float, colour: str):
+    """What ``ax.hist(values, bins=edges, weights=[weight] * len(values), histtype="step", linewidth=1.6,
+    color=colour)`` draws (the same open outline), with the data limits set from its corners at once (see
+    :func:`_stacked_steps`). Returns the outline (the legend's handle)."""
+    import numpy as np
+    from matplotlib.patches import Polygon
+
+    n = len(edges)
+    x = np.zeros(2 * n)
+    x[0:2 * n - 1:2], x[1:2 * n - 1:2] = edges, edges[:-1]
+    x[2 * n - 1] = edges[-1]
+    y = np.zeros(2 * n)
+    y[1:2 * n - 1:2] = y[2:2 * n:2] = np.histogram(values, bins=edges, weights=np.full(len(values), weight))[0]
+    outline = Polygon(np.column_stack([x, y]), closed=False, fill=False, edgecolor=colour, linewidth=1.6, zorder=2)
+    outline.sticky_edges.y.append(0)
+    ax.add_artist(outline)
+    ax.update_datalim(outline.get_xy())
+    ax.autoscale_view()
+    return outline
+
+
 def funnel_svg(rows: Sequence[tuple[str, int, int]], *, width: float = 5.6) -> str:
     """A horizontal waterfall: one bar per stage that dropped something, the candidates it kept in one colour and
     those it dropped in the other, with the counts written on the bars.
@@ -371,9 +392,7 @@ def lengths_svg(panels: Sequence[tuple[str, dict[str, Sequence[float]]]], *, uni
                 continue
             medians.append(number(float(np.median(vs))))
             vs = [max(v, floor) for v in vs] if log else list(vs)
-            _, _, patches = ax.hist(vs, bins=edges, weights=[100.0 / len(vs)] * len(vs), histtype="step",
-                                    linewidth=1.6, color=colour)
-            handles.setdefault(name, patches[0])
+            handles.setdefault(name, _step_outline(ax, vs, edges, 100.0 / len(vs), colour))
         ax.set_title(f"{title}: median " + " vs ".join(medians))
         if log:
             _log_x(ax, edges)
