@@ -18,6 +18,7 @@ import json
 import re
 from array import array
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -302,10 +303,30 @@ def _share(n: int, total: int) -> str:
     return f"{100 * n / total:.1f}%" if total else "-"
 
 
-def _markdown():
+#: The Markdown rules kept responses are rendered with: CommonMark's, less raw HTML (shown as text, escaped), plus
+#: GFM tables (markdown-it's rule names).
+MARKDOWN_RULES = ("blockquote", "code", "fence", "heading", "hr", "lheading", "list", "paragraph", "reference",
+                  "autolink", "backticks", "emphasis", "entity", "escape", "image", "link", "newline", "table")
+
+
+def _markdown(fast: bool = True) -> Callable[[str], str]:
+    """A function rendering Markdown to HTML (``str -> str``) with :data:`MARKDOWN_RULES`: raw HTML in a response
+    is shown as text, never passed through. markdown-it-pyrs (the markdown-it.rs port, same maintainers) when it
+    is installed and ``fast``: 0.015 s instead of 0.11 s for the lima build's 301 kept rows; else markdown-it-py
+    (``commonmark`` with ``html`` off, ``table`` on). Both give the same HTML on every real response
+    (tests/test_report.py)."""
+    if fast:
+        try:
+            from markdown_it_pyrs import MarkdownIt as RustMarkdownIt
+        except ImportError:
+            pass
+        else:
+            parser = RustMarkdownIt("zero")
+            parser.enable_many(list(MARKDOWN_RULES))
+            return parser.render
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render
 
 
 def _median(values: list[int]) -> int | None:
@@ -703,7 +724,7 @@ def _write_report(path: Path, reference: str | Path | None, examples: int, shown
         stats=stats,
         summary=_summary(manifest, splits),
         plots=_value_plots(manifest, numbers, categories),
-        kept=_kept_examples(manifest, splits, values_by_id, md.render),
+        kept=_kept_examples(manifest, splits, values_by_id, md),
         drops=_drop_sections(path, manifest, examples),
         traces=_traces(path) + [t for t in [_pruning_trace(manifest)] if t],
         clusters=clusters[:100],
