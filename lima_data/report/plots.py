@@ -95,13 +95,14 @@ def _tick_labels(axis) -> list[tuple[float, str]]:
     return [(float((scale.transform([x])[0] - start) / (end - start)), label) for x, label in zip(locs, labels)]
 
 
-def _place(fig, axes, kind: str) -> None:
+def _place(fig, axes, kind: str, texts: Sequence[tuple[float, str]] = ()) -> None:
     """Place ``axes`` side by side, equally wide, with room for what is drawn around each (y tick labels and
-    axis label on the left, the x tick labels that stick out at either end), the constrained layout's result
-    computed in one pass from the labels' widths (:func:`_label_points`)."""
+    axis label on the left, x tick labels that stick out at either end, and ``texts``: ``(fraction of the first
+    axes' width where it starts, text)`` written left-aligned at 8 points inside it, which may run past its right
+    edge), the constrained layout's result computed in one pass from the labels' widths (:func:`_label_points`)."""
     width, height = fig.get_size_inches() * 72
-    sides = []
-    for ax in axes:
+    sides = []  # per axes: left margin, right margin, [(fraction along x, points out to the left, to the right)]
+    for i, ax in enumerate(axes):
         if not ax.axison:
             sides.append((_PAD, _PAD, []))
             continue
@@ -111,15 +112,17 @@ def _place(fig, axes, kind: str) -> None:
         left = _PAD + max((_label_points(label) for _, label in ticks if label), default=0) + length + _TICK_PAD
         if ax.get_ylabel():
             left += _AXIS_LABEL
-        sides.append((left, _PAD, [(f, _label_points(label)) for f, label in _tick_labels(ax.xaxis) if label]))
-    inner = width - sum(left + right for left, right, _ in sides)
-    for _ in range(2):  # x tick labels at either end of an axis may need more room than the pad
-        each = inner / len(axes)
-        sides = [(max(left, _PAD + max((w / 2 - f * each for f, w in xs), default=0)),
-                  max(_PAD, _PAD + max((w / 2 - (1 - f) * each for f, w in xs), default=0)), xs)
+        overhangs = [(f, w / 2, w / 2) for f, w in ((f, _label_points(label)) for f, label in _tick_labels(ax.xaxis)
+                                                    if label)]
+        if i == 0:
+            overhangs += [(f, 0.0, _label_points(text, 8)) for f, text in texts]
+        sides.append((left, _PAD, overhangs))
+    for _ in range(4):  # what sticks out depends on the axes' width, which depends on the margins: converges fast
+        each = (width - sum(left + right for left, right, _ in sides)) / len(axes)
+        sides = [(max(left, _PAD + max((out - f * each for f, out, _ in xs), default=0)),
+                  max(_PAD, _PAD + max((out - (1 - f) * each for f, _, out in xs), default=0)), xs)
                  for left, right, xs in sides]
-        inner = width - sum(left + right for left, right, _ in sides)
-    each = inner / len(axes)
+    each = (width - sum(left + right for left, right, _ in sides)) / len(axes)
     x = 0.0
     for ax, (left, right, _) in zip(axes, sides):
         x += left
@@ -350,15 +353,17 @@ def funnel_svg(rows: Sequence[tuple[str, int, int]], *, width: float = 5.6) -> s
     if lost:
         ys, widths, lefts = zip(*lost)
         ax.barh(ys, widths, left=lefts, color=DROPPED, height=0.7)
+    counts = []
     for y, (label, entered, kept) in enumerate(rows):
         text = f"{kept:,}" + (f"  (−{entered - kept:,})" if entered > kept else "")
         ax.text(entered + top * 0.01, y, text, va="center", ha="left", fontsize=8)
+        counts.append(((entered + top * 0.01) / (top * 1.35), text))
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.yaxis.set_inverted(True)
     ax.set_xlim(0, top * 1.35)
     ax.xaxis.set_major_formatter(_formatter())
     ax.tick_params(axis="y", length=0)
-    _place(fig, [ax], "funnel")
+    _place(fig, [ax], "funnel", counts)
     label = "candidates (blue: go on; red: dropped at this stage)"
     box = ax.get_position()
     room = (1 - box.x0) * width * 72 - _PAD  # the label is centred under the bars unless that would clip it
