@@ -3,6 +3,7 @@ to load and lay it out (the page's own load event, measured in a wrapper page).
 
     .venv/bin/python benchmarks/bench_report.py MANIFEST_DIR [--reference FILE] [--runs 3]
     .venv/bin/python benchmarks/bench_report.py MANIFEST_DIR [MANIFEST_DIR ...] --against OLD_CHECKOUT [--runs 5]
+    .venv/bin/python benchmarks/bench_report.py --against OLD_CHECKOUT --build "BUILD ARGS" [--build ...] [--runs 5]
 
 Build the manifest first, e.g. the full recipe over the shared sample data:
     lima-data build --input ../shared/data --recipe lima --out /tmp/bench-manifests
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -56,6 +58,22 @@ print(time.perf_counter() - start, time.process_time() - cpu)
 """
 
 
+#: ``lima-data build`` run through the CLI with ``build_report`` wrapped to print its wall and CPU seconds.
+IN_BUILD = """import sys, time
+import lima_data.report.html as html
+write = html.build_report
+def timed(*args, **kwargs):
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        return write(*args, **kwargs)
+    finally:
+        sys.stderr.write("REPORT %.4f %.4f\\n" % (time.perf_counter() - start, time.process_time() - cpu))
+html.build_report = timed
+from lima_data.cli import main
+main(sys.argv[1:])
+"""
+
+
 def chromium_load_ms(report: Path) -> tuple[int, int] | None:
     """Milliseconds from setting the iframe's src to its load event (parse, style, layout, SVG included), and the
     page's height in pixels; ``None`` without Chromium."""
@@ -83,6 +101,37 @@ def timed_report(checkout: Path, manifest: Path, reference: Path | None) -> tupl
     return float(wall), float(cpu)
 
 
+def timed_build(checkout: Path, args: list[str]) -> tuple[float, float, float]:
+    """``(report wall s, report CPU s, whole build wall s)`` of ``lima-data build -q ARGS`` with ``checkout``'s
+    code, written to a temporary folder."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", IN_BUILD, "build", "-q", "--out", out, *args], env=env,
+                              cwd=checkout, capture_output=True, text=True, timeout=1800)
+        whole = time.perf_counter() - start
+    lines = [line.split() for line in done.stderr.splitlines() if line.startswith("REPORT ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"{checkout}: build {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return float(lines[-1][1]), float(lines[-1][2]), whole
+
+
+def compare_builds(builds: list[str], against: Path, runs: int) -> None:
+    """Best of ``runs`` seconds of the report inside each build, the other checkout and this one, interleaved."""
+    best: dict[tuple[str, str], tuple[float, ...]] = {}
+    for _ in range(runs):
+        for build in builds:
+            for label, checkout in (("other", against), ("this", HERE)):
+                got = timed_build(checkout, shlex.split(build))
+                old = best.get((build, label), (float("inf"),) * 3)
+                best[(build, label)] = tuple(min(a, b) for a, b in zip(old, got))
+    for build in builds:
+        (old, old_cpu, old_whole), (new, new_cpu, new_whole) = best[(build, "other")], best[(build, "this")]
+        print(f"build {build}: report inside the build {against} {old:.3f} s ({old_cpu:.3f} s CPU), {HERE} "
+              f"{new:.3f} s ({new_cpu:.3f} s CPU): {new / old:.2f} of the wall time ({new_cpu / old_cpu:.2f} of the "
+              f"CPU time); whole build {old_whole:.2f} s vs {new_whole:.2f} s (best of {runs})")
+
+
 def compare(manifests: list[Path], against: Path, reference: Path | None, runs: int) -> None:
     """Best of ``runs`` wall and CPU seconds per manifest for the other checkout and this one, interleaved."""
     best: dict[tuple[Path, str], tuple[float, float]] = {}
@@ -100,14 +149,21 @@ def compare(manifests: list[Path], against: Path, reference: Path | None, runs: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("manifest", type=Path, nargs="+")
+    parser.add_argument("manifest", type=Path, nargs="*")
     parser.add_argument("--reference", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--against", type=Path, help="another checkout, timed interleaved with this one")
+    parser.add_argument("--build", action="append", default=[], metavar="ARGS",
+                        help="with --against: time the report inside `lima-data build -q ARGS` (repeatable)")
     args = parser.parse_args()
     if args.against is not None:
-        compare(args.manifest, args.against.resolve(), args.reference, args.runs)
+        if args.build:
+            compare_builds(args.build, args.against.resolve(), args.runs)
+        if args.manifest:
+            compare(args.manifest, args.against.resolve(), args.reference, args.runs)
         return
+    if not args.manifest:
+        parser.error("a manifest folder is needed")
     sys.path.insert(0, str(HERE))
     from lima_data.report.html import build_report
 
