@@ -90,6 +90,8 @@ def _tick_labels(axis) -> list[tuple[float, str]]:
     lo, hi = sorted(axis.get_view_interval())
     scale = axis.get_transform()
     start, end = scale.transform([lo, hi])
+    if not end > start:  # an empty or degenerate view: nothing drawn along it
+        return []
     locs = [x for x in axis.get_majorticklocs() if lo - 1e-9 * (hi - lo) <= x <= hi + 1e-9 * (hi - lo)]
     labels = axis.get_major_formatter().format_ticks(locs)
     return [(float((scale.transform([x])[0] - start) / (end - start)), label) for x, label in zip(locs, labels)]
