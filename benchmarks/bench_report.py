@@ -12,7 +12,15 @@ With ``--against``, each run writes the report of every manifest once with this 
 other checkout's, interleaved (this machine's speed drifts), each in a fresh process that has first imported what
 ``lima-data build`` has imported when it starts the report (numpy, lxml, bs4, zstandard, the build and the CLI): the
 seconds are those of ``from lima_data.report.html import build_report; build_report(...)``, matplotlib's import
-included, which is what the report adds to a build (the manifest's filters are made first, as the build made them). Prints the best of ``--runs`` for both and their ratio.
+included, which is what the report adds to a build (the manifest's filters are made first, as the build made them).
+Prints the best of ``--runs`` for both, wall and CPU seconds, and their ratio.
+
+With ``--build`` (and ``--against``), each run runs ``lima-data build -q BUILD ARGS`` whole (its own process, this
+checkout's code and the other's, interleaved) and times ``build_report`` inside it, where the CLI calls it: the
+report's seconds inside the build (wall and CPU) and the whole build's wall seconds, best of ``--runs``. Issue 15's
+300 KB build (the first 300 KB of coffee's Posts.xml, closed) and the full recipe over the shared data:
+    --build "--recipe lima --sources stackexchange --input /tmp/tiny-r --workers 1"
+    --build "--recipe lima --input ../shared/data"
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Sequence
 import threading
+from collections.abc import Sequence
 
 #: Colours: kept / passed, dropped, and the reference set (Tableau 10, readable for the common colour blindness).
 KEPT, DROPPED, REFERENCE, THRESHOLD = "#4c78a8", "#e45756", "#f58518", "#222222"
@@ -125,10 +125,11 @@ def _place(fig, axes, kind: str, texts: Sequence[tuple[float, str]] = ()) -> Non
                   max(_PAD, _PAD + max((out - (1 - f) * each for f, _, out in xs), default=0)), xs)
                  for left, right, xs in sides]
     each = (width - sum(left + right for left, right, _ in sides)) / len(axes)
+    bottom, top = _BELOW[kind] / height, 1 - _ABOVE[kind] / height
     x = 0.0
     for ax, (left, right, _) in zip(axes, sides):
         x += left
-        ax.set_position([x / width, _BELOW[kind] / height, each / width, (height - _BELOW[kind] - _ABOVE[kind]) / height])
+        ax.set_position([x / width, bottom, each / width, top - bottom])
         x += each + right
 
 
