@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 from bs4 import BeautifulSoup
 from click.testing import CliRunner
@@ -21,6 +22,7 @@ import lima_data.report as report_module
 from lima_data.build import build
 from lima_data.candidate import Candidate
 from lima_data.cli import main
+from lima_data.files import read_zstd_jsonl
 from lima_data.filters import build_filter
 from lima_data.recipe import load_recipe
 from lima_data.report import iter_rejects, print_report, rejects_by_source
@@ -270,3 +272,164 @@ def test_the_cli_starts_without_matplotlib():
     code = ("import sys, lima_data.cli, lima_data.report, lima_data.report.html, lima_data.build; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+# --- issue 15 (the report's share of a build's time): the faster paths give what the slower ones gave ---
+
+
+def _real_series(path):
+    """Real measured values of the lima fixture's build: ``(unit, kept, dropped by reason, thresholds)`` per
+    measured number with at least 3 distinct values, as the report plots them."""
+    import numpy as np
+
+    from lima_data.report.html import _effective_settings, _read_measurements, thresholds_for, unit_for
+
+    numbers, _, _ = _read_measurements(path, set())
+    manifest = json.loads((path / "manifest.json").read_text())
+    out = []
+    for (source, filter_name, key), (kept, by_reason) in sorted(numbers.items(), key=str):
+        values = np.concatenate([np.frombuffer(kept)] + [np.frombuffer(v) for v in by_reason.values()])
+        if np.unique(values).size >= 3:
+            out.append((unit_for(filter_name, key), np.frombuffer(kept),
+                        {r: np.frombuffer(v) for r, v in by_reason.items()},
+                        thresholds_for(_effective_settings(manifest, source, filter_name), key)))
+    return out
+
+
+def test_reused_figures_draw_what_new_figures_draw(lima):
+    """The plots reuse one figure per kind (plots._figure): a plot's SVG is the same bytes on a new figure, after
+    every other real plot (log and linear axes, log y, thresholds, several drop reasons) and in reverse order."""
+    from lima_data.report import plots
+
+    result, _, _ = lima
+    series = _real_series(result.path)
+    lengths = np.array([len(m["content"]) for name in ("train.jsonl", "test.jsonl")
+                        for r in _rows(result.path, name) for m in r["messages"]], dtype=float)
+    assert plots.wants_log(lengths)  # the selected rows' message lengths: a log x axis
+    series.append(("characters", lengths[lengths >= 1200], {"too_short": lengths[lengths < 1200]},
+                   [("min_chars", 1200.0), ("max_chars", 8000.0)]))
+    assert len(series) >= 10
+    funnel = [("read", 2999, 2999), ("site_group: meta_site", 2999, 1832), ("selected", 23, 23)]
+    lengths = [("prompt", {"ours (3)": [120, 480, 2200]}), ("response", {"ours (3)": []})]
+
+    def draw(kind, i):
+        if kind == "funnel":
+            return plots.funnel_svg(funnel)
+        if kind == "lengths":
+            return plots.lengths_svg(lengths)
+        unit, kept, dropped, thresholds = series[i]
+        return plots.histogram_svg(kept, dropped, unit=unit, thresholds=thresholds)
+
+    jobs = [("funnel", 0), ("lengths", 0)] + [("histogram", i) for i in range(len(series))]
+    fresh = {}
+    for job in jobs:
+        plots._CANVASES.__dict__.clear()  # a new figure for each plot
+        fresh[job] = draw(*job)
+    plots._CANVASES.__dict__.clear()
+    assert {job: draw(*job) for job in jobs} == fresh
+    assert {job: draw(*job) for job in reversed(jobs)} == fresh
+
+
+def test_funnel_and_lengths_layout_keeps_every_label_inside_the_figure(lima):
+    """Funnel and lengths figures are laid out in one pass (plots._place) instead of the constrained layout: every
+    label (stage names of any length, tick labels, axis labels, titles, legend) lies inside the figure and the
+    panels do not overlap; the funnel's long axis label is no longer cut at the right edge."""
+    from lima_data.report import plots
+
+    result, _, _ = lima
+    stages = [("read", 2999, 2999), ("answer_score: answer_score_too_low +1", 2999, 321),
+              ("a_much_longer_filter_name: with_a_long_drop_reason +3", 321, 30), ("selected", 23, 23)]
+    rows = [json.loads(line) for line in (result.path / "train.jsonl").read_text().splitlines()]
+    prompts = [len(r["messages"][0]["content"]) for r in rows]
+    responses = [len(r["messages"][1]["content"]) for r in rows]
+    for kind, svg in (("funnel", lambda: plots.funnel_svg(stages)), ("funnel", lambda: plots.funnel_svg(stages[:1])),
+                      ("lengths", lambda: plots.lengths_svg([("prompt", {"ours": prompts}),
+                                                             ("response", {"ours": responses})]))):
+        svg()
+        fig, axes = plots._CANVASES.figures[(kind, 2 if kind == "lengths" else 1)]
+        from matplotlib.backends.backend_svg import RendererSVG
+
+        dpi, fig.dpi = fig.dpi, 72  # measured as the SVG writer measures (print_svg), in points
+        try:
+            renderer = RendererSVG(fig.bbox.width, fig.bbox.height, io.StringIO())
+            fig.draw(renderer)
+            inside = fig.bbox.padded(0.5)  # what is drawn: tick labels, axis labels, titles, texts, legends
+            boxes = [ax.get_tightbbox(renderer) for ax in axes] + [g.get_window_extent(renderer) for g in fig.legends]
+        finally:
+            fig.dpi = dpi
+        for box in boxes:
+            assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, (
+                kind, box, inside)
+        if len(axes) == 2:
+            assert axes[0].get_position().x1 < axes[1].get_position().x0
+
+
+def test_word_matcher_gives_difflib_opcodes(lima):
+    """diff_marked's matcher gives difflib's own opcodes (SequenceMatcher(autojunk=False)), on every real trace
+    and on random word lists of few distinct words (many ties)."""
+    import difflib
+    import random
+
+    from lima_data.report.html import _WordMatcher
+
+    result, _, _ = lima
+    rows = list(read_zstd_jsonl(result.path / "report" / "trace.jsonl.zst"))
+    assert len(rows) >= 10
+    pairs = [(re.findall(r"\s+|[^\s]+", r["before"]), re.findall(r"\s+|[^\s]+", r["after"])) for r in rows]
+    rng = random.Random(15)
+    for _ in range(1500):
+        words = "abcdefgh"[:rng.choice([2, 3, 8])]
+        a = [rng.choice(words) for _ in range(rng.randint(0, 40))]
+        b = list(a) if rng.random() < 0.5 else [rng.choice(words) for _ in range(rng.randint(0, 40))]
+        for _ in range(rng.randint(0, 4)):
+            if b:
+                b[rng.randrange(len(b))] = rng.choice("xy" + words)
+        pairs.append((a, b))
+    for a, b in pairs:
+        assert _WordMatcher(a, b).get_opcodes() == difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+
+
+def test_pruned_sections_read_with_lxml_as_beautifulsoup_reads_them(shared):
+    """The pruning trace finds the pruned sections of a saved wikiHow page with lxml (html._sections,
+    html._strings): the same sections and the same text as BeautifulSoup's select_one + get_text, on every real
+    page in ../shared/data and the bundled samples."""
+    from bs4 import BeautifulSoup
+
+    from lima_data.recipe import PACKAGE
+    from lima_data.report.html import _sections, _strings
+    from lima_data.sources.wikihow import SECTIONS
+
+    pages = sorted((shared / "wikihow").rglob("*.htm*")) + sorted((PACKAGE / "samples").rglob("*.htm*"))
+    assert len(pages) >= 15
+    classes = {cls for names in SECTIONS.values() for cls in names}
+    found = 0
+    for page in pages:
+        soup = BeautifulSoup(page.read_text(encoding="utf-8", errors="replace"), "lxml")
+        ours = _sections(page, classes)
+        for cls in sorted(classes):
+            node = soup.select_one(f"div.section.{cls}")
+            assert (cls in ours) == (node is not None), (page.name, cls)
+            if node is not None:
+                found += 1
+                assert " ".join(" ".join(_strings(ours[cls])).split()) == " ".join(node.get_text(" ").split())
+    assert found >= 20
+
+
+def test_both_markdown_renderers_give_the_same_html(lima, shared):
+    """Kept responses are rendered by markdown-it-pyrs when installed, else markdown-it-py: the same HTML for
+    every real row of the build and of LIMA's slice, raw HTML escaped by both."""
+    from lima_data.report.html import _markdown
+
+    pyrs = pytest.importorskip("markdown_it_pyrs")
+    result, _, _ = lima
+    texts = []
+    for file in [*result.path.glob("*.jsonl"), shared / "lima" / "lima_train_slice.jsonl"]:
+        for line in file.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            texts += [m["content"] for m in row.get("messages", [])] + list(row.get("conversations", []))
+    texts.append("<b>raw</b> <script>x</script>\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```\ncode\n```")
+    assert len(texts) >= 500
+    fast, slow = _markdown(), _markdown(fast=False)
+    assert type(fast.__self__) is pyrs.MarkdownIt and type(slow.__self__) is not pyrs.MarkdownIt
+    assert [fast(t) for t in texts] == [slow(t) for t in texts]
+    assert "&lt;b&gt;raw&lt;/b&gt;" in fast(texts[-1]) and "<table>" in fast(texts[-1])

@@ -13,10 +13,12 @@ the before/after trace of the transforming steps, dedup clusters and timings. Al
 from __future__ import annotations
 
 import difflib
+import gc
 import json
 import re
 from array import array
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -301,10 +303,30 @@ def _share(n: int, total: int) -> str:
     return f"{100 * n / total:.1f}%" if total else "-"
 
 
-def _markdown():
+#: The Markdown rules kept responses are rendered with: CommonMark's, less raw HTML (shown as text, escaped), plus
+#: GFM tables (markdown-it's rule names).
+MARKDOWN_RULES = ("blockquote", "code", "fence", "heading", "hr", "lheading", "list", "paragraph", "reference",
+                  "autolink", "backticks", "emphasis", "entity", "escape", "image", "link", "newline", "table")
+
+
+def _markdown(fast: bool = True) -> Callable[[str], str]:
+    """A function rendering Markdown to HTML (``str -> str``) with :data:`MARKDOWN_RULES`: raw HTML in a response
+    is shown as text, never passed through. markdown-it-pyrs (the markdown-it.rs port, same maintainers) when it
+    is installed and ``fast``: 0.015 s instead of 0.11 s for the lima build's 301 kept rows; else markdown-it-py
+    (``commonmark`` with ``html`` off, ``table`` on). Both give the same HTML on every real response
+    (tests/test_report.py)."""
+    if fast:
+        try:
+            from markdown_it_pyrs import MarkdownIt as RustMarkdownIt
+        except ImportError:
+            pass
+        else:
+            parser = RustMarkdownIt("zero")
+            parser.enable_many(list(MARKDOWN_RULES))
+            return parser.render
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render
 
 
 def _median(values: list[int]) -> int | None:
@@ -423,6 +445,55 @@ def _drop_sections(path: Path, manifest: dict[str, Any], examples: int) -> dict[
     return out
 
 
+class _WordMatcher(difflib.SequenceMatcher):
+    """``difflib.SequenceMatcher(None, a, b, autojunk=False)`` with the same matching blocks, found faster:
+    :meth:`find_longest_match` reads the longest run of equal items on a diagonal of the ``a`` x ``b`` equality
+    matrix (numpy, doubling run lengths: log2 of the run's length passes over the matrix) instead of difflib's
+    loop over every position of ``a[i]`` in ``b``, which is quadratic on word lists where the same whitespace
+    token fills every other place (a 3,500-character answer: 34 ms, now 9 ms). Ties go to the run that ends
+    first in ``a``, then first in ``b``, as difflib's own loop finds it, so the opcodes are difflib's (checked
+    on every trace of the real builds and on random word lists). Above :data:`MAX_CELLS` cells, difflib's loop."""
+
+    MAX_CELLS = 4_000_000
+
+    def __init__(self, a: list[str], b: list[str]):
+        super().__init__(None, a, b, autojunk=False)
+        import numpy as np
+
+        ids: dict[str, int] = {}
+        codes_a = np.array([ids.setdefault(t, len(ids)) for t in a], dtype=np.int64)
+        codes_b = np.array([ids.setdefault(t, len(ids)) for t in b], dtype=np.int64)
+        self._equal = codes_a[:, None] == codes_b[None, :] if len(a) * len(b) <= self.MAX_CELLS else None
+
+    def find_longest_match(self, alo=0, ahi=None, blo=0, bhi=None):
+        ahi = len(self.a) if ahi is None else ahi
+        bhi = len(self.b) if bhi is None else bhi
+        if self._equal is None:
+            return super().find_longest_match(alo, ahi, blo, bhi)
+        import numpy as np
+
+        equal = self._equal[alo:ahi, blo:bhi]
+        if not equal.any():
+            return difflib.Match(alo, blo, 0)
+        runs = [equal]  # runs[p][i, j]: a run of at least 2**p equal items ends at (i, j)
+        while True:
+            step, last = 1 << (len(runs) - 1), runs[-1]
+            longer = np.zeros_like(last)
+            longer[step:, step:] = last[step:, step:] & last[:-step, :-step]
+            if not longer.any():
+                break
+            runs.append(longer)
+        size, ends = 1 << (len(runs) - 1), runs[-1]
+        for p in range(len(runs) - 2, -1, -1):  # add the lower powers of two that still leave a run
+            step = 1 << p
+            longer = np.zeros_like(ends)
+            longer[step:, step:] = runs[p][step:, step:] & ends[:-step, :-step]
+            if longer.any():
+                size, ends = size + step, longer
+        i, j = divmod(int(np.argmax(ends)), ends.shape[1])  # the first end in row order, as difflib's loop
+        return difflib.Match(alo + i - size + 1, blo + j - size + 1, size)
+
+
 def diff_marked(before: str, after: str, context: int = 300) -> tuple[Markup, Markup]:
     """``before`` and ``after`` escaped, with the words removed marked ``<del>`` in the first and the words added
     marked ``<ins>`` in the second (a word-level difflib diff). Unchanged stretches longer than twice ``context``
@@ -430,7 +501,7 @@ def diff_marked(before: str, after: str, context: int = 300) -> tuple[Markup, Ma
     a = re.findall(r"\s+|[^\s]+", before)
     b = re.findall(r"\s+|[^\s]+", after)
     left, right = [], []
-    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    opcodes = _WordMatcher(a, b).get_opcodes()
     for k, (op, i1, i2, j1, j2) in enumerate(opcodes):
         old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
         if op == "equal":
@@ -468,17 +539,63 @@ def _traces(path: Path) -> list[dict[str, Any]]:
     return [{"source": s, "filter": f, "field": fld, "rows": rows} for (s, f, fld), rows in grouped.items()]
 
 
+#: Elements whose text :func:`_strings` leaves out, as BeautifulSoup's ``get_text`` does (its Script, Stylesheet and
+#: TemplateString strings).
+_NOT_TEXT = frozenset({"script", "style", "template"})
+
+
+def _strings(node) -> list[str]:
+    """The text pieces of an lxml element in document order, the strings BeautifulSoup's ``get_text`` joins for
+    the same page parsed by the same lxml parser: element text and tails, not comments, not inside ``script``,
+    ``style`` or ``template`` (checked equal on every wikiHow page in ../shared/data and the bundled samples)."""
+    out = []
+
+    def walk(element) -> None:
+        if element.tag in _NOT_TEXT:
+            return
+        if element.text:
+            out.append(element.text)
+        for child in element:
+            if isinstance(child.tag, str):  # an element; a comment's or processing instruction's text is not text
+                walk(child)
+            if child.tail:
+                out.append(child.tail)
+
+    walk(node)
+    return out
+
+
+def _sections(page: Path, classes: set[str]) -> dict[str, Any]:
+    """The first ``div`` of a saved page with class ``section`` and each of ``classes`` (what
+    ``soup.select_one(f"div.section.{cls}")`` finds), parsed with lxml directly: a tenth of BeautifulSoup's time
+    on a wikiHow page. Empty when the page is empty or cannot be parsed."""
+    import lxml.html
+    from lxml.etree import ParserError
+
+    text = page.read_text(encoding="utf-8", errors="replace")
+    try:
+        root = lxml.html.document_fromstring(text.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
+    except (ParserError, ValueError):
+        return {}
+    found: dict[str, Any] = {}
+    for div in root.iter("div"):
+        tokens = (div.get("class") or "").split()
+        if "section" in tokens:
+            for cls in classes.intersection(tokens):
+                found.setdefault(cls, div)
+    return found
+
+
 def _pruning_trace(manifest: dict[str, Any], limit: int = TRACE_PER_FILTER) -> dict[str, Any] | None:
     """The wikiHow reader's pruning, for up to ``limit`` saved pages among the manifest's inputs that can still be
     read: the text of every section the recipe's ``prune`` setting leaves out (Tips, Warnings, Things You'll Need,
     References, ...), marked as removed. ``None`` when no such page is readable."""
-    from bs4 import BeautifulSoup
-
     from ..recipe import PACKAGE, PACKAGE_PREFIX
     from ..sources.wikihow import SECTIONS, WikiHowSource
 
     prune = manifest["recipe"]["sources"].get("wikihow", {}).get("reader", {}).get(
         "prune", WikiHowSource.defaults["prune"])
+    wanted = {cls for section in prune for cls in SECTIONS.get(section, (section,))}
     rows = []
     for entry in manifest.get("inputs", []):
         name = entry["path"]
@@ -487,13 +604,13 @@ def _pruning_trace(manifest: dict[str, Any], limit: int = TRACE_PER_FILTER) -> d
         file = PACKAGE / name[len(PACKAGE_PREFIX):] if name.startswith(PACKAGE_PREFIX) else Path(name)
         if not file.is_file():
             continue
-        soup = BeautifulSoup(file.read_text(encoding="utf-8", errors="replace"), "lxml")
+        found = _sections(file, wanted)
         removed = []
         for section in prune:
             for cls in SECTIONS.get(section, (section,)):
-                node = soup.select_one(f"div.section.{cls}")
+                node = found.get(cls)
                 if node is not None:
-                    removed.append(f"## {section.replace('_', ' ')}\n" + " ".join(node.get_text(" ").split()))
+                    removed.append(f"## {section.replace('_', ' ')}\n" + " ".join(" ".join(_strings(node)).split()))
                     break
         if removed:
             before, after = diff_marked("\n\n".join(removed), "")
@@ -561,8 +678,25 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
 
     Raises:
         InputError: ``path`` is not a manifest folder, or the reference cannot be read.
+
+    Python's cyclic garbage collector is paused while the report is written (and started again after, if it was
+    on): the report allocates millions of small objects (matplotlib's import and figures, template output), each
+    of which counts towards the next collection, and a full collection walks every object of the process (a
+    build's too); with it on, a tenth of the report's time (the lima build over ../shared/data: 2 full and ~40
+    partial collections) went to collections that find almost nothing to free. The report's garbage is freed when
+    the collector runs again.
     """
-    path = Path(path)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _write_report(Path(path), reference, examples, shown)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _write_report(path: Path, reference: str | Path | None, examples: int, shown: int) -> Path:
+    """:func:`build_report` with the collector paused."""
     manifest = load_manifest(path)
     stats_file = path / "report" / "stats.json"
     stats = _read_json(stats_file) if stats_file.is_file() else {}
@@ -590,7 +724,7 @@ def build_report(path: str | Path, reference: str | Path | None = None, examples
         stats=stats,
         summary=_summary(manifest, splits),
         plots=_value_plots(manifest, numbers, categories),
-        kept=_kept_examples(manifest, splits, values_by_id, md.render),
+        kept=_kept_examples(manifest, splits, values_by_id, md),
         drops=_drop_sections(path, manifest, examples),
         traces=_traces(path) + [t for t in [_pruning_trace(manifest)] if t],
         clusters=clusters[:100],
