@@ -323,7 +323,18 @@ def _markdown(fast: bool = True) -> Callable[[str], str]:
         else:
             parser = RustMarkdownIt("zero")
             parser.enable_many(list(MARKDOWN_RULES))
-            return parser.render
+            fallback = _markdown(fast=False)
+
+            def render(text: str) -> str:
+                try:
+                    return parser.render(text)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:  # a panic in the Rust code is raised as a BaseException (pyo3)
+                    return fallback(text)
+
+            render.parser = parser  # (the tests compare it with markdown-it-py)
+            return render
     from markdown_it import MarkdownIt
 
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render
