@@ -12,6 +12,7 @@ import html
 import re
 
 from bs4 import BeautifulSoup, Tag
+from lxml import etree
 from markdownify import MarkdownConverter
 
 from . import code_spans
@@ -259,7 +260,505 @@ def _prune_markdown(markdown: str, counts: dict[str, int]) -> str:
     return _LEFT_MARKS.sub("", "\n".join(out))
 
 
+# --- the fast path -----------------------------------------------------------------------------------------------
+#
+# The same conversion as :func:`_reference_markdown` (bs4 + markdownify), ~5x faster. markdownify walks a bs4 tree
+# (each node a Python object with a dozen attributes, each string a NavigableString) and asks each tag for its
+# parents, siblings and conversion function through bs4's generic search API; no library gives markdownify's exact
+# output without that cost (the Rust ``html-to-markdown`` escapes ``\$`` and ``1)`` differently), and a different
+# output would change every built set. So this is our own code: the same libxml2 parser fed the same way as bs4's
+# lxml builder (``etree.HTMLParser(target=...)``), the same string rules as bs4 (:class:`_Builder`), a minimal tree
+# (:class:`_Node`), the same link pruning (:func:`_prune_tree`) and a walker (:func:`_walk`) that follows
+# markdownify 1.2.3's ``process_tag`` / ``process_text`` / ``convert_*`` line by line for the options of
+# :class:`_Converter`. Whatever it does not reproduce exactly (tables, ``<script>``/``<style>``/``<textarea>``,
+# processing instructions, a doctype, a tag markdownify converts that is not below, other bs4/markdownify
+# versions, any exception) raises :class:`_Fallback` and the whole call goes to the reference path.
+# tests/test_markup.py and benchmarks/bench_markdown.py check both paths agree on every real body.
+
+
+class _Fallback(Exception):
+    """The fast path does not reproduce this input exactly: use the reference path for the whole call."""
+
+
+def _versions_verified() -> bool:
+    """The fast path copies bs4 4.13-4.15's lxml tree builder and markdownify 1.2.3: other versions fall back."""
+    try:
+        from importlib.metadata import version
+        bs4_version = tuple(int(p) for p in version("beautifulsoup4").split(".")[:2])
+        return version("markdownify") == "1.2.3" and (4, 13) <= bs4_version <= (4, 15)
+    except Exception:  # noqa: BLE001 - an unreadable version means "not verified"
+        return False
+
+
+_FAST = _versions_verified()
+
+
+class _Comment(str):
+    """An HTML comment in a :class:`_Node`'s children (bs4's ``Comment``: ignored by markdownify and ``.strings``,
+    but a sibling all the same)."""
+
+    __slots__ = ()
+
+
+class _Node:
+    """An element: ``name`` (lower case, as libxml2 reports it), ``attrs``, ``children`` (``_Node``, ``str`` for
+    text, :class:`_Comment`), ``parent`` (``None`` at the root, or once removed)."""
+
+    __slots__ = ("name", "attrs", "children", "parent")
+
+    def __init__(self, name: str, attrs: dict, parent):
+        self.name = name
+        self.attrs = attrs
+        self.children = []
+        self.parent = parent
+
+
+_ASCII_SPACES = frozenset("\x20\x0a\x09\x0c\x0d")
+#: bs4's HTML builder: strings inside these tags are other NavigableString classes (``.strings`` skips them).
+_STRING_CONTAINERS = frozenset(("rt", "rp", "style", "script", "template"))
+#: bs4 keeps whitespace-only strings inside these as they are.
+_PRESERVE_WHITESPACE = frozenset(("pre", "textarea"))
+
+
+class _Builder:
+    """lxml parser target building :class:`_Node` trees with bs4's string rules (``BeautifulSoup.endData``):
+    text between two events is one string; a string of ASCII spaces only, outside ``<pre>``/``<textarea>``,
+    becomes ``"\\n"`` if it holds a newline, else ``" "``; comments are strings of their own."""
+
+    def __init__(self):
+        self.root = _Node("[document]", {}, None)
+        self.stack = [self.root]
+        self.data_parts = []
+        self.preserve = 0
+
+    def _flush(self, cls=str):
+        parts = self.data_parts
+        if not parts:
+            return
+        text = "".join(parts)
+        self.data_parts = []
+        if not self.preserve and all(c in _ASCII_SPACES for c in text):
+            text = "\n" if "\n" in text else " "
+        self.stack[-1].children.append(cls(text) if cls is not str else text)
+
+    def start(self, tag, attrib):
+        if self.data_parts:
+            self._flush()
+        if tag in _STRING_CONTAINERS or tag[:1] == "{" or any(k[:1] == "{" for k in attrib):
+            raise _Fallback(f"tag {tag}")
+        parent = self.stack[-1]
+        node = _Node(tag, dict(attrib), parent)
+        parent.children.append(node)
+        self.stack.append(node)
+        if tag in _PRESERVE_WHITESPACE:
+            self.preserve += 1
+
+    def end(self, tag):
+        if self.data_parts:
+            self._flush()
+        node = self.stack.pop()
+        if node.name in _PRESERVE_WHITESPACE:
+            self.preserve -= 1
+
+    def data(self, data):
+        self.data_parts.append(data)
+
+    def comment(self, text):
+        self._flush()
+        self.data_parts.append(text)
+        self._flush(_Comment)
+
+    def pi(self, target, data):
+        raise _Fallback("processing instruction")
+
+    def doctype(self, *args):
+        raise _Fallback("doctype")
+
+    def close(self):
+        self._flush()
+        return self.root
+
+
+def _parse(html: str) -> _Node:
+    """``html`` parsed as ``BeautifulSoup(html, "lxml")`` parses it (one ``feed`` of the whole string to
+    ``etree.HTMLParser(recover=True)``, a leading byte-order mark dropped)."""
+    if html[:1] == "\N{BYTE ORDER MARK}":
+        html = html[1:]
+    builder = _Builder()
+    parser = etree.HTMLParser(target=builder, recover=True)
+    parser.feed(html)
+    root = parser.close()
+    if len(builder.stack) != 1:
+        raise _Fallback("unbalanced events")
+    return root
+
+
+# -- the tree queries _prune_soup needs, on _Node trees
+
+
+def _descendants(node, names):
+    """The elements below ``node`` named one of ``names``, in document order."""
+    out = []
+    stack = list(reversed(node.children))
+    while stack:
+        el = stack.pop()
+        if type(el) is _Node:
+            if el.name in names:
+                out.append(el)
+            if el.children:
+                stack.extend(reversed(el.children))
+    return out
+
+
+def _strings(node, skip: str | None = None):
+    """bs4's ``node.strings``: the text strings below ``node`` in document order (no comments); with ``skip``,
+    not those inside an element of that name."""
+    out = []
+    stack = list(reversed(node.children))
+    while stack:
+        el = stack.pop()
+        t = type(el)
+        if t is _Node:
+            if el.children and el.name != skip:
+                stack.extend(reversed(el.children))
+        elif t is str:
+            out.append(el)
+    return out
+
+
+def _tree_parent(node, names):
+    parent = node.parent
+    while parent is not None:
+        if parent.name in names:
+            return parent
+        parent = parent.parent
+    return None
+
+
+def _attached(node, root) -> bool:
+    while node.parent is not None:
+        node = node.parent
+    return node is root
+
+
+def _remove(node, replacement=None):
+    """``node.decompose()`` (no ``replacement``) or ``node.replace_with(replacement)``."""
+    siblings = node.parent.children
+    i = next(i for i, el in enumerate(siblings) if el is node)
+    if replacement is None:
+        del siblings[i]
+    else:
+        siblings[i] = replacement
+    node.parent = None
+
+
+def _prune_tree(root: _Node) -> dict[str, int]:
+    """:func:`_prune_soup` on a :class:`_Node` tree, step for step."""
+    counts = {"link_paragraphs": 0}
+    links = _descendants(root, ("a",))
+    if not links:
+        return counts
+    blocks = {}
+    for a in links:
+        block = _tree_parent(a, ("p", "li", "dd", "dt"))
+        if block is not None:
+            blocks.setdefault(id(block), block)
+    for block in blocks.values():
+        if not _attached(block, root):
+            raise _Fallback("nested link block")
+        if block.name == "li" or _descendants(block, ("pre", "ul", "ol", "img", "blockquote")):
+            continue
+        rest = "".join(_strings(block, skip="a"))
+        if not _LINK_FILLER.sub("", rest).strip() or _SOURCE_LINE.match(rest.strip() + " ") and len(rest.split()) <= 4:
+            _remove(block)
+            counts["link_paragraphs"] += 1
+    if counts["link_paragraphs"]:
+        for item in _descendants(root, ("li",)):
+            if not _attached(item, root):
+                raise _Fallback("nested list item")
+            if not "".join(t for s in _strings(item) if (t := s.strip())) and not _descendants(item, ("img", "pre")):
+                _remove(item)
+        for lst in _descendants(root, ("ul", "ol")):
+            if not _attached(lst, root):
+                raise _Fallback("nested list")
+            if not _descendants(lst, ("li",)):
+                _remove(lst)
+    for a in _descendants(root, ("a",)):
+        if not _attached(a, root):
+            raise _Fallback("nested link")
+        if _tree_parent(a, ("pre", "code")):
+            continue
+        text = " ".join(t for s in _strings(a) if (t := s.strip()))
+        if text and (_URL_TEXT.fullmatch(text) or text == a.attrs.get("href")):
+            _remove(a, URL_MARK)
+        elif text.lower().strip(" .:!") in POINTER_TEXTS or re.search(r"\bhere\W*$", text, re.I):
+            _remove(a, POINTER_MARK + text + POINTER_END)
+    return counts
+
+
+# -- the walker: markdownify 1.2.3's MarkdownConverter with _Converter's options
+
+_HEADING = re.compile(r"h(\d+)")
+_NEWLINE_WHITESPACE = re.compile(r"[\t \r\n]*[\r\n][\t \r\n]*")
+_WHITESPACE = re.compile(r"[\t ]+")
+_ALL_WHITESPACE = re.compile(r"[\t \r\n]+")
+_EXTRACT_NEWLINES = re.compile(r"^(\n*)((?:.*[^\n])?)(\n*)$", flags=re.DOTALL)
+_LINE_WITH_CONTENT = re.compile(r"^(.*)", flags=re.MULTILINE)
+_BACKTICKS = re.compile(r"`+")
+_PRE_LSTRIP = re.compile(r"^[ \n]*\n")
+_PRE_RSTRIP = re.compile(r"[ \n]*$")
+_INSIDE_BLOCKS = frozenset(("p", "blockquote", "article", "div", "section", "ol", "ul", "li", "dl", "dt", "dd",
+                            "table", "thead", "tbody", "tfoot", "tr", "td", "th"))
+#: Tags markdownify converts (a ``convert_<name>`` method) that :func:`_walk` does not reproduce.
+_UNSUPPORTED = frozenset(("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "figcaption", "video",
+                          "script", "style", "textarea", "template", "rt", "rp"))
+_INLINE_MARKUP = {"b": "**", "strong": "**", "em": "*", "i": "*", "del": "~~", "s": "~~", "sub": "", "sup": ""}
+_CODE = frozenset(("code", "kbd", "samp"))
+_NOFORMAT = frozenset(("pre", "code", "kbd", "samp"))
+
+
+class _Kind:
+    """Per tag name: markdownify's dispatch (cached): remove whitespace inside / outside, heading level, etc."""
+
+    __slots__ = ("inside", "outside", "heading", "inline", "noformat", "convert")
+
+    def __init__(self, name: str):
+        match = _HEADING.match(name)
+        self.heading = int(match.group(1)) if match else 0
+        self.inside = bool(match) or name in _INSIDE_BLOCKS
+        self.outside = self.inside or name == "pre"
+        self.inline = bool(match) or name in ("td", "th")
+        self.noformat = name in _NOFORMAT
+        if match:
+            self.convert = "h"
+        elif name in ("a", "img"):  # _Converter strips them: their text passes through
+            self.convert = None
+        elif name in _UNSUPPORTED or name.startswith("[") and name != "[document]":
+            raise _Fallback(f"tag {name}")
+        else:
+            fn = "convert_%s" % re.sub(r"[\[\]:-]", "_", name)
+            self.convert = fn if hasattr(_Converter, fn) else None
+            if self.convert is not None and self.convert not in _CONVERTERS:
+                raise _Fallback(f"tag {name}")
+
+
+_KINDS: dict[str, _Kind] = {}
+
+
+def _kind(name: str) -> _Kind:
+    kind = _KINDS.get(name)
+    if kind is None:
+        kind = _KINDS[name] = _Kind(name)  # raises _Fallback for an unsupported tag (not cached)
+    return kind
+
+
+def _outside(el) -> bool:
+    """markdownify's ``should_remove_whitespace_outside(el)``."""
+    return type(el) is _Node and _kind(el.name).outside
+
+
+def _chomp(text: str):
+    prefix = " " if text and text[0] == " " else ""
+    suffix = " " if text and text[-1] == " " else ""
+    return prefix, suffix, text.strip()
+
+
+def _content_sibling_after(node, index: int):
+    """markdownify's ``_next_block_content_sibling``."""
+    for el in node.parent.children[index + 1:]:
+        t = type(el)
+        if t is _Node or t is str and el.strip() != "":
+            return el
+    return None
+
+
+def _convert(kind: _Kind, node: _Node, index: int, text: str, parent_tags) -> str:
+    """markdownify's ``convert_<name>(node, text, parent_tags)`` for ``node`` (child ``index`` of its parent)."""
+    fn = kind.convert
+    name = node.name
+    if fn == "convert_p":
+        if "_inline" in parent_tags:
+            return " " + text.strip(" \t\r\n") + " "
+        text = text.strip(" \t\r\n")
+        return "\n\n%s\n\n" % text if text else ""
+    if name in _INLINE_MARKUP:
+        if "_noformat" in parent_tags:
+            return text
+        prefix, suffix, text = _chomp(text)
+        if not text:
+            return ""
+        markup = _INLINE_MARKUP[name]
+        return "%s%s%s%s%s" % (prefix, markup, text, markup, suffix)
+    if name in _CODE:
+        if "_noformat" in parent_tags:
+            return text
+        prefix, suffix, text = _chomp(text)
+        if not text:
+            return ""
+        max_backticks = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
+        delimiter = "`" * (max_backticks + 1)
+        if max_backticks > 0:
+            text = " " + text + " "
+        return "%s%s%s%s%s" % (prefix, delimiter, text, delimiter, suffix)
+    if fn == "h":
+        if "_inline" in parent_tags:
+            return text
+        n = max(1, min(6, kind.heading))
+        text = _ALL_WHITESPACE.sub(" ", text.strip())
+        return "\n\n%s %s\n\n" % ("#" * n, text)
+    if fn == "convert_li":
+        text = (text or "").strip()
+        if not text:
+            return "\n"
+        parent = node.parent
+        if parent is not None and parent.name == "ol":
+            start = parent.attrs.get("start")
+            start = int(start) if start and str(start).isnumeric() else 1
+            before = sum(1 for el in parent.children[:index] if type(el) is _Node and el.name == "li")
+            bullet = "%s. " % (start + before)
+        else:
+            bullet = "- "
+        indent = " " * len(bullet)
+        text = _LINE_WITH_CONTENT.sub(lambda m: indent + m.group(1) if m.group(1) else "", text)
+        return "%s\n" % (bullet + text[len(bullet):])
+    if fn == "convert_ul" or fn == "convert_ol":
+        following = _content_sibling_after(node, index)
+        before_paragraph = bool(following) and not (type(following) is _Node and following.name in ("ul", "ol"))
+        if "li" in parent_tags:
+            return "\n" + text.rstrip()
+        return "\n\n" + text + ("\n" if before_paragraph else "")
+    if fn == "convert_blockquote":
+        text = (text or "").strip(" \t\r\n")
+        if "_inline" in parent_tags:
+            return " " + text + " "
+        if not text:
+            return "\n"
+        text = _LINE_WITH_CONTENT.sub(lambda m: "> " + m.group(1) if m.group(1) else ">", text)
+        return "\n" + text + "\n\n"
+    if fn == "convert_pre":
+        if not text:
+            return ""
+        language = ""
+        for cls in (node.attrs.get("class") or "").split():
+            if cls.startswith("lang-") and cls != "lang-none":
+                language = cls[5:]
+                break
+        text = _PRE_RSTRIP.sub("", _PRE_LSTRIP.sub("", text))
+        return "\n\n```%s\n%s\n```\n\n" % (language, text)
+    if fn == "convert_br":
+        if "_inline" in parent_tags:
+            return text + " " if text else " "
+        return "  \n" + text
+    if fn == "convert_hr":
+        return "\n\n---\n\n"
+    if fn in ("convert_div", "convert_article", "convert_section", "convert_dl"):
+        if "_inline" in parent_tags:
+            return " " + text.strip() + " "
+        text = text.strip()
+        return "\n\n%s\n\n" % text if text else ""
+    if fn == "convert_dd":
+        text = (text or "").strip()
+        if "_inline" in parent_tags:
+            return " " + text + " "
+        if not text:
+            return "\n"
+        text = _LINE_WITH_CONTENT.sub(lambda m: "    " + m.group(1) if m.group(1) else "", text)
+        return "%s\n" % (":" + text[1:])
+    if fn == "convert_dt":
+        text = _ALL_WHITESPACE.sub(" ", (text or "").strip())
+        if "_inline" in parent_tags:
+            return " " + text + " "
+        if not text:
+            return "\n"
+        return "\n\n%s\n" % text
+    if fn == "convert_q":
+        return '"' + text + '"'
+    if fn == "convert__document_":
+        return text.strip("\n")
+    raise _Fallback(f"no converter for {name}")  # pragma: no cover - _Kind only lets the names above through
+
+
+_CONVERTERS = frozenset(("convert_p", "convert_b", "convert_strong", "convert_em", "convert_i", "convert_del",
+                         "convert_s", "convert_sub", "convert_sup", "convert_code", "convert_kbd", "convert_samp",
+                         "convert_li", "convert_ul", "convert_ol", "convert_blockquote", "convert_pre",
+                         "convert_br", "convert_hr", "convert_div", "convert_article", "convert_section",
+                         "convert_dl", "convert_dd", "convert_dt", "convert_q", "convert__document_"))
+
+
+def _text(el: str, index: int, siblings: list, parent_kind: _Kind, parent_tags) -> str:
+    """markdownify's ``process_text`` for string ``el``, child ``index`` of ``siblings``."""
+    text = el
+    if "pre" not in parent_tags:
+        text = _WHITESPACE.sub(" ", _NEWLINE_WHITESPACE.sub("\n", text))
+    if (index > 0 and _outside(siblings[index - 1])) or (parent_kind.inside and index == 0):
+        text = text.lstrip(" \t\r\n")
+    last = len(siblings) - 1
+    if (index < last and _outside(siblings[index + 1])) or (parent_kind.inside and index == last):
+        text = text.rstrip()
+    return text
+
+
+def _walk(node: _Node, index: int, parent_tags: frozenset) -> str:
+    """markdownify's ``process_tag`` for ``node`` (child ``index`` of its parent)."""
+    kind = _kind(node.name)
+    children = node.children
+    last = len(children) - 1
+    tags = set(parent_tags)
+    tags.add(node.name)
+    if kind.inline:
+        tags.add("_inline")
+    if kind.noformat:
+        tags.add("_noformat")
+    tags = frozenset(tags)
+    strings = []
+    for i, el in enumerate(children):
+        t = type(el)
+        if t is _Node:
+            s = _walk(el, i, tags)
+        elif t is _Comment:
+            continue
+        else:
+            if el.strip() == "":
+                if kind.inside and (i == 0 or i == last):
+                    continue
+                if (i > 0 and _outside(children[i - 1])) or (i < last and _outside(children[i + 1])):
+                    continue
+            s = _text(el, i, children, kind, tags)
+        if s:
+            strings.append(s)
+    if node.name != "pre" and "pre" not in parent_tags:
+        collapsed = [""]
+        for s in strings:
+            leading, content, trailing = _EXTRACT_NEWLINES.match(s).groups()
+            if collapsed[-1] and leading:
+                previous = collapsed.pop()
+                leading = "\n" * min(2, max(len(previous), len(leading)))
+            collapsed.extend((leading, content, trailing))
+        strings = collapsed
+    text = "".join(strings)
+    if kind.convert is not None:
+        text = _convert(kind, node, index, text, parent_tags)
+    return text
+
+
+def _fast_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
+    """:func:`_reference_markdown` by :func:`_parse`, :func:`_prune_tree` and :func:`_walk`; raises
+    :class:`_Fallback` (or anything else) where it cannot promise the same result."""
+    root = _parse(html)
+    counts = _prune_tree(root) if prune_links else {}
+    return _walk(root, 0, frozenset()), counts
+
+
 _TRAILING_HEADING = re.compile(r"\n+[ \t]*(?:#{1,6}[ \t][^\n]*|\*\*[^*\n]{1,80}\*\*:?)\s*$")
+
+
+def _reference_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
+    """The reference conversion (and the fast path's fallback): ``html`` parsed by BeautifulSoup's lxml builder,
+    links pruned on the soup (:func:`_prune_soup`) when ``prune_links``, converted by markdownify
+    (:class:`_Converter`). Returns markdownify's output and the pruning counts (``{}`` without ``prune_links``)."""
+    soup = BeautifulSoup(html, "lxml", element_classes={Tag: _Tag})
+    counts = _prune_soup(soup) if prune_links else {}
+    return _CONVERTER.convert_soup(soup), counts
 
 
 def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict[str, int]]:
@@ -298,10 +797,17 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
     if not html:
         return "", empty
     changes = {name: len(pattern.findall(html)) for name, pattern in _COUNTED.items()}
-    soup = BeautifulSoup(html, "lxml", element_classes={Tag: _Tag})
+    converted = None
+    if _FAST:
+        try:
+            converted = _fast_markdown(html, prune_links)
+        except Exception:  # noqa: BLE001 - _Fallback, or anything the fast path did not foresee
+            converted = None
+    if converted is None:
+        converted = _reference_markdown(html, prune_links)
+    markdown, counts = converted
     if prune_links:
-        changes.update(_prune_soup(soup), urls=0, pointer_sentences=0)
-    markdown = _CONVERTER.convert_soup(soup)
+        changes.update(counts, urls=0, pointer_sentences=0)
     markdown = _BLANK_RUNS.sub("\n\n", _strip_trailing(markdown)).strip()
     if prune_links:
         markdown = _prune_markdown(markdown, changes)
