@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 
 from bs4 import BeautifulSoup, Tag
 from lxml import etree
@@ -313,7 +314,7 @@ class _Node:
         self.parent = parent
 
 
-_ASCII_SPACES = frozenset("\x20\x0a\x09\x0c\x0d")
+_ASCII_SPACES = "\x20\x0a\x09\x0c\x0d"
 #: bs4's HTML builder: strings inside these tags are other NavigableString classes (``.strings`` skips them).
 _STRING_CONTAINERS = frozenset(("rt", "rp", "style", "script", "template"))
 #: bs4 keeps whitespace-only strings inside these as they are.
@@ -326,6 +327,9 @@ class _Builder:
     becomes ``"\\n"`` if it holds a newline, else ``" "``; comments are strings of their own."""
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
         self.root = _Node("[document]", {}, None)
         self.stack = [self.root]
         self.data_parts = []
@@ -337,7 +341,7 @@ class _Builder:
             return
         text = "".join(parts)
         self.data_parts = []
-        if not self.preserve and all(c in _ASCII_SPACES for c in text):
+        if not self.preserve and not text.strip(_ASCII_SPACES):
             text = "\n" if "\n" in text else " "
         self.stack[-1].children.append(cls(text) if cls is not str else text)
 
@@ -384,13 +388,23 @@ def _parse(html: str) -> _Node:
     ``etree.HTMLParser(recover=True)``, a leading byte-order mark dropped)."""
     if html[:1] == "\N{BYTE ORDER MARK}":
         html = html[1:]
-    builder = _Builder()
-    parser = etree.HTMLParser(target=builder, recover=True)
+    # One parser per thread, reused: lxml inspects a target's methods each time a parser is made (a fifth of the
+    # time of a short post). A parse that raises leaves it out, so the next call makes a fresh one.
+    parser, builder = getattr(_PARSERS, "parser", None) or (None, None)
+    if parser is None:
+        builder = _Builder()
+        parser = etree.HTMLParser(target=builder, recover=True)
+    _PARSERS.parser = None
+    builder.reset()
     parser.feed(html)
     root = parser.close()
     if len(builder.stack) != 1:
         raise _Fallback("unbalanced events")
+    _PARSERS.parser = parser, builder
     return root
+
+
+_PARSERS = threading.local()
 
 
 # -- the tree queries _prune_soup needs, on _Node trees
@@ -517,18 +531,25 @@ _CODE = frozenset(("code", "kbd", "samp"))
 _NOFORMAT = frozenset(("pre", "code", "kbd", "samp"))
 
 
+#: What markdownify asks of ``parent_tags`` (the names of a node's ancestors, plus the pseudo-tags ``_inline``
+#: below headings and table cells and ``_noformat`` below pre/code/kbd/samp), as bits.
+_IN_PRE, _IN_LI, _IN_INLINE, _IN_NOFORMAT = 1, 2, 4, 8
+
+
 class _Kind:
     """Per tag name: markdownify's dispatch (cached): remove whitespace inside / outside, heading level, etc."""
 
-    __slots__ = ("inside", "outside", "heading", "inline", "noformat", "convert")
+    __slots__ = ("inside", "outside", "heading", "adds", "convert")
 
     def __init__(self, name: str):
         match = _HEADING.match(name)
         self.heading = int(match.group(1)) if match else 0
         self.inside = bool(match) or name in _INSIDE_BLOCKS
         self.outside = self.inside or name == "pre"
-        self.inline = bool(match) or name in ("td", "th")
-        self.noformat = name in _NOFORMAT
+        #: the bits this tag adds to its children's parent_tags
+        self.adds = ((_IN_PRE if name == "pre" else 0) | (_IN_LI if name == "li" else 0)
+                     | (_IN_INLINE if match or name in ("td", "th") else 0)
+                     | (_IN_NOFORMAT if name in _NOFORMAT else 0))
         if match:
             self.convert = "h"
         elif name in ("a", "img"):  # _Converter strips them: their text passes through
@@ -572,17 +593,18 @@ def _content_sibling_after(node, index: int):
     return None
 
 
-def _convert(kind: _Kind, node: _Node, index: int, text: str, parent_tags) -> str:
-    """markdownify's ``convert_<name>(node, text, parent_tags)`` for ``node`` (child ``index`` of its parent)."""
+def _convert(kind: _Kind, node: _Node, index: int, text: str, flags: int) -> str:
+    """markdownify's ``convert_<name>(node, text, parent_tags)`` for ``node`` (child ``index`` of its parent;
+    ``flags``: the ``_IN_*`` bits of ``parent_tags``)."""
     fn = kind.convert
     name = node.name
     if fn == "convert_p":
-        if "_inline" in parent_tags:
+        if flags & _IN_INLINE:
             return " " + text.strip(" \t\r\n") + " "
         text = text.strip(" \t\r\n")
         return "\n\n%s\n\n" % text if text else ""
     if name in _INLINE_MARKUP:
-        if "_noformat" in parent_tags:
+        if flags & _IN_NOFORMAT:
             return text
         prefix, suffix, text = _chomp(text)
         if not text:
@@ -590,7 +612,7 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, parent_tags) -> st
         markup = _INLINE_MARKUP[name]
         return "%s%s%s%s%s" % (prefix, markup, text, markup, suffix)
     if name in _CODE:
-        if "_noformat" in parent_tags:
+        if flags & _IN_NOFORMAT:
             return text
         prefix, suffix, text = _chomp(text)
         if not text:
@@ -601,7 +623,7 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, parent_tags) -> st
             text = " " + text + " "
         return "%s%s%s%s%s" % (prefix, delimiter, text, delimiter, suffix)
     if fn == "h":
-        if "_inline" in parent_tags:
+        if flags & _IN_INLINE:
             return text
         n = max(1, min(6, kind.heading))
         text = _ALL_WHITESPACE.sub(" ", text.strip())
@@ -624,12 +646,12 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, parent_tags) -> st
     if fn == "convert_ul" or fn == "convert_ol":
         following = _content_sibling_after(node, index)
         before_paragraph = bool(following) and not (type(following) is _Node and following.name in ("ul", "ol"))
-        if "li" in parent_tags:
+        if flags & _IN_LI:
             return "\n" + text.rstrip()
         return "\n\n" + text + ("\n" if before_paragraph else "")
     if fn == "convert_blockquote":
         text = (text or "").strip(" \t\r\n")
-        if "_inline" in parent_tags:
+        if flags & _IN_INLINE:
             return " " + text + " "
         if not text:
             return "\n"
@@ -646,19 +668,19 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, parent_tags) -> st
         text = _PRE_RSTRIP.sub("", _PRE_LSTRIP.sub("", text))
         return "\n\n```%s\n%s\n```\n\n" % (language, text)
     if fn == "convert_br":
-        if "_inline" in parent_tags:
+        if flags & _IN_INLINE:
             return text + " " if text else " "
         return "  \n" + text
     if fn == "convert_hr":
         return "\n\n---\n\n"
     if fn in ("convert_div", "convert_article", "convert_section", "convert_dl"):
-        if "_inline" in parent_tags:
+        if flags & _IN_INLINE:
             return " " + text.strip() + " "
         text = text.strip()
         return "\n\n%s\n\n" % text if text else ""
     if fn == "convert_dd":
         text = (text or "").strip()
-        if "_inline" in parent_tags:
+        if flags & _IN_INLINE:
             return " " + text + " "
         if not text:
             return "\n"
@@ -666,7 +688,7 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, parent_tags) -> st
         return "%s\n" % (":" + text[1:])
     if fn == "convert_dt":
         text = _ALL_WHITESPACE.sub(" ", (text or "").strip())
-        if "_inline" in parent_tags:
+        if flags & _IN_INLINE:
             return " " + text + " "
         if not text:
             return "\n"
@@ -685,11 +707,14 @@ _CONVERTERS = frozenset(("convert_p", "convert_b", "convert_strong", "convert_em
                          "convert_dl", "convert_dd", "convert_dt", "convert_q", "convert__document_"))
 
 
-def _text(el: str, index: int, siblings: list, parent_kind: _Kind, parent_tags) -> str:
+def _text(el: str, index: int, siblings: list, parent_kind: _Kind, flags: int) -> str:
     """markdownify's ``process_text`` for string ``el``, child ``index`` of ``siblings``."""
     text = el
-    if "pre" not in parent_tags:
-        text = _WHITESPACE.sub(" ", _NEWLINE_WHITESPACE.sub("\n", text))
+    if not flags & _IN_PRE:  # the substitutions only where they can change something
+        if "\n" in text or "\r" in text:
+            text = _NEWLINE_WHITESPACE.sub("\n", text)
+        if "\t" in text or "  " in text:
+            text = _WHITESPACE.sub(" ", text)
     if (index > 0 and _outside(siblings[index - 1])) or (parent_kind.inside and index == 0):
         text = text.lstrip(" \t\r\n")
     last = len(siblings) - 1
@@ -698,18 +723,13 @@ def _text(el: str, index: int, siblings: list, parent_kind: _Kind, parent_tags) 
     return text
 
 
-def _walk(node: _Node, index: int, parent_tags: frozenset) -> str:
-    """markdownify's ``process_tag`` for ``node`` (child ``index`` of its parent)."""
+def _walk(node: _Node, index: int, flags: int) -> str:
+    """markdownify's ``process_tag`` for ``node`` (child ``index`` of its parent; ``flags``: the ``_IN_*`` bits of
+    its ``parent_tags``)."""
     kind = _kind(node.name)
     children = node.children
     last = len(children) - 1
-    tags = set(parent_tags)
-    tags.add(node.name)
-    if kind.inline:
-        tags.add("_inline")
-    if kind.noformat:
-        tags.add("_noformat")
-    tags = frozenset(tags)
+    tags = flags | kind.adds
     strings = []
     for i, el in enumerate(children):
         t = type(el)
@@ -726,10 +746,13 @@ def _walk(node: _Node, index: int, parent_tags: frozenset) -> str:
             s = _text(el, i, children, kind, tags)
         if s:
             strings.append(s)
-    if node.name != "pre" and "pre" not in parent_tags:
+    if not tags & _IN_PRE:
         collapsed = [""]
         for s in strings:
-            leading, content, trailing = _EXTRACT_NEWLINES.match(s).groups()
+            if s[0] != "\n" and s[-1] != "\n":
+                leading, content, trailing = "", s, ""
+            else:
+                leading, content, trailing = _EXTRACT_NEWLINES.match(s).groups()
             if collapsed[-1] and leading:
                 previous = collapsed.pop()
                 leading = "\n" * min(2, max(len(previous), len(leading)))
@@ -737,7 +760,7 @@ def _walk(node: _Node, index: int, parent_tags: frozenset) -> str:
         strings = collapsed
     text = "".join(strings)
     if kind.convert is not None:
-        text = _convert(kind, node, index, text, parent_tags)
+        text = _convert(kind, node, index, text, flags)
     return text
 
 
@@ -746,7 +769,7 @@ def _fast_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
     :class:`_Fallback` (or anything else) where it cannot promise the same result."""
     root = _parse(html)
     counts = _prune_tree(root) if prune_links else {}
-    return _walk(root, 0, frozenset()), counts
+    return _walk(root, 0, 0), counts
 
 
 _TRAILING_HEADING = re.compile(r"\n+[ \t]*(?:#{1,6}[ \t][^\n]*|\*\*[^*\n]{1,80}\*\*:?)\s*$")
