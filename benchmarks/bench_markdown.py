@@ -54,6 +54,22 @@ def real_bodies(folders) -> list[tuple[str, str, str]]:
     return out
 
 
+def wikihow_fragments(folder: Path) -> list[str]:
+    """The HTML fragments the wikiHow reader converts (``str()`` of the intro, each step, each section, after its
+    junk is removed; lima_data/sources/wikihow.py), from every page in ``folder``."""
+    from bs4 import BeautifulSoup
+
+    out = []
+    for page in sorted(Path(folder).glob("*.html")):
+        soup = BeautifulSoup(page.read_text(encoding="utf-8", errors="replace"), "lxml")
+        for junk in soup.select("script, noscript, style, img, video, .mwimg, .video, sup.reference, "
+                                ".wh_vote_container, .altblock, .clearall"):
+            junk.decompose()
+        out += [str(node) for node in soup.select("#mf-section-0, div.step, li.step, div.section .section_text, "
+                                                  "div.section")]
+    return out
+
+
 def compare(html: str, prune_links: bool):
     """``None`` when the fast path agrees with the reference, ``("fallback", reason)`` when it falls back, or
     ``("DIFFERENT", detail)``."""
@@ -107,8 +123,9 @@ MUTATIONS = [
 ]
 
 
-def fuzz(bodies: list[str], n: int, seed: int = 0) -> collections.Counter:
-    """``n`` random mutations (1-3 each) of random real bodies through :func:`compare` (both ``prune_links``)."""
+def fuzz(bodies: list[str], n: int, seed: int = 0, reasons: collections.Counter | None = None) -> collections.Counter:
+    """``n`` random mutations (1-3 each) of random real bodies through :func:`compare` (both ``prune_links``):
+    how many took the fast path, fell back (their reasons counted in ``reasons``) or were DIFFERENT (printed)."""
     rng = random.Random(seed)
     outcome = collections.Counter()
     for i in range(n):
@@ -118,6 +135,8 @@ def fuzz(bodies: list[str], n: int, seed: int = 0) -> collections.Counter:
         for prune in (False, True):
             result = compare(html, prune)
             outcome["fast" if result is None else result[0]] += 1
+            if result and result[0] == "fallback" and reasons is not None:
+                reasons[result[1]] += 1
             if result and result[0] == "DIFFERENT":
                 print(f"DIFFERENT (fuzz {i}, prune_links={prune}): {html[:300]!r}\n{result[1][:2000]}")
     return outcome
@@ -134,6 +153,10 @@ def per_call_ms(bodies: list[str], fn, rounds: int) -> float:
     return best / len(bodies) * 1000
 
 
+def _kind(post_type: str) -> str:
+    return {"1": "question", "2": "answer", "wikihow": "wikiHow fragment"}.get(post_type, "other post")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", type=Path, default=DEFAULT_FOLDERS)
@@ -145,13 +168,16 @@ def main(argv=None) -> int:
         print("the fast path is off (bs4 / markdownify versions not the verified ones)")
         return 1
     rows = real_bodies(args.folders)
+    wikihow = ROOT.parent / "shared" / "data" / "wikihow" / "html_pages_2020"
+    if wikihow.is_dir():
+        rows += [(str(wikihow), "wikihow", fragment) for fragment in wikihow_fragments(wikihow)]
     different = 0
     for prune in (False, True):
         fast = collections.Counter()
         reasons = collections.Counter()
         for where, post_type, body in rows:
             result = compare(body, prune)
-            kind = "answer" if post_type == "2" else "question" if post_type == "1" else "other"
+            kind = _kind(post_type)
             if result is None:
                 fast[kind] += 1
             elif result[0] == "fallback":
@@ -159,14 +185,15 @@ def main(argv=None) -> int:
             else:
                 different += 1
                 print(f"DIFFERENT ({where}, prune_links={prune}): {body[:300]!r}\n{result[1][:2000]}")
-        totals = collections.Counter(("answer" if t == "2" else "question" if t == "1" else "other") for _, t, _ in rows)
+        totals = collections.Counter(_kind(t) for _, t, _ in rows)
         print(f"prune_links={prune}: {len(rows)} bodies; fast path: " + ", ".join(
             f"{kind}s {fast[kind]}/{totals[kind]} ({fast[kind] / totals[kind]:.1%})" for kind in sorted(totals)))
         print(f"  fell back: {sum(reasons.values())}; reasons: {reasons.most_common(8)}")
     if args.fuzz:
-        outcome = fuzz([b for _, _, b in rows], args.fuzz)
+        reasons = collections.Counter()
+        outcome = fuzz([b for _, t, b in rows if t in ("1", "2")], args.fuzz, reasons=reasons)
         different += outcome["DIFFERENT"]
-        print(f"fuzz: {args.fuzz} mutated bodies x 2: {dict(outcome)}")
+        print(f"fuzz: {args.fuzz} mutated bodies x 2: {dict(outcome)}; fall-back reasons: {reasons.most_common(6)}")
     if not args.no_timing:
         answers = [b for _, t, b in rows if t == "2"]
         old = per_call_ms(answers, lambda b: markup._reference_markdown(b, True), args.rounds)

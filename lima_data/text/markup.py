@@ -348,10 +348,10 @@ class _Builder:
     def start(self, tag, attrib):
         if self.data_parts:
             self._flush()
-        if tag in _STRING_CONTAINERS or tag[:1] == "{" or any(k[:1] == "{" for k in attrib):
-            raise _Fallback(f"tag {tag}")
+        if tag in _STRING_CONTAINERS or tag[:1] == "{" or attrib and any(k[:1] == "{" for k in attrib):
+            raise _Fallback(f"tag {tag}")  # bs4 makes other string classes, or namespaced names
         parent = self.stack[-1]
-        node = _Node(tag, dict(attrib), parent)
+        node = _Node(tag, attrib, parent)  # lxml gives each element its own dict (read only here)
         parent.children.append(node)
         self.stack.append(node)
         if tag in _PRESERVE_WHITESPACE:
@@ -775,6 +775,15 @@ def _fast_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
 _TRAILING_HEADING = re.compile(r"\n+[ \t]*(?:#{1,6}[ \t][^\n]*|\*\*[^*\n]{1,80}\*\*:?)\s*$")
 
 
+
+def _may_end_in_heading(markdown: str) -> bool:
+    """Whether :data:`_TRAILING_HEADING` can match (a cheap test that saves its scan of every line): its match is
+    the last line holding anything but whitespace, after a newline, opening with ``#`` or ``**``."""
+    text = markdown.rstrip()
+    newline = text.rfind("\n")
+    return newline >= 0 and text[newline + 1:].lstrip(" \t").startswith(("#", "**"))
+
+
 def _reference_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
     """The reference conversion (and the fast path's fallback): ``html`` parsed by BeautifulSoup's lxml builder,
     links pruned on the soup (:func:`_prune_soup`) when ``prune_links``, converted by markdownify
@@ -834,6 +843,7 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
     markdown = _BLANK_RUNS.sub("\n\n", _strip_trailing(markdown)).strip()
     if prune_links:
         markdown = _prune_markdown(markdown, changes)
-        markdown = _TRAILING_HEADING.sub("", markdown)
+        if _may_end_in_heading(markdown):
+            markdown = _TRAILING_HEADING.sub("", markdown)
         markdown = _BLANK_RUNS.sub("\n\n", _strip_trailing(markdown)).strip()
     return markdown, changes
