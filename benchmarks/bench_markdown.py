@@ -86,6 +86,23 @@ def compare(html: str, prune_links: bool):
     return None
 
 
+#: Pieces of markup inserted at random points (odd nesting, unclosed and stray tags).
+SOUP = ["<p>", "</p>", "<li>", "</li>", "<ul>", "</ul>", "<ol start='2'>", "<ol start=x>", "</ol>", "<pre>", "</pre>",
+        "<pre class='lang-js'>", "<code>", "</code>", "<a href='http://x.org/a'>", "<a href=u>here</a>", "</a>",
+        "<br>", " ", "\n", "\n\n", "\t", "\r\n", "<!-- x -->", "<blockquote>", "</blockquote>", "<h3>", "</h3>",
+        "<h1> ", "<em>", "</em>", "<strong>", "</strong>", "<dd>", "<dt>", "<dl>", "<div>", "</div>", "<span>",
+        "&amp;", "&lt;b&gt;", "\u00a0", "\u2028", "\u3000", "<hr>", "<b>", "<i>", "<sup>", "</sup>", "<kbd>",
+        "<img src=a alt=b>", "<s>", "<del>", "<q>", "<section>", "<article>", "<u>", "<small>", "<abbr>", "`", "**",
+        "Source: ", "see ", "http://example.com/x ", "<p><a href='v'>link</a></p>", "<li></li>", "<p></p>"]
+
+
+def _insert_soup(s: str, r: random.Random) -> str:
+    for _ in range(r.randint(1, 8)):
+        at = r.randrange(len(s) + 1)
+        s = s[:at] + r.choice(SOUP) + s[at:]
+    return s
+
+
 MUTATIONS = [
     lambda s, r: s[: r.randrange(len(s) + 1)],                                   # cut at a random point
     lambda s, r: s.replace("</p>", "", r.randint(1, 3)),                         # unclosed tags
@@ -119,6 +136,9 @@ MUTATIONS = [
     lambda s, r: "\ufeff" + s,
     lambda s, r: s.replace("<p>", "<p><a href='x'><p>inner</p></a>", 1),
     lambda s, r: s.replace("<li>", "<li>\n\n", 2).replace("</li>", "\n \n</li>", 2),
+    lambda s, r: _insert_soup(s, r),
+    lambda s, r: "".join(r.choice(SOUP + ["word", " x. ", "Here"]) for _ in range(r.randint(1, 40))),  # soup alone
+    lambda s, r: _insert_soup(_insert_soup(s, r), r),
     lambda s, r: s.replace("<hr>", "<hr/><hr>", 1).replace("<p>", "<p>&lt;p&gt;&#x27;&#0;&#xD800;", 1),
 ]
 
