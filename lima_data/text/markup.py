@@ -303,15 +303,16 @@ class _Comment(str):
 
 class _Node:
     """An element: ``name`` (lower case, as libxml2 reports it), ``attrs``, ``children`` (``_Node``, ``str`` for
-    text, :class:`_Comment`), ``parent`` (``None`` at the root, or once removed)."""
+    text, :class:`_Comment`), ``parent`` (``None`` at the root, or once removed), ``kind`` (its :class:`_Kind`)."""
 
-    __slots__ = ("name", "attrs", "children", "parent")
+    __slots__ = ("name", "attrs", "children", "parent", "kind")
 
     def __init__(self, name: str, attrs: dict, parent):
         self.name = name
         self.attrs = attrs
         self.children = []
         self.parent = parent
+        self.kind = _KINDS.get(name) or _kind(name)  # raises _Fallback for a tag the walker does not reproduce
 
 
 _ASCII_SPACES = "\x20\x0a\x09\x0c\x0d"
@@ -334,6 +335,7 @@ class _Builder:
         self.stack = [self.root]
         self.data_parts = []
         self.preserve = 0
+        self.links = []  # the <a> elements, in document order
 
     def _flush(self, cls=str):
         parts = self.data_parts
@@ -356,6 +358,8 @@ class _Builder:
         self.stack.append(node)
         if tag in _PRESERVE_WHITESPACE:
             self.preserve += 1
+        elif tag == "a":
+            self.links.append(node)
 
     def end(self, tag):
         if self.data_parts:
@@ -383,9 +387,9 @@ class _Builder:
         return self.root
 
 
-def _parse(html: str) -> _Node:
+def _parse(html: str) -> tuple[_Node, list[_Node]]:
     """``html`` parsed as ``BeautifulSoup(html, "lxml")`` parses it (one ``feed`` of the whole string to
-    ``etree.HTMLParser(recover=True)``, a leading byte-order mark dropped)."""
+    ``etree.HTMLParser(recover=True)``, a leading byte-order mark dropped): the root and its ``<a>`` elements."""
     if html[:1] == "\N{BYTE ORDER MARK}":
         html = html[1:]
     # One parser per thread, reused: lxml inspects a target's methods each time a parser is made (a fifth of the
@@ -401,7 +405,7 @@ def _parse(html: str) -> _Node:
     if len(builder.stack) != 1:
         raise _Fallback("unbalanced events")
     _PARSERS.parser = parser, builder
-    return root
+    return root, builder.links
 
 
 _PARSERS = threading.local()
@@ -466,10 +470,10 @@ def _remove(node, replacement=None):
     node.parent = None
 
 
-def _prune_tree(root: _Node) -> dict[str, int]:
-    """:func:`_prune_soup` on a :class:`_Node` tree, step for step."""
+def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
+    """:func:`_prune_soup` on a :class:`_Node` tree, step for step (``links``: its ``<a>`` elements in document
+    order, which :func:`_parse` collects)."""
     counts = {"link_paragraphs": 0}
-    links = _descendants(root, ("a",))
     if not links:
         return counts
     blocks = {}
@@ -497,7 +501,8 @@ def _prune_tree(root: _Node) -> dict[str, int]:
                 raise _Fallback("nested list")
             if not _descendants(lst, ("li",)):
                 _remove(lst)
-    for a in _descendants(root, ("a",)):
+        links = [a for a in links if _attached(a, root)]  # _prune_soup searches the tree again
+    for a in links:
         if not _attached(a, root):
             raise _Fallback("nested link")
         if _tree_parent(a, ("pre", "code")):
@@ -575,7 +580,7 @@ def _kind(name: str) -> _Kind:
 
 def _outside(el) -> bool:
     """markdownify's ``should_remove_whitespace_outside(el)``."""
-    return type(el) is _Node and _kind(el.name).outside
+    return type(el) is _Node and el.kind.outside
 
 
 def _chomp(text: str):
@@ -726,7 +731,7 @@ def _text(el: str, index: int, siblings: list, parent_kind: _Kind, flags: int) -
 def _walk(node: _Node, index: int, flags: int) -> str:
     """markdownify's ``process_tag`` for ``node`` (child ``index`` of its parent; ``flags``: the ``_IN_*`` bits of
     its ``parent_tags``)."""
-    kind = _kind(node.name)
+    kind = node.kind
     children = node.children
     last = len(children) - 1
     tags = flags | kind.adds
@@ -767,8 +772,8 @@ def _walk(node: _Node, index: int, flags: int) -> str:
 def _fast_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
     """:func:`_reference_markdown` by :func:`_parse`, :func:`_prune_tree` and :func:`_walk`; raises
     :class:`_Fallback` (or anything else) where it cannot promise the same result."""
-    root = _parse(html)
-    counts = _prune_tree(root) if prune_links else {}
+    root, links = _parse(html)
+    counts = _prune_tree(root, links) if prune_links else {}
     return _walk(root, 0, 0), counts
 
 
