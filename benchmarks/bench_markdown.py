@@ -121,11 +121,14 @@ MUTATIONS = [
     lambda s, r: s.replace(" ", " \u3000 ", 1).replace(",", "\u200b,", 1),
     lambda s, r: s.replace("<p>", "<p><!-- c -->", 1).replace("</p>", "<!---->\n</p>", 1),
     lambda s, r: s.replace("<p>", '<ol start="3"><li>x</li><li><p>y</p></li></ol><p>', 1),
-    lambda s, r: s.replace("<pre>", '<pre class="lang-py prettyprint-override">', 1) + "<pre><code>\n\n a  b\n</code></pre>",
+    lambda s, r: (s.replace("<pre>", '<pre class="lang-py prettyprint-override">', 1)
+                  + "<pre><code>\n\n a  b\n</code></pre>"),
     lambda s, r: s.replace("<p>", "<p>Source: <a href='http://a.b'>here</a> ", 1),
-    lambda s, r: "<p><a href='u'>here</a></p>" + s + "<p>See <a href='v'>this link</a>.</p><ul><li><a href=w>x</a></li></ul>",
+    lambda s, r: ("<p><a href='u'>here</a></p>" + s
+                  + "<p>See <a href='v'>this link</a>.</p><ul><li><a href=w>x</a></li></ul>"),
     lambda s, r: s.replace("<p>", "<h2>", 1).replace("</p>", "<br></h2>", 1),
-    lambda s, r: s.replace("<p>", "<p><kbd>Ctrl</kbd>+<sup>2</sup><sub> x </sub><strike>y</strike><s>z</s><del>w</del>", 1),
+    lambda s, r: s.replace("<p>", "<p><kbd>Ctrl</kbd>+<sup>2</sup><sub> x </sub><strike>y</strike><s>z</s>"
+                                  "<del>w</del>", 1),
     lambda s, r: s.replace("<p>", "<div><span> a </span><p>", 1).replace("</p>", "</p></div>", 1),
     lambda s, r: s.replace("<p>", "<dl><dt> a </dt><dd><p>b</p></dd></dl><p>", 1),
     lambda s, r: s.replace("<p>", "<p><q>quoted</q> <i> x</i><img src='a.png' alt='b'>", 1),
