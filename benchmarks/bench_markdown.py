@@ -93,7 +93,9 @@ SOUP = ["<p>", "</p>", "<li>", "</li>", "<ul>", "</ul>", "<ol start='2'>", "<ol 
         "<h1> ", "<em>", "</em>", "<strong>", "</strong>", "<dd>", "<dt>", "<dl>", "<div>", "</div>", "<span>",
         "&amp;", "&lt;b&gt;", "\u00a0", "\u2028", "\u3000", "<hr>", "<b>", "<i>", "<sup>", "</sup>", "<kbd>",
         "<img src=a alt=b>", "<s>", "<del>", "<q>", "<section>", "<article>", "<u>", "<small>", "<abbr>", "`", "**",
-        "Source: ", "see ", "http://example.com/x ", "<p><a href='v'>link</a></p>", "<li></li>", "<p></p>"]
+        "Source: ", "see ", "http://example.com/x ", "<p><a href='v'>link</a></p>", "<li></li>", "<p></p>",
+        "<table>", "</table>", "<tr>", "</tr>", "<td>", "</td>", "<th>", "<td colspan=2>", "<th colspan='x'>",
+        "<thead>", "</thead>", "<tbody>", "</tbody>", "<caption>", "<figure><figcaption>c</figcaption></figure>"]
 
 
 def _insert_soup(s: str, r: random.Random) -> str:
@@ -133,6 +135,9 @@ MUTATIONS = [
     lambda s, r: s.replace("<p>", "<dl><dt> a </dt><dd><p>b</p></dd></dl><p>", 1),
     lambda s, r: s.replace("<p>", "<p><q>quoted</q> <i> x</i><img src='a.png' alt='b'>", 1),
     lambda s, r: s + "<table><tr><td>a</td></tr></table>",
+    lambda s, r: (s.replace("<p>", "<table>\n<thead>\n<tr>\n<th>A</th>\n<th colspan=\"2\">B</th>\n</tr>\n</thead>\n"
+                            "<tbody>\n<tr>\n<td>1</td>\n<td><code>x|y</code></td><td><p>p</p>\n</td>\n</tr>\n"
+                            "<tr><td>3</td></tr></tbody>\n</table>\n<p>", 1)),
     lambda s, r: s.replace("<", " <", r.randint(1, 6)).replace(">", "> ", r.randint(1, 6)),
     lambda s, r: s.replace("<p>", "<p>```x``` `` ` ", 1),
     lambda s, r: s.replace("<p>", "<h7>", 1).replace("<p>", "<h0>", 1),

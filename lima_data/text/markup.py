@@ -10,10 +10,10 @@ feeds it, with bs4's string rules, into a minimal tree (:func:`_parse`), the pru
 (:func:`_prune_tree`) and our own walker that follows markdownify's rules line by line (:func:`_walk`). It is our
 own code because no library gives markdownify's output at that speed (bs4's tree and markdownify's generic
 per-tag searches are the cost; the Rust ``html-to-markdown`` escapes dollar signs and a ``1)`` at a line start),
-and changing the output would change every built set. What the walker does not reproduce exactly (tables, ``<script>``,
-``<style>``, ``<textarea>``, a doctype, nested links or list items removed twice by the pruning, other bs4 or
-markdownify versions, any error) falls back to the reference path for the whole call. ``tests/test_markup.py`` and
-``benchmarks/bench_markdown.py`` check both paths agree on every real body, and on random mutations of them.
+and changing the output would change every built set. What the walker does not reproduce exactly (``<script>``,
+``<style>``, ``<textarea>``, ``<video>``, a doctype, nested links or list items removed twice by the pruning, other
+bs4 or markdownify versions, any error) falls back to the reference path for the whole call. ``tests/test_markup.py``
+and ``benchmarks/bench_markdown.py`` check both paths agree on every real body, and on random mutations of them.
 """
 
 from __future__ import annotations
@@ -532,8 +532,7 @@ _PRE_RSTRIP = re.compile(r"[ \n]*$")
 _INSIDE_BLOCKS = frozenset(("p", "blockquote", "article", "div", "section", "ol", "ul", "li", "dl", "dt", "dd",
                             "table", "thead", "tbody", "tfoot", "tr", "td", "th"))
 #: Tags markdownify converts (a ``convert_<name>`` method) that :func:`_walk` does not reproduce.
-_UNSUPPORTED = frozenset(("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "figcaption", "video",
-                          "script", "style", "textarea", "template", "rt", "rp"))
+_UNSUPPORTED = frozenset(("video", "script", "style", "textarea", "template", "rt", "rp"))
 _INLINE_MARKUP = {"b": "**", "strong": "**", "em": "*", "i": "*", "del": "~~", "s": "~~", "sub": "", "sup": ""}
 _CODE = frozenset(("code", "kbd", "samp"))
 _NOFORMAT = frozenset(("pre", "code", "kbd", "samp"))
@@ -703,16 +702,63 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, flags: int) -> str
         return "\n\n%s\n" % text
     if fn == "convert_q":
         return '"' + text + '"'
+    if fn == "convert_td" or fn == "convert_th":
+        return " " + text.strip().replace("\n", " ") + " |" * _colspan(node)
+    if fn == "convert_tr":
+        return _table_row(node, text)
+    if fn == "convert_table":
+        return "\n\n" + text.strip() + "\n\n"
+    if fn == "convert_caption":
+        return text.strip() + "\n\n"
+    if fn == "convert_figcaption":
+        return "\n\n" + text.strip() + "\n\n"
     if fn == "convert__document_":
         return text.strip("\n")
     raise _Fallback(f"no converter for {name}")  # pragma: no cover - _Kind only lets the names above through
 
 
-_CONVERTERS = frozenset(("convert_p", "convert_b", "convert_strong", "convert_em", "convert_i", "convert_del",
-                         "convert_s", "convert_sub", "convert_sup", "convert_code", "convert_kbd", "convert_samp",
-                         "convert_li", "convert_ul", "convert_ol", "convert_blockquote", "convert_pre",
-                         "convert_br", "convert_hr", "convert_div", "convert_article", "convert_section",
-                         "convert_dl", "convert_dd", "convert_dt", "convert_q", "convert__document_"))
+def _colspan(cell: _Node) -> int:
+    """markdownify's column span of a ``<td>``/``<th>``."""
+    span = cell.attrs.get("colspan")
+    return max(1, min(1000, int(span))) if span is not None and span.isdigit() else 1
+
+
+def _previous_tag(node: _Node):
+    """bs4's ``node.find_previous_sibling()`` (tags only), or ``None``."""
+    siblings = node.parent.children
+    i = next(i for i, el in enumerate(siblings) if el is node)
+    return next((el for el in reversed(siblings[:i]) if type(el) is _Node), None)
+
+
+def _table_row(row: _Node, text: str) -> str:
+    """markdownify's ``convert_tr`` (``table_infer_header`` off)."""
+    cells = _descendants(row, ("td", "th"))
+    parent = row.parent
+    is_first_row = _previous_tag(row) is None
+    is_headrow = (all(cell.name == "th" for cell in cells)
+                  or parent.name == "thead" and len(_descendants(parent, ("tr",))) == 1)
+    is_head_row_missing = (is_first_row and not parent.name == "tbody"
+                           or is_first_row and parent.name == "tbody"
+                           and len(_descendants(parent.parent, ("thead",))) < 1)
+    overline = underline = ""
+    full_colspan = sum(_colspan(cell) for cell in cells)
+    if is_headrow and is_first_row:
+        underline += "| " + " | ".join(["---"] * full_colspan) + " |" + "\n"
+    elif is_head_row_missing or (is_first_row and (parent.name == "table" or (
+            parent.name == "tbody" and not _previous_tag(parent)))):
+        overline += "| " + " | ".join([""] * full_colspan) + " |" + "\n"
+        overline += "| " + " | ".join(["---"] * full_colspan) + " |" + "\n"
+    return overline + "|" + text + "\n" + underline
+
+
+#: The markdownify ``convert_*`` methods :func:`_convert` reproduces.
+_CONVERTERS = frozenset(("convert_td", "convert_th", "convert_tr", "convert_table", "convert_caption",
+                         "convert_figcaption", "convert_p", "convert_b", "convert_strong", "convert_em", "convert_i",
+                         "convert_del", "convert_s", "convert_sub", "convert_sup", "convert_code", "convert_kbd",
+                         "convert_samp", "convert_li", "convert_ul", "convert_ol", "convert_blockquote",
+                         "convert_pre", "convert_br", "convert_hr", "convert_div", "convert_article",
+                         "convert_section", "convert_dl", "convert_dd", "convert_dt", "convert_q",
+                         "convert__document_"))
 
 
 def _text(el: str, index: int, siblings: list, parent_kind: _Kind, flags: int) -> str:
