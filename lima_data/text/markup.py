@@ -285,11 +285,11 @@ class _Fallback(Exception):
 
 
 def _versions_verified() -> bool:
-    """The fast path copies bs4 4.13-4.15's lxml tree builder and markdownify 1.2.3: other versions fall back."""
+    """The fast path copies the rules of bs4 4.15's lxml tree builder and of markdownify 1.2.3, the versions it was
+    verified against (tests/test_markup.py): with others every call takes the reference path."""
     try:
         from importlib.metadata import version
-        bs4_version = tuple(int(p) for p in version("beautifulsoup4").split(".")[:2])
-        return version("markdownify") == "1.2.3" and (4, 13) <= bs4_version <= (4, 15)
+        return version("markdownify") == "1.2.3" and version("beautifulsoup4").startswith("4.15.")
     except Exception:  # noqa: BLE001 - an unreadable version means "not verified"
         return False
 
@@ -821,6 +821,8 @@ def _walk(node: _Node, index: int, flags: int) -> str:
 def _fast_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
     """:func:`_reference_markdown` by :func:`_parse`, :func:`_prune_tree` and :func:`_walk`; raises
     :class:`_Fallback` (or anything else) where it cannot promise the same result."""
+    if not isinstance(html, str):
+        raise _Fallback("not a str")  # bs4 decodes bytes itself
     root, links = _parse(html)
     counts = _prune_tree(root, links) if prune_links else {}
     return _walk(root, 0, 0), counts
