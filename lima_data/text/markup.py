@@ -29,6 +29,12 @@ from markdownify import MarkdownConverter
 from . import code_spans
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def _collapse_blank_runs(text: str) -> str:
+    """Runs of 3 or more newlines as 2 (``_BLANK_RUNS.sub``, skipped when there is no run)."""
+    return _BLANK_RUNS.sub("\n\n", text) if "\n\n\n" in text else text
+
 #: Opening tags counted in the raw HTML (a regex count is exact for the well-formed HTML of the dumps, and far
 #: cheaper than searching the parsed tree).
 _COUNTED = {
@@ -248,7 +254,8 @@ def _prune_markdown(markdown: str, counts: dict[str, int]) -> str:
     """Resolve link marks and bare URLs in Markdown prose (code untouched); see :func:`html_to_markdown`."""
     pieces = _prose_pieces(markdown)
     text = "".join(
-        _URL.sub(lambda m: (counts.__setitem__("urls", counts["urls"] + 1), URL_MARK)[1], p) if prose else p
+        _URL.sub(lambda m: (counts.__setitem__("urls", counts["urls"] + 1), URL_MARK)[1], p)
+        if prose and ("://" in p or "www." in p) else p  # (every _URL match holds one of the two)
         for p, prose in pieces)
     if not any(m in text for m in _MARKS):
         return markdown
@@ -473,6 +480,11 @@ def _remove(node, replacement=None):
     node.parent = None
 
 
+#: A character that :data:`_LINK_FILLER` never removes: not in its class, not a letter of "and" / "or" in either case
+#: (no other character matches those letters under ``re.I``: checked over every code point), not "&".
+_NOT_FILLER = re.compile(r"[^\s,;:.|/\-\u2013\u2014()\[\]*&andorANDOR]")
+
+
 def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
     """:func:`_prune_soup` on a :class:`_Node` tree, step for step (``links``: its ``<a>`` elements in document
     order, which :func:`_parse` collects)."""
@@ -490,7 +502,9 @@ def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
         if block.name == "li" or _descendants(block, ("pre", "ul", "ol", "img", "blockquote")):
             continue
         rest = "".join(_strings(block, skip="a"))
-        if not _LINK_FILLER.sub("", rest).strip() or _SOURCE_LINE.match(rest.strip() + " ") and len(rest.split()) <= 4:
+        # (a character _LINK_FILLER cannot remove means some text is left: the substitution can be skipped)
+        only_filler = _NOT_FILLER.search(rest) is None and not _LINK_FILLER.sub("", rest).strip()
+        if only_filler or _SOURCE_LINE.match(rest.strip() + " ") and len(rest.split()) <= 4:
             _remove(block)
             counts["link_paragraphs"] += 1
     if counts["link_paragraphs"]:
@@ -896,10 +910,10 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
     markdown, counts = converted
     if prune_links:
         changes.update(counts, urls=0, pointer_sentences=0)
-    markdown = _BLANK_RUNS.sub("\n\n", _strip_trailing(markdown)).strip()
+    markdown = _collapse_blank_runs(_strip_trailing(markdown)).strip()
     if prune_links:
         markdown = _prune_markdown(markdown, changes)
         if _may_end_in_heading(markdown):
             markdown = _TRAILING_HEADING.sub("", markdown)
-        markdown = _BLANK_RUNS.sub("\n\n", _strip_trailing(markdown)).strip()
+        markdown = _collapse_blank_runs(_strip_trailing(markdown)).strip()
     return markdown, changes
