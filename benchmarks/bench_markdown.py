@@ -6,17 +6,24 @@ For every ``Body`` of every row (questions and answers) of every ``Posts.xml`` u
 project's 7-Zip reader), and for ``prune_links`` False and True, the fast path's ``(markdown, counts)`` must equal
 the reference's, or the fast path must fall back. Prints how many bodies take the fast path, the fall-back reasons,
 the per-call time of both paths (ms per call, best of ``--rounds``, on the answers, with ``prune_links=True`` as
-``clean`` calls it) and, with ``--fuzz N``, N random mutations checked the same way. Exits 1 on any difference.
+``clean`` calls it) and, with ``--fuzz N``, N random mutations checked the same way. With ``--against DIR`` the
+whole ``html_to_markdown`` call (pruning and all) of this checkout is compared with another checkout's (e.g. the
+commit before the fast path: ``git archive d8c991c | tar -x -C DIR``), run in a subprocess, on the real bodies and
+``--fuzz`` mutations. Exits 1 on any difference.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_markdown.py [--fuzz 20000] [--rounds 3] [FOLDER ...]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_markdown.py [--fuzz 20000] [--rounds 3] [--against DIR] [FOLDER ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
+import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -170,6 +177,39 @@ def fuzz(bodies: list[str], n: int, seed: int = 0, reasons: collections.Counter 
     return outcome
 
 
+def whole_calls(bodies: list[str]) -> list[str]:
+    """``repr(html_to_markdown(body, prune_links=p))`` (or the error's name) for each body and p in (True, False)."""
+    from lima_data.text.markup import html_to_markdown
+
+    out = []
+    for body in bodies:
+        for prune in (True, False):
+            try:
+                out.append(repr(html_to_markdown(body, prune_links=prune)))
+            except Exception as error:  # noqa: BLE001 - an error must be the same error
+                out.append(f"raised {type(error).__name__}")
+    return out
+
+
+def against(checkout: Path, bodies: list[str]) -> int:
+    """How many of :func:`whole_calls` differ between this checkout and ``checkout`` (printing the first few)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "bodies.json", Path(tmp) / "out.json"
+        src.write_text(json.dumps(bodies))
+        code = ("import json, sys; sys.path.insert(0, sys.argv[3]); from bench_markdown import whole_calls; "
+                "json.dump(whole_calls(json.load(open(sys.argv[1]))), open(sys.argv[2], 'w'))")
+        env = {**os.environ, "PYTHONPATH": str(Path(checkout).resolve())}
+        subprocess.run([sys.executable, "-c", code, str(src), str(dst), str(Path(__file__).parent)], env=env,
+                       check=True, cwd=tmp)
+        theirs = json.loads(dst.read_text())
+    ours = whole_calls(bodies)
+    different = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+    for i in different[:5]:
+        print(f"DIFFERENT from {checkout} (prune_links={i % 2 == 0}): {bodies[i // 2][:300]!r}\n"
+              f"  here:  {ours[i][:1000]}\n  there: {theirs[i][:1000]}")
+    return len(different) + abs(len(ours) - len(theirs))
+
+
 def per_call_ms(bodies: list[str], fn, rounds: int) -> float:
     """Best of ``rounds`` mean milliseconds of ``fn(body)`` over ``bodies``."""
     best = float("inf")
@@ -191,6 +231,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fuzz", type=int, default=0, help="random mutations to check (0: none)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--against", type=Path, help="another checkout whose whole html_to_markdown calls must agree")
     args = parser.parse_args(argv)
     if not markup._FAST:
         print("the fast path is off (bs4 / markdownify versions not the verified ones)")
@@ -222,6 +263,17 @@ def main(argv=None) -> int:
         outcome = fuzz([b for _, t, b in rows if t in ("1", "2")], args.fuzz, reasons=reasons)
         different += outcome["DIFFERENT"]
         print(f"fuzz: {args.fuzz} mutated bodies x 2: {dict(outcome)}; fall-back reasons: {reasons.most_common(6)}")
+    if args.against:
+        bodies = [b for _, _, b in rows]
+        rng = random.Random(1)
+        for _ in range(args.fuzz):
+            html = rng.choice(bodies)
+            for _ in range(rng.randint(1, 3)):
+                html = rng.choice(MUTATIONS)(html, rng)
+            bodies.append(html)
+        n = against(args.against, bodies)
+        different += n
+        print(f"whole html_to_markdown calls against {args.against}: {len(bodies)} bodies x 2, {n} different")
     if not args.no_timing:
         answers = [b for _, t, b in rows if t == "2"]
         old = per_call_ms(answers, lambda b: markup._reference_markdown(b, True), args.rounds)
