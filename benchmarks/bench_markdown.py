@@ -102,7 +102,9 @@ SOUP = ["<p>", "</p>", "<li>", "</li>", "<ul>", "</ul>", "<ol start='2'>", "<ol 
         "<img src=a alt=b>", "<s>", "<del>", "<q>", "<section>", "<article>", "<u>", "<small>", "<abbr>", "`", "**",
         "Source: ", "see ", "http://example.com/x ", "<p><a href='v'>link</a></p>", "<li></li>", "<p></p>",
         "<table>", "</table>", "<tr>", "</tr>", "<td>", "</td>", "<th>", "<td colspan=2>", "<th colspan='x'>",
-        "<thead>", "</thead>", "<tbody>", "</tbody>", "<caption>", "<figure><figcaption>c</figcaption></figure>"]
+        "<thead>", "</thead>", "<tbody>", "</tbody>", "<caption>", "<figure><figcaption>c</figcaption></figure>",
+        "<samp>", "<tfoot>", "<h6>", "<h9>", "<ol start='0'>", "<ol start='\u00b2'>", "<!---->", "<o:p>", "<font>",
+        "<center>", "<pre><br>", "</li><li>", "<dd>\n", "\u00a0\n\u00a0"]
 
 
 def _insert_soup(s: str, r: random.Random) -> str:

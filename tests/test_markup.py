@@ -105,6 +105,8 @@ TRICKY = {
         '<table>\n<thead>\n<tr>\n<th>Roast</th>\n<th colspan="2">Brew</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n'
         "<td>light</td>\n<td><code>V60</code></td><td>4 min</td>\n</tr>\n</tbody>\n</table>",
         "| Roast | Brew | |\n| --- | --- | --- |\n| light | `V60` | 4 min |"),
+    "an empty comment inside pre (kept, and false where markdownify tests a sibling)": (
+        "<pre><blockquote>x\n<!----><h6>y</h6></blockquote></pre>", "```\n> x\n>\n> ###### y\n```"),
     "a processing instruction (libxml2 reads it as a comment)": ("<p>a<?php echo 1 ?>b</p>", "ab"),
     "links and images dropped, link inside code kept as text": (
         '<p>See <a href="http://a.org">the docs</a> <img src="x.png" alt="pic"> and '

@@ -781,18 +781,18 @@ _CONVERTERS = frozenset(("convert_td", "convert_th", "convert_tr", "convert_tabl
                          "convert__document_"))
 
 
-def _text(el: str, index: int, siblings: list, parent_kind: _Kind, flags: int) -> str:
-    """markdownify's ``process_text`` for string ``el``, child ``index`` of ``siblings``."""
+def _text(el: str, previous, following, parent_kind: _Kind, flags: int) -> str:
+    """markdownify's ``process_text`` for string ``el`` between siblings ``previous`` and ``following`` (``None``
+    at an end; markdownify tests them for truth, and an empty comment, kept inside ``<pre>``, is false)."""
     text = el
     if not flags & _IN_PRE:  # the substitutions only where they can change something
         if "\n" in text or "\r" in text:
             text = _NEWLINE_WHITESPACE.sub("\n", text)
         if "\t" in text or "  " in text:
             text = _WHITESPACE.sub(" ", text)
-    if (index > 0 and _outside(siblings[index - 1])) or (parent_kind.inside and index == 0):
+    if _outside(previous) or (parent_kind.inside and not previous):
         text = text.lstrip(" \t\r\n")
-    last = len(siblings) - 1
-    if (index < last and _outside(siblings[index + 1])) or (parent_kind.inside and index == last):
+    if _outside(following) or (parent_kind.inside and not following):
         text = text.rstrip()
     return text
 
@@ -812,12 +812,14 @@ def _walk(node: _Node, index: int, flags: int) -> str:
         elif t is _Comment:
             continue
         else:
+            previous = children[i - 1] if i else None
+            following = children[i + 1] if i < last else None
             if el.strip() == "":
-                if kind.inside and (i == 0 or i == last):
+                if kind.inside and (not previous or not following):
                     continue
-                if (i > 0 and _outside(children[i - 1])) or (i < last and _outside(children[i + 1])):
+                if _outside(previous) or _outside(following):
                     continue
-            s = _text(el, i, children, kind, tags)
+            s = _text(el, previous, following, kind, tags)
         if s:
             strings.append(s)
     if not tags & _IN_PRE:
