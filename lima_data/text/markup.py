@@ -585,7 +585,9 @@ class _Kind:
             raise _Fallback(f"tag {name}")
         else:
             fn = "convert_%s" % re.sub(r"[\[\]:-]", "_", name)
-            self.convert = fn if hasattr(_Converter, fn) else None
+            # markdownify takes any attribute of that name (even its own ``convert_fn_cache`` dict, for a
+            # <fn_cache> tag): one that is not a method reproduced below falls back
+            self.convert = fn if hasattr(_CONVERTER, fn) else None
             if self.convert is not None and self.convert not in _CONVERTERS:
                 raise _Fallback(f"tag {name}")
 
