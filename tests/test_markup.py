@@ -148,3 +148,18 @@ def test_what_the_fast_path_does_not_reproduce_falls_back(html, reason):
     with pytest.raises(markup._Fallback, match=reason):
         markup._fast_markdown(html, True)
     assert html_to_markdown(html, prune_links=True) == reference(html, True)
+
+
+def test_html_markdownify_cannot_convert_is_made_convertible(bodies):
+    """A post nested 400 tags deep, or with a list start "²", stopped the whole build (markdownify's
+    RecursionError / ValueError): it converts now, as its content alone would."""
+    answers = [b for kind, b in bodies if kind == "2" and len(b) > 1500][:20]
+    assert len(answers) == 20
+    for body in answers:
+        for prune_links in (True, False):
+            assert (html_to_markdown("<div>" * 400 + body + "</div>" * 400, prune_links=prune_links)
+                    == html_to_markdown(body, prune_links=prune_links))
+    assert html_to_markdown('<ol start="²"><li>one</li><li>two</li></ol>')[0] == "1. one\n2. two"
+    assert "| x |" in html_to_markdown('<table><tr><td colspan="²">x</td></tr></table>')[0]
+    deep, _ = html_to_markdown("<blockquote>" * 400 + "<p>quoted</p>" + "</blockquote>" * 400)
+    assert deep.endswith("quoted") and deep.startswith("> > >")

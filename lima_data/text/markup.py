@@ -870,7 +870,50 @@ def _reference_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, in
     (:class:`_Converter`). Returns markdownify's output and the pruning counts (``{}`` without ``prune_links``)."""
     soup = BeautifulSoup(html, "lxml", element_classes={Tag: _Tag})
     counts = _prune_soup(soup) if prune_links else {}
-    return _CONVERTER.convert_soup(soup), counts
+    try:
+        return _CONVERTER.convert_soup(soup), counts
+    except (RecursionError, ValueError):  # markdownify's limits: see _make_convertible
+        _make_convertible(soup)
+        return _CONVERTER.convert_soup(soup), counts
+
+
+#: Tags nested deeper than this are unwrapped (their content kept) before markdownify, which recurses once per
+#: level and stops at Python's recursion limit (some 330 levels).
+MAX_DEPTH = 200
+
+
+_WRAPPERS = ["div", "span", "section", "article", "font", "center", "main", "aside"]
+
+
+def _make_convertible(soup) -> None:
+    """Change, in place, what makes markdownify raise on a soup: a ``start`` or ``colspan`` attribute that
+    ``str.isdigit`` accepts but ``int`` does not (``<ol start="²">``: ``ValueError``) is removed, as if absent;
+    a container that only wraps one other tag (``<div><div>...``) is unwrapped; tags still nested deeper than
+    :data:`MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up). So a post of 400 nested
+    ``<div>`` converts (as its content alone would) instead of stopping the build with a ``RecursionError``."""
+    for tag in soup.find_all(True):
+        for name in ("start", "colspan"):
+            value = tag.get(name)
+            if isinstance(value, str) and value.isdigit():
+                try:
+                    int(value)
+                except ValueError:
+                    del tag[name]
+    for tag in soup.find_all(_WRAPPERS):  # a wrapper around one tag alone (<div><div>...) says nothing
+        inner = [c for c in tag.contents if not (isinstance(c, str) and not c.strip())]
+        if len(inner) == 1 and isinstance(inner[0], Tag):
+            tag.unwrap()
+    deep = []
+    stack = [(soup, 0)]
+    while stack:  # (iterative: the tree is too deep for recursion)
+        node, depth = stack.pop()
+        for child in node.contents:
+            if isinstance(child, Tag):
+                if depth >= MAX_DEPTH:
+                    deep.append(child)
+                stack.append((child, depth + 1))
+    for tag in reversed(deep):  # innermost first
+        tag.unwrap()
 
 
 def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict[str, int]]:
@@ -906,9 +949,12 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
         ``lists`` kept; with ``prune_links`` also ``link_paragraphs`` (rule 1), ``urls`` (bare URLs) and
         ``pointer_sentences`` (lines and sentences removed by rule 3).
 
+    HTML that markdownify cannot convert as it is (tags nested deeper than its recursion reaches, a list
+    ``start`` such as ``"²"``) is made convertible first (:func:`_make_convertible`), so one odd post never stops a
+    build.
+
     Raises:
-        What bs4 and markdownify raise on the reference path (``TypeError`` for ``bytes``; ``RecursionError`` for
-        tags nested some 330 deep, a limit of markdownify's recursion).
+        TypeError: ``html`` is ``bytes`` (bs4's error on the reference path).
     """
     empty = {"links": 0, "images": 0, "code_blocks": 0, "lists": 0}
     if prune_links:
