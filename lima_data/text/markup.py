@@ -108,7 +108,8 @@ def _first_tag(node, names: tuple[str, ...]):
 
 
 def _parent_tag(node, names: tuple[str, ...]):
-    """The nearest parent of ``node`` named one of ``names`` (``node.find_parent(list(names))``), or ``None``."""
+    """The nearest parent of ``node`` named one of ``names`` (``node.find_parent(list(names))``), or ``None``; for
+    a bs4 tag and for the fast path's :class:`_Node` alike."""
     parent = node.parent
     while parent is not None:
         if parent.name in names:
@@ -460,15 +461,6 @@ def _strings(node, skip: str | None = None):
     return out
 
 
-def _tree_parent(node, names):
-    parent = node.parent
-    while parent is not None:
-        if parent.name in names:
-            return parent
-        parent = parent.parent
-    return None
-
-
 def _attached(node, root) -> bool:
     while node.parent is not None:
         node = node.parent
@@ -499,7 +491,7 @@ def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
         return counts
     blocks = {}
     for a in links:
-        block = _tree_parent(a, ("p", "li", "dd", "dt"))
+        block = _parent_tag(a, ("p", "li", "dd", "dt"))
         if block is not None:
             blocks.setdefault(id(block), block)
     for block in blocks.values():
@@ -528,7 +520,7 @@ def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
     for a in links:
         if not _attached(a, root):
             raise _Fallback("nested link")
-        if _tree_parent(a, ("pre", "code")):
+        if _parent_tag(a, ("pre", "code")):
             continue
         text = " ".join(t for s in _strings(a) if (t := s.strip()))
         if text and (_URL_TEXT.fullmatch(text) or text == a.attrs.get("href")):
