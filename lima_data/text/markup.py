@@ -326,9 +326,9 @@ class _Node:
         self.kind = _KINDS.get(name) or _kind(name)  # raises _Fallback for a tag the walker does not reproduce
 
 
-#: Deeper nesting takes the reference path, which is what decides whether it fails: markdownify recurses
-#: about three frames a level and raises RecursionError from about 330 levels (the fast path, one frame a level,
-#: would succeed where it fails).
+#: Deeper nesting takes the reference path: markdownify recurses about three frames a level and raises
+#: RecursionError from about 330 levels, so the reference path first unwraps what lies deeper than this
+#: (:func:`_make_convertible`), which the fast path does not reproduce.
 _MAX_DEPTH = 200
 _ASCII_SPACES = "\x20\x0a\x09\x0c\x0d"
 #: bs4's HTML builder: strings inside these tags are other NavigableString classes (``.strings`` skips them).
@@ -869,11 +869,6 @@ def _reference_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, in
         return _CONVERTER.convert_soup(soup), counts
 
 
-#: Tags nested deeper than this are unwrapped (their content kept) before markdownify, which recurses once per
-#: level and stops at Python's recursion limit (some 330 levels).
-MAX_DEPTH = 200
-
-
 _WRAPPERS = ["div", "span", "section", "article", "font", "center", "main", "aside"]
 
 
@@ -881,7 +876,7 @@ def _make_convertible(soup) -> None:
     """Change, in place, what makes markdownify raise on a soup: a ``start`` or ``colspan`` attribute that
     ``str.isdigit`` accepts but ``int`` does not (``<ol start="²">``: ``ValueError``) is removed, as if absent;
     a container that only wraps one other tag (``<div><div>...``) is unwrapped; tags still nested deeper than
-    :data:`MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up). So a post of 400 nested
+    :data:`_MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up). So a post of 400 nested
     ``<div>`` converts (as its content alone would) instead of stopping the build with a ``RecursionError``."""
     for tag in soup.find_all(True):
         for name in ("start", "colspan"):
@@ -901,7 +896,7 @@ def _make_convertible(soup) -> None:
         node, depth = stack.pop()
         for child in node.contents:
             if isinstance(child, Tag):
-                if depth >= MAX_DEPTH:
+                if depth >= _MAX_DEPTH:
                     deep.append(child)
                 stack.append((child, depth + 1))
     for tag in reversed(deep):  # innermost first
