@@ -323,7 +323,6 @@ def _markdown(fast: bool = True) -> Callable[[str], str]:
         else:
             parser = RustMarkdownIt("zero")
             parser.enable_many(list(MARKDOWN_RULES))
-            fallback = _markdown(fast=False)
 
             def render(text: str) -> str:
                 try:
@@ -331,7 +330,7 @@ def _markdown(fast: bool = True) -> Callable[[str], str]:
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException:  # a panic in the Rust code is raised as a BaseException (pyo3)
-                    return fallback(text)
+                    return _markdown(fast=False)(text)
 
             render.parser = parser  # (the tests compare it with markdown-it-py)
             return render
