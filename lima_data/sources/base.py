@@ -267,8 +267,8 @@ def peek_json_keys(path: Path) -> set[str]:
     if not lines:
         return set()
     try:
-        row = json.loads(lines[0])
-    except json.JSONDecodeError:
+        row = loads_json(lines[0])
+    except json.JSONDecodeError:  # also JSON nested too deep or with a 5,000-digit number (see loads_json)
         return set()
     return set(row) if isinstance(row, dict) else set()
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..errors import InputError
-from ..text import stable_unit
+from ..text import loads_json, stable_unit
 from .base import _LONE_ESCAPE, Shard, Source, _without_lone_surrogates, peek_lines
 
 SOURCE = "natural_instructions"
@@ -54,7 +54,7 @@ class NaturalInstructionsSource(Source):
                 raise InputError(shard.path, f"task file larger than max_task_bytes ({self.settings['max_task_bytes']})")
             try:
                 text = shard.path.read_text(encoding="utf-8-sig")
-                task = json.loads(text)
+                task = loads_json(text)
             except json.JSONDecodeError as exc:
                 self.malformed(shard_stats, exc.lineno, f"bad JSON: {exc.msg}")
                 continue

@@ -38,6 +38,7 @@ from typing import Any
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
 from ..files import csv_rows
+from ..text import loads_json
 from ..text.markup import html_to_markdown
 from . import ReaderStats
 from .base import Shard, Source, peek_csv_header, peek_json_keys, peek_lines
@@ -178,6 +179,15 @@ def title_to_prompt(title: str, case: str = "lower") -> str:
 def slug(title: str) -> str:
     """wikiHow's URL slug of a title: ``"Grill Flank Steak"`` -> ``"Grill-Flank-Steak"``."""
     return re.sub(r"[^\w]+", "-", clean_title(title)).strip("-")
+
+
+def _page_value(text: str) -> Any:
+    """The JSON value of a page's ``mw.config`` setting (``"wgTitle": "..."``, ``"wgCategories": [...]``), or
+    ``None`` where a damaged page holds no JSON there (a bad escape, nesting too deep to read)."""
+    try:
+        return loads_json(text)
+    except json.JSONDecodeError:
+        return None
 
 
 def top_category(categories: list[str], top: tuple[str, ...] = TOP_CATEGORIES) -> str:
@@ -403,11 +413,15 @@ class WikiHowSource(Source):
             raise InputError(shard.path, f"cannot read: {exc.strerror}") from None
         soup = BeautifulSoup(text, "lxml")
         title_match = re.search(r'"wgTitle"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
-        title = json.loads(f'"{title_match.group(1)}"') if title_match else (soup.title.string if soup.title else "")
+        title = _page_value(f'"{title_match.group(1)}"') if title_match else None
+        if not isinstance(title, str):  # no wgTitle, or one that is not a JSON string (a damaged page)
+            title = soup.title.string if soup.title else ""
         cats_match = re.search(r'"wgCategories"\s*:\s*(\[[^\]]*\])', text)
-        categories = json.loads(cats_match.group(1)) if cats_match else [
-            a.get_text(strip=True) for a in soup.select("#breadcrumb li a, .breadcrumbs a")
-            if a.get_text(strip=True) != "Categories"]
+        categories = _page_value(cats_match.group(1)) if cats_match else None
+        if not isinstance(categories, list):
+            categories = [a.get_text(strip=True) for a in soup.select("#breadcrumb li a, .breadcrumbs a")
+                          if a.get_text(strip=True) != "Categories"]
+        categories = [c for c in categories if isinstance(c, str)]
         pruned = {cls for name in self.settings["prune"] for cls in SECTIONS.get(name, (name,))}
         for junk in soup.select("script, noscript, style, img, video, .mwimg, .video, sup.reference, "
                                 ".wh_vote_container, .altblock, .clearall"):
@@ -498,15 +512,32 @@ class WikiHowSource(Source):
     def _jsonl(self, shard: Shard, stats: ReaderStats):
         with open(shard.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one malformed row
             for line, row in self.json_objects(fh, stats):
-                category = row.get("category")
-                categories = [category] if isinstance(category, str) else list(category or [])
-                if len(categories) == 1 and ">" in categories[0]:  # "Food and Entertaining > Recipes > ..."
-                    categories = [c.strip() for c in categories[0].split(">")][::-1]
-                if row.get("methods"):
-                    methods = [(m.get("title") or m.get("name") or "", [str(s) for s in m.get("steps", [])])
-                               for m in row["methods"]]
-                    markdown = self._article(row.get("intro") or "", methods)
-                else:
-                    markdown = str(row.get("text") or row.get("article") or row.get("body") or "")
-                yield line, {"title": row.get("title") or "", "categories": categories, "markdown": markdown,
-                             "url": row.get("url")}
+                try:
+                    article = self._jsonl_article(row)
+                except (TypeError, AttributeError, ValueError) as exc:  # a field of the wrong JSON type
+                    self.malformed(stats, line, f"article row of the wrong shape ({exc})")
+                    continue
+                yield line, article
+
+    def _jsonl_article(self, row: dict[str, Any]) -> dict[str, Any]:
+        """One JSON-lines article row as the reader's article dict.
+
+        Raises:
+            TypeError, AttributeError, ValueError: a field has the wrong JSON type (``title`` not a string,
+            ``methods`` not a list of objects, ...).
+        """
+        title = row.get("title") or ""
+        if not isinstance(title, str):
+            raise TypeError(f"title is {type(title).__name__}, not a string")
+        category = row.get("category")
+        categories = [category] if isinstance(category, str) else list(category or [])
+        categories = [c for c in categories if isinstance(c, str)]
+        if len(categories) == 1 and ">" in categories[0]:  # "Food and Entertaining > Recipes > ..."
+            categories = [c.strip() for c in categories[0].split(">")][::-1]
+        if row.get("methods"):
+            methods = [(str(m.get("title") or m.get("name") or ""), [str(s) for s in m.get("steps", [])])
+                       for m in row["methods"]]
+            markdown = self._article(str(row.get("intro") or ""), methods)
+        else:
+            markdown = str(row.get("text") or row.get("article") or row.get("body") or "")
+        return {"title": title, "categories": categories, "markdown": markdown, "url": row.get("url")}

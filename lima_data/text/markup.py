@@ -873,24 +873,46 @@ def _reference_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, in
     try:
         return _CONVERTER.convert_soup(soup), counts
     except (RecursionError, ValueError):  # markdownify's limits: see _make_convertible
-        _make_convertible(soup)
-        return _CONVERTER.convert_soup(soup), counts
+        return _CONVERTER.convert_soup(_make_convertible(soup)), counts
 
 
 #: Tags nested deeper than this are unwrapped (their content kept) before markdownify, which recurses once per
 #: level and stops at Python's recursion limit (some 330 levels).
 MAX_DEPTH = 200
 
+#: The most work :func:`_make_convertible` gives bs4's ``unwrap``: tags x deepest nesting. Each unwrap walks up
+#: the tag's ancestors (bs4 finds the next element that way), so unwrapping a chain of n nested tags takes ~n^2/2
+#: steps: 10 MB of unclosed ``<b>`` (a million levels) ran for hours (issue 15, found by fuzzing whole builds).
+#: 2,000,000 is ~1 s; a real answer nested 400 deep with 2,000 tags is 800,000.
+MAX_UNWRAP_WORK = 2_000_000
+
 
 _WRAPPERS = ["div", "span", "section", "article", "font", "center", "main", "aside"]
 
 
-def _make_convertible(soup) -> None:
-    """Change, in place, what makes markdownify raise on a soup: a ``start`` or ``colspan`` attribute that
-    ``str.isdigit`` accepts but ``int`` does not (``<ol start="²">``: ``ValueError``) is removed, as if absent;
-    a container that only wraps one other tag (``<div><div>...``) is unwrapped; tags still nested deeper than
-    :data:`MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up). So a post of 400 nested
-    ``<div>`` converts (as its content alone would) instead of stopping the build with a ``RecursionError``."""
+def _make_convertible(soup):
+    """Change, in place, what makes markdownify raise on a soup, and return the soup to convert: a ``start`` or
+    ``colspan`` attribute that ``str.isdigit`` accepts but ``int`` does not (``<ol start="²">``: ``ValueError``)
+    is removed, as if absent; a container that only wraps one other tag (``<div><div>...``) is unwrapped; tags
+    still nested deeper than :data:`MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up).
+    So a post of 400 nested ``<div>`` converts (as its content alone would) instead of stopping the build with a
+    ``RecursionError``. Where that unwrapping would cost more than :data:`MAX_UNWRAP_WORK` (tags x deepest
+    nesting: a hostile post, e.g. a million unclosed ``<b>``), a new soup holding the post's text alone (all
+    markup dropped) is returned instead, in time linear in the post's size."""
+    tags, deepest = 0, 0
+    stack = [(soup, 0)]
+    while stack:  # (iterative: the tree is too deep for recursion)
+        node, depth = stack.pop()
+        for child in node.contents:
+            if isinstance(child, Tag):
+                tags += 1
+                deepest = max(deepest, depth + 1)
+                stack.append((child, depth + 1))
+    if tags * deepest > MAX_UNWRAP_WORK:
+        text = soup.get_text()
+        soup = BeautifulSoup("", "lxml", element_classes={Tag: _Tag})
+        soup.append(soup.new_string(text))
+        return soup
     for tag in soup.find_all(True):
         for name in ("start", "colspan"):
             value = tag.get(name)
@@ -914,6 +936,7 @@ def _make_convertible(soup) -> None:
                 stack.append((child, depth + 1))
     for tag in reversed(deep):  # innermost first
         tag.unwrap()
+    return soup
 
 
 def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict[str, int]]:
