@@ -103,6 +103,50 @@ def test_a_jsonl_file_whose_first_row_is_nested_too_deep_is_not_a_crash(tmp_path
         assert "authored.jsonl" in result.stderr
 
 
+# --- Stack Exchange: a 10 MB Body -------------------------------------------------------------------------------
+
+def test_a_10_mb_stack_exchange_body_is_one_malformed_row_with_a_one_line_reason(tmp_path, shared):
+    """libxml2 refuses one text over 10,000,000 bytes; its message was two lines with advice for the programmer
+    ("try XML_PARSE_HUGE"). The row is malformed, its reason one line that says what is wrong."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    at = next(i for i, line in enumerate(lines) if 'PostTypeId="2"' in line and ' Body="' in line)
+    lines[at] = re.sub(r' Body="[^"]*"', lambda m: ' Body="' + "&lt;p&gt;word " * 1_000_000 + '"', lines[at])
+    folder = tmp_path / "in" / "coffee"
+    folder.mkdir(parents=True)
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    result = build("stackexchange", tmp_path / "in", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    reason = malformed_lines(tmp_path / "out")[at + 1]
+    assert "10,000,000 bytes" in reason and "\n" not in reason and "XML_PARSE_HUGE" not in reason, reason
+
+
+@pytest.mark.parametrize("attribute, post_type", [("Score", "1"), ("Id", "1"), ("Id", "2"), ("ParentId", "2"),
+                                                   ("Score", "2"), ("AcceptedAnswerId", "1")])
+def test_a_5000_digit_number_in_a_stack_exchange_row_is_that_row_not_the_file(tmp_path, shared, attribute, post_type):
+    """``int()`` refuses text of more than 4,300 digits (ValueError): the read of the whole file stopped ("read
+    failed after line 9") and the build with it. Now the row is malformed (or, for a number only ranked, read as
+    absent, as a Score that is no number always was) and the build goes on with every other row."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    changed = [i for i, line in enumerate(lines) if f'PostTypeId="{post_type}"' in line and 'Score="1' in line][:3]
+    for i in changed:
+        lines[i] = re.sub(rf' {attribute}="[^"]*"', lambda m: f' {attribute}="{"1" * 5000}"', lines[i])
+    folder = tmp_path / "in" / "coffee"
+    folder.mkdir(parents=True)
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    result = build("stackexchange", tmp_path / "in", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    bad = malformed_lines(tmp_path / "out")
+    assert all("4300" not in reason and "set_int_max_str_digits" not in reason for reason in bad.values()), bad
+    stats = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
+    assert stats["readers"][0]["rows"] >= len([line for line in lines if "<row " in line]) - len(changed)
+
+
 # --- Reddit: scores and counts that are not numbers, long CSV fields --------------------------------------------
 
 def _zst(rows: list[str]) -> bytes:
@@ -241,3 +285,31 @@ def test_fuzz_build_smoke(tmp_path):
         case = make(random.Random(f"smoke/{source}/{kind}"), kind, tmp_path / f"{source}-{kind}")
         outcome, seconds, tail = fuzz_build.run_case(case, source, tmp_path / f"out-{source}-{kind}", 60, 1)
         assert outcome in ("ok", "error"), (source, kind, outcome, tail)
+
+
+# --- the report's word diff of a huge trace ---------------------------------------------------------------------
+
+def test_report_word_diff_of_a_post_with_one_word_repeated_30000_times(shared):
+    """The report shows a trace of what ``clean`` changed (raw HTML against Markdown) as a word diff; difflib's
+    loop is quadratic where one word repeats, so a post ending in 30,000 "x " held the build in the report for
+    hours. Past MAX_DIFF_CELLS the common first and last words are taken off first: the diff is the same change."""
+    import html as html_module
+    import re
+
+    from lima_data.report.html import MAX_DIFF_CELLS, _trimmed_opcodes, diff_marked
+
+    posts = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8")
+    body = html_module.unescape(re.search(r'PostTypeId="2"[^>]* Body="([^"]{1500,})"', posts).group(1))
+    before = body + "<p>" + "x " * 30_000 + "</p>"
+    after, _ = html_to_markdown(before, prune_links=True)
+    words = [len(re.findall(r"\s+|[^\s]+", text)) for text in (before, after)]
+    assert words[0] * words[1] > MAX_DIFF_CELLS
+    left, right = diff_marked(before, after)
+    assert left.startswith("<del>&lt;p&gt;") and right.startswith("<ins>") and "x x x" in right  # one replace
+    left, right = diff_marked("Intro. " + before, "Intro. " + after + " Outro.")
+    assert left.startswith("Intro. <del>") and right.startswith("Intro. <ins>") and right.endswith("Outro.</ins>")
+    # the trimmed opcodes rebuild the second text from the first
+    a, b = ["s", "x", "y", "x", "e"], ["s", "y", "x", "x", "z", "e"]
+    ops = _trimmed_opcodes(a, b)
+    assert [b[j1:j2] for _, _, _, j1, j2 in ops] and sum((b[j1:j2] for *_, j1, j2 in ops), []) == b
+    assert ops[0] == ("equal", 0, 1, 0, 1) and ops[-1] == ("equal", 4, 5, 5, 6)

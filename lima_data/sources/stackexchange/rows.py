@@ -28,7 +28,9 @@ from .sites import SOURCE, licence_for, parse_tags
 QUESTION, ANSWER = 1, 2
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d+)"')
+#: The numbers a row is ranked and joined by; at most 4,300 digits (CPython's limit for ``int`` from text): a longer
+#: one (a damaged row) is read as absent, as text that is no number always was, instead of ending the file's read.
+_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d{1,4300})"')
 #: A reference to an entity XML does not predefine (the dump uses only these and character references); lxml
 #: refuses such a row, so a row read without lxml must be refused too.
 _UNDEFINED_ENTITY = re.compile(rb"&(?!(?:quot|amp|lt|gt|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s]{0,40};?")
