@@ -493,15 +493,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds before a build counts as a hang")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated mutation kinds to run")
+    parser.add_argument("--skip", default="", help="comma-separated mutation kinds not to run")
     parser.add_argument("--keep", type=Path, help="folder where failing cases are kept")
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
+    skip = set(filter(None, args.skip.split(",")))
     tally: dict[str, int] = {}
     failures = 0
     with tempfile.TemporaryDirectory(prefix="fuzz-build-") as tmp:
         for round_ in range(args.rounds):
             for n, (source, kind, make) in enumerate(cases(args.source)):
-                if only and kind not in only:
+                if (only and kind not in only) or kind in skip:
                     continue
                 rnd = random.Random(f"{args.seed}/{round_}/{source}/{kind}/{n}")
                 work = Path(tmp) / f"r{round_}-{n}-{kind}"

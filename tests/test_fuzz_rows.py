@@ -147,6 +147,26 @@ def test_a_5000_digit_number_in_a_stack_exchange_row_is_that_row_not_the_file(tm
     assert stats["readers"][0]["rows"] >= len([line for line in lines if "<row " in line]) - len(changed)
 
 
+def test_an_authored_json_array_nested_too_deep_is_one_clear_error(tmp_path):
+    """A JSON array file (LLaMA-Factory's lima.json layout) is one document: an item nested too deep makes it
+    unreadable. The peek that recognises the file and the read raised RecursionError (a traceback); now the
+    build ends in one line naming the file."""
+    rows = [json.loads(line) for line in AUTHORED.read_text(encoding="utf-8").splitlines()][:5]
+    for row in rows:
+        row["source"] = "authors"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / "authored.json"
+    path.write_text(json.dumps(rows)[:-1] + ', {"conversations": ' + DEEP_JSON + "}]", encoding="utf-8")
+    result = build("authored", path, tmp_path / "out")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "authored.json" in errors[0] and "nested too deep" in errors[0], result.stderr
+    path.write_text("[" + DEEP_JSON + "]", encoding="utf-8")  # not even its first item can be read
+    result = build("authored", path, tmp_path / "out")
+    assert result.exit_code == 1 and "authored.json" in result.stderr
+
+
 # --- Reddit: scores and counts that are not numbers, long CSV fields --------------------------------------------
 
 def _zst(rows: list[str]) -> bytes:
