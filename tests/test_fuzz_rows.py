@@ -333,3 +333,98 @@ def test_report_word_diff_of_a_post_with_one_word_repeated_30000_times(shared):
     ops = _trimmed_opcodes(a, b)
     assert [b[j1:j2] for _, _, _, j1, j2 in ops] and sum((b[j1:j2] for *_, j1, j2 in ops), []) == b
     assert ops[0] == ("equal", 0, 1, 0, 1) and ops[-1] == ("equal", 4, 5, 5, 6)
+
+
+# --- regular expressions that retried from every character of a long run (quadratic) ---------------------------
+
+class _Hang(BaseException):  # (not Exception: html_to_markdown's fast path falls back on any Exception)
+    pass
+
+
+def _no_hang(seconds: int = 10):
+    """A guard that turns a hang into a failure: the work below takes ~0.05 s; before the fixes it took 25-55 s
+    (sizes chosen so; a regex running in C is only stopped when it returns). Not a speed target: those are
+    measured by benchmarks/."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def guard():
+        def stop(*_):
+            raise _Hang(f"still running after {seconds} s")
+
+        previous = signal.signal(signal.SIGALRM, stop)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return guard()
+
+
+_OLD_DEBRIS = {  # the patterns before issue 15's fix, for the equality check
+    "citations": r"[ \t]*(?:\[\d{1,3}\][ \t]*)?\bX\s+(?:"
+                 r"Trustworthy\s+Source\b[^\n]{0,400}?Go\s+to\s+source"
+                 r"|Expert\s+Source\b(?:[^\n]{0,200}?Expert\s+Interview\.\s*%(d)s)?"
+                 r"|Research\s+source\b(?:[^\n]{0,160}?Personal\s+interview\.\s*%(d)s)?)"
+                 r"|[ \t]*\[\d{1,3}\](?!\()",
+    "polls": r"[ \t]*Reader\s+Poll:[^\n]{0,600}?(?:\[?Take\s+Poll\]?|$)",
+    "images": r"[ \t]*(?:!\[[^\]\n]*\]\([^)\n]*\)|\[\[(?:Image|File):[^\]\n]*\]\]|\{\{[^}\n]*\}\}"
+              r"|\[Image:[^\]\n]*\]|\{\s*\"smallUrl\"[^{}]*\})",
+}
+
+
+def test_wikihow_debris_is_removed_as_before_and_a_long_run_of_spaces_does_not_hang(shared, monkeypatch):
+    """DEBRIS patterns opened with ``[ \\t]*``: a run of n spaces followed by no debris was tried from each of its
+    characters (16,000 spaces: 8.5 s, growing as the square). They now start only where a run starts, which
+    matches the same text: checked against the old patterns on real wikiHow paragraphs with debris and runs of
+    spaces inserted at random."""
+    import re
+
+    from lima_data.sources import wikihow
+
+    rows = list(csv_rows(shared / "wikihow" / "scraped_paragraphs" / "wikihow.csv"))[:300]
+    debris = ["[2] X Expert Source Bridgett Price Professional Cleaner Expert Interview. 23 May 2019.", "[7]",
+              " X Research source ", "Reader Poll: What do you do? [Take Poll]", "![img](x.jpg)", "{{Icon}}",
+              "\t\t", "   ", " .", " X Trustworthy Source Mayo Clinic Go to source", "[[Image:x.png]]"]
+    rnd = random.Random(15)
+    texts = []
+    for _, row in rows:
+        words = row["paragraph"].split(" ")
+        for _ in range(3):
+            words.insert(rnd.randrange(len(words) + 1), rnd.choice(debris) + " " * rnd.randrange(4))
+        texts.append(" ".join(words))
+    new = [wikihow.strip_debris(text) for text in texts]
+    old_debris = dict(wikihow.DEBRIS)
+    for kind, pattern in _OLD_DEBRIS.items():
+        old_debris[kind] = re.compile(pattern % {"d": wikihow._DATE}, re.I | (re.M if kind == "polls" else 0))
+    monkeypatch.setattr(wikihow, "DEBRIS", old_debris)
+    monkeypatch.setattr(wikihow, "_SPACE_BEFORE_PUNCT", re.compile(r"[ \t]+([.,;:!?])(?!\S)"))
+    assert [wikihow.strip_debris(text) for text in texts] == new
+    assert sum(counts["citations"] for _, counts in new) > 100
+    monkeypatch.undo()
+    with _no_hang():
+        text, counts = wikihow.strip_debris("Rinse. [2]" + " \t" * 20_000 + "Dry.")
+    assert counts["citations"] == 1 and text.startswith("Rinse.") and text.endswith("Dry.")
+
+
+def test_html_with_a_long_run_of_spaces_in_code_or_of_private_use_marks_does_not_hang(shared):
+    """markdownify's ``re.sub(r"[ \\n]*$", ...)`` on a ``<pre>`` and our link-mark pattern on a run of U+E000
+    retried from every character (20,000 characters: ~1 s, growing as the square). The fast path strips the same
+    characters with ``rstrip``: the same Markdown as the reference path (markdownify itself)."""
+    import html as html_module
+    import re
+
+    posts = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8")
+    body = html_module.unescape(re.search(r'PostTypeId="2"[^>]* Body="([^"]{1500,})"', posts).group(1))
+    for run in (" " * 2000, "\n \n" * 500, " x" + " " * 1000 + "\n"):
+        post = body + f"<pre><code>a = 1{run}b = 2{run}</code></pre>"
+        fast, _ = markup._fast_markdown(post, True)
+        assert fast == markup._reference_markdown(post, True)[0]
+    with _no_hang():
+        markdown, _ = html_to_markdown(body + "<pre><code>a" + " " * 100_000 + "b</code></pre>", prune_links=True)
+        assert markdown.endswith("a" + " " * 100_000 + "b\n```")  # code is kept as written
+        markdown, _ = html_to_markdown(body + "<p>a" + "\ue000" * 100_000 + "b</p>", prune_links=True)
+    assert markdown.startswith(html_to_markdown(body, prune_links=True)[0][:200])

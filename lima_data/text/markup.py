@@ -123,7 +123,8 @@ POINTER_END = "\ue002"    # closes it
 URL_MARK = "\ue001"       # a URL: a link whose text is a URL, or a bare URL in the prose
 _MARKS = POINTER_MARK + URL_MARK
 _LEFT_MARKS = re.compile("[\ue000\ue001\ue002]")
-_POINTER = re.compile("\ue000([^\ue002]*)\ue002")
+#: (no mark inside: a post holding a run of U+E000 without U+E002 is then read once, not once per character)
+_POINTER = re.compile("\ue000([^\ue000\ue002]*)\ue002")
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"'`)\]]*[^\s<>\"'`)\].,;:!?]")
 _URL_TEXT = re.compile(r"\s*(?:https?://|ftp://|www\.)\S+\s*|\s*[\w-]+(?:\.[\w-]+)+/\S*\s*", re.I)
 #: Link texts that only point at the link's target: without it they say nothing.
@@ -548,7 +549,6 @@ _EXTRACT_NEWLINES = re.compile(r"^(\n*)((?:.*[^\n])?)(\n*)$", flags=re.DOTALL)
 _LINE_WITH_CONTENT = re.compile(r"^(.*)", flags=re.MULTILINE)
 _BACKTICKS = re.compile(r"`+")
 _PRE_LSTRIP = re.compile(r"^[ \n]*\n")
-_PRE_RSTRIP = re.compile(r"[ \n]*$")
 _INSIDE_BLOCKS = frozenset(("p", "blockquote", "article", "div", "section", "ol", "ul", "li", "dl", "dt", "dd",
                             "table", "thead", "tbody", "tfoot", "tr", "td", "th"))
 #: Tags markdownify converts (a ``convert_<name>`` method) that :func:`_walk` does not reproduce.
@@ -694,7 +694,9 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, flags: int) -> str
             if cls.startswith("lang-") and cls != "lang-none":
                 language = cls[5:]
                 break
-        text = _PRE_RSTRIP.sub("", _PRE_LSTRIP.sub("", text))
+        # rstrip: the same as markdownify's re.sub(r"[ \n]*$", "", ...), which retries from every character of a
+        # long run of spaces not at the end (a <pre> of 20,000 spaces: 1 s, growing as the square; issue 15)
+        text = _PRE_LSTRIP.sub("", text).rstrip(" \n")
         return "\n\n```%s\n%s\n```\n\n" % (language, text)
     if fn == "convert_br":
         if flags & _IN_INLINE:
