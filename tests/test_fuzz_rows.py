@@ -90,6 +90,24 @@ def test_authored_rows_nested_too_deep_or_with_a_5000_digit_number_are_malformed
     assert "malformed" in result.output
 
 
+def test_an_authored_row_nested_1000_deep_with_a_surrogate_escape_is_read(tmp_path):
+    """orjson reads 1,000 levels; the lone-surrogate repair (run on any row with a surrogate escape) then recursed
+    once per level and hit Python's recursion limit (a traceback). It is iterative now: the row is read."""
+    lines = AUTHORED.read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[1])
+    row["source"] = "authors"
+    # an escaped emoji (a surrogate pair: orjson reads it) sends the row through the lone-surrogate repair
+    lines[1] = json.dumps(row)[:-1] + ', "extra": ' + "[" * 1000 + '"\\ud83d\\ude00"' + "]" * 1000 + "}"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = build("authored", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert 2 not in malformed_lines(tmp_path / "out")
+    stats = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
+    assert stats["readers"][0]["counts"]["rows"] >= 1
+
+
 def test_a_jsonl_file_whose_first_row_is_nested_too_deep_is_not_a_crash(tmp_path):
     """The first row is peeked at to recognise the file (jsonl claim): that read must not raise either."""
     lines = AUTHORED.read_text(encoding="utf-8").splitlines()
