@@ -310,7 +310,8 @@ def test_html_nested_beyond_the_unwrap_budget_converts_as_its_text(shared):
 # --- the fuzzer itself: a small seeded run over every source ----------------------------------------------------
 
 def test_fuzz_build_smoke(tmp_path):
-    """A few seeded whole-build mutations per source (benchmarks/fuzz_build.py): no crash, no hang."""
+    """A few seeded whole-build mutations per source (benchmarks/fuzz_build.py's cases, built in-process): no
+    crash; an error names the input."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         import fuzz_build
@@ -321,8 +322,8 @@ def test_fuzz_build_smoke(tmp_path):
         if kind not in picked or (kind == "deep_json" and source != "authored"):
             continue
         case = make(random.Random(f"smoke/{source}/{kind}"), kind, tmp_path / f"{source}-{kind}")
-        outcome, seconds, tail = fuzz_build.run_case(case, source, tmp_path / f"out-{source}-{kind}", 60, 1)
-        assert outcome in ("ok", "error"), (source, kind, outcome, tail)
+        result = build(source, case, tmp_path / f"out-{source}-{kind}", "--quiet")  # in-process: no traceback
+        assert result.exit_code == 0 or str(case) in result.stderr, (source, kind, result.output)
 
 
 # --- the report's word diff of a huge trace ---------------------------------------------------------------------
