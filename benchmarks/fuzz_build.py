@@ -117,6 +117,8 @@ def xml_text(text: str) -> str:
 
 
 # -------------------------------------------------------------------------------------------- Stack Exchange
+#: The share of Stack Exchange cases written as a .7z archive (``--seven-zip``).
+SEVEN_ZIP_SHARE = 0.25
 NEUTRAL = re.compile(r"\b(I|I'm|I've|I'd|I'll|me|my|mine|myself|we|our|us|mentioned|answer|answers|edit|"
                      r"stack ?exchange|question|comment|comments|upvote|downvote)\b", re.I)
 ATTR = re.compile(r'(\w+)="([^"]*)"')
@@ -244,6 +246,14 @@ def se_case(rnd: random.Random, kind: str, src: Path, out: Path) -> Path:
     out_dir = out / src.parent.name
     out_dir.mkdir(parents=True)
     (out_dir / "Posts.xml").write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
+    if rnd.random() < SEVEN_ZIP_SHARE:  # the same rows in the dump's own form: <site>.stackexchange.com.7z
+        import py7zr
+
+        archive = out / f"{src.parent.name}.stackexchange.com.7z"
+        with py7zr.SevenZipFile(archive, "w") as seven:
+            seven.write(out_dir / "Posts.xml", "Posts.xml")
+        shutil.rmtree(out_dir)
+        return out
     return out_dir
 
 
@@ -486,6 +496,7 @@ def cases(source: str) -> list[tuple[str, str, object]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SEVEN_ZIP_SHARE
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default="all", choices=["all", "stackexchange", "reddit", "wikihow", "authored"])
     parser.add_argument("--rounds", type=int, default=1, help="passes over every mutation kind")
@@ -494,9 +505,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated mutation kinds to run")
     parser.add_argument("--skip", default="", help="comma-separated mutation kinds not to run")
+    parser.add_argument("--seven-zip", type=float, default=SEVEN_ZIP_SHARE,
+                        help="share of Stack Exchange cases written as <site>.stackexchange.com.7z")
     parser.add_argument("--keep", type=Path, help="folder where failing cases are kept")
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
+    SEVEN_ZIP_SHARE = args.seven_zip
     skip = set(filter(None, args.skip.split(",")))
     tally: dict[str, int] = {}
     failures = 0

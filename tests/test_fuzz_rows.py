@@ -108,6 +108,23 @@ def test_an_authored_row_nested_1000_deep_with_a_surrogate_escape_is_read(tmp_pa
     assert stats["readers"][0]["counts"]["rows"] >= 1
 
 
+def test_an_authored_row_with_an_empty_answer_is_malformed_not_a_broken_manifest(tmp_path):
+    """A row whose answer is empty became a train row without an assistant turn, and the build stopped at its
+    own train.jsonl ("not a manifest row: a train row needs an assistant turn"). It is a malformed row now."""
+    lines = AUTHORED.read_text(encoding="utf-8").splitlines()
+    for i, answer in ((1, ""), (3, "  \n ")):
+        row = json.loads(lines[i])
+        row.update(source="authors", conversations=[row["conversations"][0], answer])
+        lines[i] = json.dumps(row)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = build("authored", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    bad = malformed_lines(tmp_path / "out")
+    assert bad[2] == bad[4] == "the last assistant turn is empty", bad
+
+
 def test_a_jsonl_file_whose_first_row_is_nested_too_deep_is_not_a_crash(tmp_path):
     """The first row is peeked at to recognise the file (jsonl claim): that read must not raise either."""
     lines = AUTHORED.read_text(encoding="utf-8").splitlines()

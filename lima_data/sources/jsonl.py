@@ -222,6 +222,11 @@ class AuthoredSource(Source):
             self.malformed(stats, line, f"split must be train, dev or test, not {split!r}")
             return None
         assistant = [m["content"] for m in turns if m["role"] == "assistant"]
+        if assistant and not assistant[-1].strip() and split != "test":
+            # the response would be empty: a train / dev row without an answer, which the manifest refuses
+            # (found by fuzzing: the build stopped at its own train.jsonl; issue 15)
+            self.malformed(stats, line, "the last assistant turn is empty")
+            return None
         stats.count("rows")
         meta: dict[str, Any] = {"group": row.get("group") or split or "", "line": line,
                                 "turns": len(turns), "file": shard.path.name}
