@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 import zstandard
 
@@ -343,7 +343,6 @@ def reddit_csv_case(rnd: random.Random, kind: str, out: Path) -> Path:
         rows = list(csv.reader(io.StringIO(text)))
         header, body = rows[0], rows[1:200]
         picked = rnd.sample(range(len(body)), 10)
-        raw_lines = None
         for i in picked:
             row = body[i]
             if kind == "cell_text":

@@ -12,7 +12,6 @@ import io
 import json
 import random
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,7 @@ from click.testing import CliRunner
 
 from lima_data.cli import main
 from lima_data.files import CSV_FIELD_LIMIT, csv_rows
-from lima_data.text import loads_json
-from lima_data.text import markup
+from lima_data.text import loads_json, markup
 from lima_data.text.markup import html_to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,6 +198,35 @@ def test_an_authored_json_array_nested_too_deep_is_one_clear_error(tmp_path):
     path.write_text("[" + DEEP_JSON + "]", encoding="utf-8")  # not even its first item can be read
     result = build("authored", path, tmp_path / "out")
     assert result.exit_code == 1 and "authored.json" in result.stderr
+
+
+# --- Super-NaturalInstructions task files of the wrong shape ----------------------------------------------------
+
+def test_natural_instructions_tasks_of_the_wrong_shape_or_with_blank_outputs(tmp_path):
+    """A task whose Instances or Categories is no list was a TypeError traceback; one whose outputs are all
+    blank made a train row without an answer (the manifest refused the build's own train.jsonl). Both are
+    malformed tasks now; a blank output among others is never the one picked."""
+    from lima_data.sources.natural_instructions import NaturalInstructionsSource
+    from tests.conftest import read_source
+    from tests.test_authored_ni import _task
+
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    good = _task("Summarize it.", ["Summarization"], 3)
+    for instance in good["Instances"]:
+        instance["output"] = ["", "  ", instance["output"][0]]
+    (folder / "task001_good.json").write_text(json.dumps(good))
+    (folder / "task002_blank.json").write_text(json.dumps({**good, "Instances": [
+        {"id": "x", "input": "a", "output": ["", " "]}]}))
+    (folder / "task003_instances.json").write_text(json.dumps({**good, "Instances": 5}))
+    (folder / "task004_categories.json").write_text(json.dumps({**good, "Categories": 7}))
+    candidates, stats, _ = read_source(NaturalInstructionsSource(seed=0), [folder])
+    assert [c.id for c in candidates] == ["natural_instructions/task001_good"]
+    assert candidates[0].response.startswith("Summary ")
+    reasons = {shard.path.name: [e["error"] for e in s.errors] for shard, s in stats.items()}
+    assert "usable instance" in reasons["task002_blank.json"][0]
+    assert "wrong shape" in reasons["task003_instances.json"][0]
+    assert "wrong shape" in reasons["task004_categories.json"][0]
 
 
 # --- Reddit: scores and counts that are not numbers, long CSV fields --------------------------------------------
