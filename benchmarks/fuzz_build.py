@@ -3,7 +3,9 @@
 Each case copies a real input (a Stack Exchange Posts.xml, a Pushshift .zst, a Reddit CSV, wikiHow pages, an
 authored JSONL), applies one kind of mutation to a few of its rows (seeded), and runs
 
-    lima-data build --recipe lima --sources SOURCE --input CASE_DIR --out OUT -q [--workers 2]
+    lima-data build --recipe lima --sources SOURCE --input CASE_DIR --out OUT -q --allow-empty [--workers 2]
+
+(``--recipe`` picks another recipe; ``--allow-empty``: a case whose every row is dropped still writes its report)
 
 in a subprocess with a time limit. A case passes when the build exits 0, or exits 1 with one ``error:`` line that
 names the input file (and no traceback). Anything else is reported: ``crash`` (a traceback or another exit
@@ -454,10 +456,12 @@ def authored_case(rnd: random.Random, kind: str, out: Path) -> Path:
 
 
 # -------------------------------------------------------------------------------------------------- the runner
-def run_case(case: Path, source: str, out: Path, timeout: float, workers: int) -> tuple[str, float, str]:
-    """Build ``case``; return (outcome, seconds, stderr tail)."""
-    cmd = [sys.executable, "-c", "import sys; from lima_data.cli import main; sys.argv[0] = 'lima-data'; sys.exit(main())", "build", "--recipe", "lima", "--sources", source, "--input",
-           str(case), "--out", str(out), "-q", "--allow-empty"]
+def run_case(case: Path, source: str, out: Path, timeout: float, workers: int, recipe: str = "lima"
+             ) -> tuple[str, float, str]:
+    """Build ``case`` with ``recipe``; return (outcome, seconds, stderr tail)."""
+    cli = "import sys; from lima_data.cli import main; sys.argv[0] = 'lima-data'; sys.exit(main())"
+    cmd = [sys.executable, "-c", cli, "build", "--recipe", recipe, "--sources", source, "--input", str(case),
+           "--out", str(out), "-q", "--allow-empty"]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -502,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds before a build counts as a hang")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--recipe", default="lima", help="recipe every case is built with (lima-release, ...)")
     parser.add_argument("--only", default="", help="comma-separated mutation kinds to run")
     parser.add_argument("--skip", default="", help="comma-separated mutation kinds not to run")
     parser.add_argument("--seven-zip", type=float, default=SEVEN_ZIP_SHARE,
@@ -521,7 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                 rnd = random.Random(f"{args.seed}/{round_}/{source}/{kind}/{n}")
                 work = Path(tmp) / f"r{round_}-{n}-{kind}"
                 case = make(rnd, kind, work / "in")
-                outcome, seconds, tail = run_case(case, source, work / "out", args.timeout, args.workers)
+                outcome, seconds, tail = run_case(case, source, work / "out", args.timeout, args.workers,
+                                                   args.recipe)
                 tally[outcome] = tally.get(outcome, 0) + 1
                 print(f"{outcome:8s} {seconds:6.1f}s {source:13s} {kind:16s} {tail.splitlines()[-1][:150] if tail else ''}",
                       flush=True)
