@@ -229,6 +229,35 @@ def test_natural_instructions_tasks_of_the_wrong_shape_or_with_blank_outputs(tmp
     assert "wrong shape" in reasons["task004_categories.json"][0]
 
 
+def test_an_id_beyond_64_bits_in_a_big_stack_exchange_file_read_in_byte_ranges(tmp_path, shared):
+    """A file over ``shard_bytes`` is read in byte ranges joined with polars (Int64 columns): an Id, ParentId or
+    Score of 2**70 stopped the build with polars' TypeError. Such a number (no real one has 19 digits) is read
+    as absent in both paths, so the ranged build selects what the one-pass build selects."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    rows = [i for i, line in enumerate(lines) if "<row " in line]
+    for n, i in enumerate(rows[5:200:20]):
+        name = ("Id", "ParentId", "Score")[n % 3]
+        lines[i] = re.sub(rf' {name}="[^"]*"', lambda m: f' {name}="{2**70}"', lines[i])
+    folder = tmp_path / "in" / "coffee"
+    folder.mkdir(parents=True)
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    recipe = tmp_path / "ranges.toml"
+    recipe.write_text(f'name = "lima"\ninclude = ["{REPO}/lima_data/recipes/lima.toml"]\n\n'
+                      "[sources.stackexchange.reader]\nshard_bytes = 200000\n")
+    selected = []
+    for args in (["--recipe", str(recipe)], []):
+        result = CliRunner().invoke(main, ["build", *(args or ["--recipe", "lima"]), "--sources", "stackexchange",
+                                           "--input", str(tmp_path / "in"), "--out", str(tmp_path / f"out{len(args)}"),
+                                           "--allow-empty", "--quiet"])
+        assert result.exit_code == 0, result.output
+        train = tmp_path / f"out{len(args)}" / "lima" / "train.jsonl"
+        selected.append(sorted(json.loads(line)["id"] for line in train.read_text().splitlines()))
+    assert selected[0] == selected[1] and selected[0]
+
+
 # --- Reddit: scores and counts that are not numbers, long CSV fields --------------------------------------------
 
 def _zst(rows: list[str]) -> bytes:

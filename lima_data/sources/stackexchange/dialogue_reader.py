@@ -27,10 +27,10 @@ from .stream import RowStream
 
 SOURCE = "stackexchange_dialogue"
 
-# (at most 4,300 digits: CPython's limit for int from text; a longer number is read as absent)
-_OWNER = re.compile(rb' OwnerUserId="(-?\d{1,4300})"')
-_POST_ID = re.compile(rb' PostId="(\d{1,4300})"')
-_USER_ID = re.compile(rb' UserId="(-?\d{1,4300})"')
+# (at most 18 digits, as rows._NUMBER_ATTRIBUTE: a longer number is read as absent)
+_OWNER = re.compile(rb' OwnerUserId="(-?\d{1,18})"')
+_POST_ID = re.compile(rb' PostId="(\d{1,18})"')
+_USER_ID = re.compile(rb' UserId="(-?\d{1,18})"')
 
 
 def _sibling(path: Path, name: str) -> Path | None:

@@ -48,11 +48,11 @@ PARSE = object()
 #: The start of a row line as the dump writes it: two spaces of indent, then the numeric attributes in the dump's
 #: order (groups: Id, PostTypeId, AcceptedAnswerId, ParentId, Score), then ``Body``. Every attribute before the
 #: body is here, so these are exactly the numbers :func:`~.rows._numbers` reads from the line; a line in another
-#: form is read by the order-agnostic code. A number has at most 4,300 digits (CPython's limit for ``int`` from
-#: text: a longer one raised ValueError and ended the file's read; issue 15): a longer one does not match.
-_PLAIN_ROW = re.compile(rb'  <row Id="(\d{1,4300})" PostTypeId="(\d{1,4300})" (?:AcceptedAnswerId="(\d{1,4300})" )?'
-                        rb'(?:ParentId="(\d{1,4300})" )?CreationDate="[^"]*" Score="(-?\d{1,4300})" '
-                        rb'(?:ViewCount="\d{1,4300}" )?Body="')
+#: form is read by the order-agnostic code. A number has at most 18 digits, as in :data:`.rows._NUMBER_ATTRIBUTE`
+#: (a longer one does not match here).
+_PLAIN_ROW = re.compile(rb'  <row Id="(\d{1,18})" PostTypeId="(\d{1,18})" (?:AcceptedAnswerId="(\d{1,18})" )?'
+                        rb'(?:ParentId="(\d{1,18})" )?CreationDate="[^"]*" Score="(-?\d{1,18})" '
+                        rb'(?:ViewCount="\d{1,18}" )?Body="')
 
 
 class RowStream:
