@@ -8,7 +8,8 @@ authored JSONL), applies one kind of mutation to a few of its rows (seeded), and
 (``--recipe`` picks another recipe; ``--allow-empty``: a case whose every row is dropped still writes its report)
 
 in a subprocess with a time limit. A case passes when the build exits 0, or exits 1 with one ``error:`` line that
-names the input file (and no traceback). Anything else is reported: ``crash`` (a traceback or another exit
+names the input file (and no traceback), or, with ``--strict``, says the quotas were not filled (``short``).
+Anything else is reported: ``crash`` (a traceback or another exit
 status), ``unnamed`` (an error line that names no input file), ``hang`` (over ``--timeout`` seconds, 20 by
 default). Failing cases are kept under ``--keep`` to be replayed.
 
@@ -456,14 +457,16 @@ def authored_case(rnd: random.Random, kind: str, out: Path) -> Path:
 
 
 # -------------------------------------------------------------------------------------------------- the runner
-def run_case(case: Path, source: str, out: Path, timeout: float, workers: int, recipe: str = "lima"
-             ) -> tuple[str, float, str]:
-    """Build ``case`` with ``recipe``; return (outcome, seconds, stderr tail)."""
+def run_case(case: Path, source: str, out: Path, timeout: float, workers: int, recipe: str = "lima",
+             strict: bool = False) -> tuple[str, float, str]:
+    """Build ``case`` with ``recipe`` (``--strict`` with ``strict``); return (outcome, seconds, stderr tail)."""
     cli = "import sys; from lima_data.cli import main; sys.argv[0] = 'lima-data'; sys.exit(main())"
     cmd = [sys.executable, "-c", cli, "build", "--recipe", recipe, "--sources", source, "--input", str(case),
            "--out", str(out), "-q", "--allow-empty"]
     if workers > 1:
         cmd += ["--workers", str(workers)]
+    if strict:
+        cmd.append("--strict")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     try:
@@ -476,6 +479,8 @@ def run_case(case: Path, source: str, out: Path, timeout: float, workers: int, r
         return "crash", seconds, err[-3000:]
     if proc.returncode == 1:
         lines = [line for line in err.splitlines() if line.startswith("error:")]
+        if len(lines) == 1 and lines[0].startswith("error: strict: quotas not filled"):
+            return "short", seconds, lines[0][:300]  # --strict on a small case: expected
         if len(lines) != 1 or str(case) not in lines[0]:
             return "unnamed", seconds, err[-1500:]
         return "error", seconds, lines[0][:300]
@@ -506,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds before a build counts as a hang")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--strict", action="store_true", help="build with --strict (a bad row is an error)")
     parser.add_argument("--recipe", default="lima", help="recipe every case is built with (lima-release, ...)")
     parser.add_argument("--only", default="", help="comma-separated mutation kinds to run")
     parser.add_argument("--skip", default="", help="comma-separated mutation kinds not to run")
@@ -527,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                 work = Path(tmp) / f"r{round_}-{n}-{kind}"
                 case = make(rnd, kind, work / "in")
                 outcome, seconds, tail = run_case(case, source, work / "out", args.timeout, args.workers,
-                                                   args.recipe)
+                                                   args.recipe, args.strict)
                 tally[outcome] = tally.get(outcome, 0) + 1
                 print(f"{outcome:8s} {seconds:6.1f}s {source:13s} {kind:16s} {tail.splitlines()[-1][:150] if tail else ''}",
                       flush=True)
