@@ -107,14 +107,24 @@ def read_zstd_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             raise InputError(path, f"damaged row ({exc}); build the manifest again", row) from None
 
 
+#: The most characters one CSV field may hold (see :func:`csv_rows`).
+CSV_FIELD_LIMIT = 1 << 24
+
+
 def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a CSV file with a header, as ``(line the record starts on, {lower-cased column: value})``.
+
+    A field may hold up to :data:`CSV_FIELD_LIMIT` characters (16 Mi): Python's csv module stops at 131,072 by
+    default, which a long article or self-post in a real dump can pass; one larger field is a damaged file (e.g. a
+    quote never closed) and an error.
 
     Raises:
         InputError: the CSV is malformed (the message names the file and line).
     """
     import csv
 
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
     line = 1
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:

@@ -27,7 +27,7 @@ _LINK = re.compile(r"\[([^\]\n]+)\]\((?:https?|ftp)://[^)\s]+(?:\s+\"[^\"]*\")?\
 _BARE_URL = re.compile(r"<?\bhttps?://[^\s<>]+>?")
 #: A bare "+1" (an upvote announced in a comment): site talk, not part of the conversation.
 _PLUS_ONE = re.compile(r"(?:(?<=\s)|^)\+1\b[.!]*")
-_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.;:!?)])")
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<![ \t])[ \t]+([,.;:!?)])")  # from a run's start only: linear (issue 15)
 _SPACES = re.compile(r"[ \t]{2,}")
 
 

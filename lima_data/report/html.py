@@ -504,6 +504,37 @@ class _WordMatcher(difflib.SequenceMatcher):
         return difflib.Match(alo + i - size + 1, blo + j - size + 1, size)
 
 
+#: Word pairs (``len(a) * len(b)``) above which :func:`diff_marked` first takes off the words both texts start and
+#: end with: difflib's loop is quadratic where one word repeats (a post of 30,000 "x " ran for hours while the
+#: report was written; issue 15, found by fuzzing whole builds). Real traces stay far below (a 4,096-character
+#: answer against its HTML: ~4,000,000), so their diffs are difflib's.
+MAX_DIFF_CELLS = 25_000_000
+
+
+def _trimmed_opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """Opcodes (difflib's form) of ``a`` -> ``b`` in time linear in their length plus :data:`MAX_DIFF_CELLS`: the
+    common first and last words are ``equal``; what is left between is diffed by :class:`_WordMatcher` when it
+    is small enough, else is one ``replace`` (or ``delete`` / ``insert``)."""
+    start, limit = 0, min(len(a), len(b))
+    while start < limit and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < limit - start and a[len(a) - 1 - end] == b[len(b) - 1 - end]:
+        end += 1
+    a_mid, b_mid = a[start:len(a) - end], b[start:len(b) - end]
+    opcodes: list[tuple[str, int, int, int, int]] = [("equal", 0, start, 0, start)] if start else []
+    if a_mid or b_mid:
+        if a_mid and b_mid and len(a_mid) * len(b_mid) <= MAX_DIFF_CELLS:
+            opcodes += [(op, i1 + start, i2 + start, j1 + start, j2 + start)
+                        for op, i1, i2, j1, j2 in _WordMatcher(a_mid, b_mid).get_opcodes()]
+        else:
+            op = "replace" if a_mid and b_mid else "delete" if a_mid else "insert"
+            opcodes.append((op, start, len(a) - end, start, len(b) - end))
+    if end:
+        opcodes.append(("equal", len(a) - end, len(a), len(b) - end, len(b)))
+    return opcodes
+
+
 def diff_marked(before: str, after: str, context: int = 300) -> tuple[Markup, Markup]:
     """``before`` and ``after`` escaped, with the words removed marked ``<del>`` in the first and the words added
     marked ``<ins>`` in the second (a word-level difflib diff). Unchanged stretches longer than twice ``context``
@@ -511,7 +542,7 @@ def diff_marked(before: str, after: str, context: int = 300) -> tuple[Markup, Ma
     a = re.findall(r"\s+|[^\s]+", before)
     b = re.findall(r"\s+|[^\s]+", after)
     left, right = [], []
-    opcodes = _WordMatcher(a, b).get_opcodes()
+    opcodes = _WordMatcher(a, b).get_opcodes() if len(a) * len(b) <= MAX_DIFF_CELLS else _trimmed_opcodes(a, b)
     for k, (op, i1, i2, j1, j2) in enumerate(opcodes):
         old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
         if op == "equal":

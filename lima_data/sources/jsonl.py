@@ -38,6 +38,7 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..errors import InputError
+from ..text import loads_json
 from . import ReaderStats
 from .base import Shard, Source, peek_json_keys
 
@@ -114,7 +115,7 @@ def _peek_array_keys(path: Path, limit: int = 1 << 20) -> set[str]:
         return set()
     try:
         first, _ = json.JSONDecoder().raw_decode(head[1:].lstrip())
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError; a 5,000-digit number; nesting too deep to read
         return set()
     return set(first) if isinstance(first, dict) else set()
 
@@ -170,7 +171,7 @@ class AuthoredSource(Source):
             return
         try:
             with open(shard.path, encoding="utf-8-sig") as fh:
-                items = json.load(fh)
+                items = loads_json(fh.read())  # JSON nested too deep to read is a JSONDecodeError too
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(shard.path, f"not a JSON array of rows: {exc}") from None
         if not isinstance(items, list):
@@ -221,6 +222,11 @@ class AuthoredSource(Source):
             self.malformed(stats, line, f"split must be train, dev or test, not {split!r}")
             return None
         assistant = [m["content"] for m in turns if m["role"] == "assistant"]
+        if assistant and not assistant[-1].strip() and split != "test":
+            # the response would be empty: a train / dev row without an answer, which the manifest refuses
+            # (found by fuzzing: the build stopped at its own train.jsonl; issue 15)
+            self.malformed(stats, line, "the last assistant turn is empty")
+            return None
         stats.count("rows")
         meta: dict[str, Any] = {"group": row.get("group") or split or "", "line": line,
                                 "turns": len(turns), "file": shard.path.name}

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..candidate import Candidate
 from ..errors import InputError
-from ..text import stable_unit
+from ..text import loads_json, stable_unit
 from .base import _LONE_ESCAPE, Shard, Source, _without_lone_surrogates, peek_lines
 
 SOURCE = "natural_instructions"
@@ -54,7 +54,7 @@ class NaturalInstructionsSource(Source):
                 raise InputError(shard.path, f"task file larger than max_task_bytes ({self.settings['max_task_bytes']})")
             try:
                 text = shard.path.read_text(encoding="utf-8-sig")
-                task = json.loads(text)
+                task = loads_json(text)
             except json.JSONDecodeError as exc:
                 self.malformed(shard_stats, exc.lineno, f"bad JSON: {exc.msg}")
                 continue
@@ -71,6 +71,18 @@ class NaturalInstructionsSource(Source):
                 advance(shard.size)
 
     def _candidate(self, shard: Shard, stats, task: Any) -> Candidate | None:
+        try:
+            return self._task_candidate(shard, stats, task)
+        except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong JSON type (issue 15)
+            self.malformed(stats, None, f"task of the wrong shape ({exc})")
+            return None
+
+    def _task_candidate(self, shard: Shard, stats, task: Any) -> Candidate | None:
+        """The candidate of one task file: one seeded instance and one seeded non-blank output of it.
+
+        Raises:
+            TypeError, ValueError, AttributeError: a field has the wrong JSON type (``Instances`` not a list, ...).
+        """
         if not isinstance(task, dict) or "Definition" not in task or "Instances" not in task:
             self.malformed(stats, None, "not a natural-instructions task (needs Definition and Instances)")
             return None
@@ -78,13 +90,12 @@ class NaturalInstructionsSource(Source):
         definition = task["Definition"]
         definition = " ".join(definition) if isinstance(definition, list) else str(definition)
         instances = [i for i in task["Instances"] if isinstance(i, dict) and i.get("input") is not None
-                     and i.get("output")]
+                     and _outputs(i)]
         if not instances:
             self.malformed(stats, None, "task without a usable instance (input and a non-empty output list)")
             return None
         instance = min(instances, key=lambda i: (stable_unit(self.seed, name, i.get("id")), str(i.get("id"))))
-        outputs = instance["output"] if isinstance(instance["output"], list) else [instance["output"]]
-        output = min(outputs, key=lambda o: (stable_unit(self.seed, name, instance.get("id"), o), o))
+        output = min(_outputs(instance), key=lambda o: (stable_unit(self.seed, name, instance.get("id"), o), str(o)))
         stats.count("tasks")
         categories = [str(c) for c in task.get("Categories") or []]
         return Candidate(
@@ -106,3 +117,11 @@ class NaturalInstructionsSource(Source):
                 "licence": LICENCE,
             },
         )
+
+
+def _outputs(instance: dict[str, Any]) -> list[Any]:
+    """An instance's outputs (a list, or one value) that are not blank: a blank one would make a train row with
+    an empty answer, which the manifest refuses (issue 15)."""
+    outputs = instance.get("output")
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return [o for o in outputs if o is not None and str(o).strip()]

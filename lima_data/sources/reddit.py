@@ -43,6 +43,7 @@ import heapq
 import html
 import io
 import json
+import math
 import shutil
 import tempfile
 import zlib
@@ -55,6 +56,7 @@ import zstandard
 from ..candidate import Candidate
 from ..errors import InputError
 from ..files import csv_rows, finish_folder, partial_folder
+from ..text import loads_json
 from . import ReaderStats
 from .base import Shard, Source, peek_csv_header, peek_json_keys
 
@@ -77,10 +79,44 @@ def _zst_first_keys(path: Path) -> set[str]:
         with open(path, "rb") as fh:
             reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh)
             line = io.TextIOWrapper(reader, encoding="utf-8", errors="replace").readline()
-        row = json.loads(line)
+        row = loads_json(line)
         return set(row) if isinstance(row, dict) else set()
     except (zstandard.ZstdError, json.JSONDecodeError, UnicodeDecodeError, OSError):
         return set()
+
+
+def _whole_number(value: Any, *, fractions: bool = True) -> int | None:
+    """A vote score or count of a Pushshift row / Reddit CSV cell as an ``int``, or ``None`` when it is none.
+
+    Missing, ``null``, ``""``, ``0``, ``[]`` and ``{}`` are 0 (Pushshift leaves fields empty); ints of any size
+    and booleans are taken as they are; a finite float is truncated; a text is read by ``int`` (``"12"``,
+    ``" 12 "``) and, with ``fractions``, else by ``float`` and truncated (``"12.7"`` -> 12; submissions were always
+    read so). ``None`` for anything else: text that is no number, NaN and infinities (JSON ``NaN`` /
+    ``Infinity`` / ``1e999``: ``int(inf)`` raises OverflowError), non-empty lists and objects, a 5,000-digit text
+    (over CPython's ``int`` limit). Fuzzing whole builds found these as tracebacks (issue 15)."""
+    if not value:
+        return 0
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            if not fractions:
+                return None
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int):  # bool too
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a short repr for a message (at most 60 characters)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _role(name: str, keys: set[str]) -> str | None:
@@ -343,10 +379,16 @@ class RedditSource(Source):
         """The held fields of a submission row, or ``None`` (counted as malformed)."""
         try:
             sid = str(row["id"])
-            title = str(row["title"])
-            score = int(float(row.get("score") or 0))
-        except (KeyError, ValueError, TypeError) as exc:
+            title = row["title"]
+        except KeyError as exc:
             self.malformed(stats, line, f"submission without a usable {exc}")
+            return None
+        if not isinstance(title, str):
+            self.malformed(stats, line, f"submission whose title is not text: {_shown(title)}")
+            return None
+        score = _whole_number(row.get("score"))
+        if score is None:
+            self.malformed(stats, line, f"submission whose score is not a number: {_shown(row.get('score'))}")
             return None
         stats.count("submissions")
         permalink = str(row.get("permalink") or "")
@@ -358,7 +400,7 @@ class RedditSource(Source):
             "title": html.unescape(title).strip(),
             "selftext": html.unescape(str(row.get("selftext") or "")).strip(),
             "score": score,
-            "num_comments": int(float(row.get("num_comments") or 0)),
+            "num_comments": _whole_number(row.get("num_comments")),  # None: not a number (only shown in meta)
             "over_18": bool(row.get("over_18")),
             "stickied": bool(row.get("stickied")),
             "author": row.get("author"),
@@ -373,10 +415,13 @@ class RedditSource(Source):
         try:
             parent = str(row["parent_id"])
             body = str(row["body"])
-            score = int(row.get("score") or 0)
             cid = str(row["id"])
-        except (KeyError, ValueError, TypeError) as exc:
+        except KeyError as exc:
             self.malformed(stats, line, f"comment without a usable {exc}")
+            return
+        score = _whole_number(row.get("score"), fractions=False)
+        if score is None:
+            self.malformed(stats, line, f"comment whose score is not a whole number: {_shown(row.get('score'))}")
             return
         stats.count("comments")
         if not parent.startswith("t3_"):

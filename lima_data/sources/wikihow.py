@@ -38,6 +38,7 @@ from typing import Any
 from ..candidate import Candidate
 from ..errors import InputError, RecipeError
 from ..files import csv_rows
+from ..text import loads_json
 from ..text.markup import html_to_markdown
 from . import ReaderStats
 from .base import Shard, Source, peek_csv_header, peek_json_keys, peek_lines
@@ -180,6 +181,15 @@ def slug(title: str) -> str:
     return re.sub(r"[^\w]+", "-", clean_title(title)).strip("-")
 
 
+def _page_value(text: str) -> Any:
+    """The JSON value of a page's ``mw.config`` setting (``"wgTitle": "..."``, ``"wgCategories": [...]``), or
+    ``None`` where a damaged page holds no JSON there (a bad escape, nesting too deep to read)."""
+    try:
+        return loads_json(text)
+    except json.JSONDecodeError:
+        return None
+
+
 def top_category(categories: list[str], top: tuple[str, ...] = TOP_CATEGORIES) -> str:
     """The first of ``categories`` that is a top-level category; else the last one (the most general of a path);
     else ``""``."""
@@ -194,16 +204,19 @@ _DATE = r"\d{1,2}\s+[A-Z][a-z]+\.?\s+\d{4}\b\.?"
 #: wikiHow's debris in text scraped from its pages (rules ours, from ../shared/data/wikihow): the reference
 #: pop-up that follows a citation number ("[2] X Expert Source Bridgett Price Professional Cleaner Expert
 #: Interview. 23 May 2019.", "X Trustworthy Source Mayo Clinic ... Go to source", "X Research source"), bare
-#: citation numbers, reader polls and wiki / Markdown image tags.
+#: citation numbers, reader polls and wiki / Markdown image tags. Each pattern opening with ``[ \t]*`` starts
+#: only where a run of spaces starts (``(?<![ \t])``): the match is the same (what follows the run is never a
+#: space), but a long run followed by no debris is tried once, not from each of its characters: 16,000 spaces
+#: took 8.5 s, growing as the square (issue 15, found by fuzzing).
 DEBRIS = {
     "citations": re.compile(
-        r"[ \t]*(?:\[\d{1,3}\][ \t]*)?\bX\s+(?:"
+        r"(?<![ \t])[ \t]*(?:\[\d{1,3}\][ \t]*)?\bX\s+(?:"
         r"Trustworthy\s+Source\b[^\n]{0,400}?Go\s+to\s+source"
         r"|Expert\s+Source\b(?:[^\n]{0,200}?Expert\s+Interview\.\s*" + _DATE + r")?"
         r"|Research\s+source\b(?:[^\n]{0,160}?Personal\s+interview\.\s*" + _DATE + r")?)"
-        r"|[ \t]*\[\d{1,3}\](?!\()", re.I),
-    "polls": re.compile(r"[ \t]*Reader\s+Poll:[^\n]{0,600}?(?:\[?Take\s+Poll\]?|$)", re.I | re.M),
-    "images": re.compile(r"[ \t]*(?:!\[[^\]\n]*\]\([^)\n]*\)|\[\[(?:Image|File):[^\]\n]*\]\]|\{\{[^}\n]*\}\}"
+        r"|(?<![ \t])[ \t]*\[\d{1,3}\](?!\()", re.I),
+    "polls": re.compile(r"(?<![ \t])[ \t]*Reader\s+Poll:[^\n]{0,600}?(?:\[?Take\s+Poll\]?|$)", re.I | re.M),
+    "images": re.compile(r"(?<![ \t])[ \t]*(?:!\[[^\]\n]*\]\([^)\n]*\)|\[\[(?:Image|File):[^\]\n]*\]\]|\{\{[^}\n]*\}\}"
                          r"|\[Image:[^\]\n]*\]"
                          r"|\{\s*\"smallUrl\"[^{}]*\})", re.I),  # an inline icon's JSON (URL sizes, licence HTML)
     # a sentence that names the site ("This wikiHow article offers some ideas ...", "... a good wikiHow
@@ -211,7 +224,7 @@ DEBRIS = {
     "site_sentences": re.compile(r"(?:^|(?<=[.!?][ \t])|(?<=[.!?]\*\*[ \t]))[^.!?\n]*\b(?i:wikihow)\b[^.!?\n]*[.!?]*",
                                  re.M),
 }
-_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])(?!\S)")
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<![ \t])[ \t]+([.,;:!?])(?!\S)")
 
 
 def strip_debris(text: str, kinds=tuple(DEBRIS)) -> tuple[str, dict[str, int]]:
@@ -403,11 +416,15 @@ class WikiHowSource(Source):
             raise InputError(shard.path, f"cannot read: {exc.strerror}") from None
         soup = BeautifulSoup(text, "lxml")
         title_match = re.search(r'"wgTitle"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
-        title = json.loads(f'"{title_match.group(1)}"') if title_match else (soup.title.string if soup.title else "")
+        title = _page_value(f'"{title_match.group(1)}"') if title_match else None
+        if not isinstance(title, str):  # no wgTitle, or one that is not a JSON string (a damaged page)
+            title = soup.title.string if soup.title else ""
         cats_match = re.search(r'"wgCategories"\s*:\s*(\[[^\]]*\])', text)
-        categories = json.loads(cats_match.group(1)) if cats_match else [
-            a.get_text(strip=True) for a in soup.select("#breadcrumb li a, .breadcrumbs a")
-            if a.get_text(strip=True) != "Categories"]
+        categories = _page_value(cats_match.group(1)) if cats_match else None
+        if not isinstance(categories, list):
+            categories = [a.get_text(strip=True) for a in soup.select("#breadcrumb li a, .breadcrumbs a")
+                          if a.get_text(strip=True) != "Categories"]
+        categories = [c for c in categories if isinstance(c, str)]
         pruned = {cls for name in self.settings["prune"] for cls in SECTIONS.get(name, (name,))}
         for junk in soup.select("script, noscript, style, img, video, .mwimg, .video, sup.reference, "
                                 ".wh_vote_container, .altblock, .clearall"):
@@ -498,15 +515,32 @@ class WikiHowSource(Source):
     def _jsonl(self, shard: Shard, stats: ReaderStats):
         with open(shard.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one malformed row
             for line, row in self.json_objects(fh, stats):
-                category = row.get("category")
-                categories = [category] if isinstance(category, str) else list(category or [])
-                if len(categories) == 1 and ">" in categories[0]:  # "Food and Entertaining > Recipes > ..."
-                    categories = [c.strip() for c in categories[0].split(">")][::-1]
-                if row.get("methods"):
-                    methods = [(m.get("title") or m.get("name") or "", [str(s) for s in m.get("steps", [])])
-                               for m in row["methods"]]
-                    markdown = self._article(row.get("intro") or "", methods)
-                else:
-                    markdown = str(row.get("text") or row.get("article") or row.get("body") or "")
-                yield line, {"title": row.get("title") or "", "categories": categories, "markdown": markdown,
-                             "url": row.get("url")}
+                try:
+                    article = self._jsonl_article(row)
+                except (TypeError, AttributeError, ValueError) as exc:  # a field of the wrong JSON type
+                    self.malformed(stats, line, f"article row of the wrong shape ({exc})")
+                    continue
+                yield line, article
+
+    def _jsonl_article(self, row: dict[str, Any]) -> dict[str, Any]:
+        """One JSON-lines article row as the reader's article dict.
+
+        Raises:
+            TypeError, AttributeError, ValueError: a field has the wrong JSON type (``title`` not a string,
+            ``methods`` not a list of objects, ...).
+        """
+        title = row.get("title") or ""
+        if not isinstance(title, str):
+            raise TypeError(f"title is {type(title).__name__}, not a string")
+        category = row.get("category")
+        categories = [category] if isinstance(category, str) else list(category or [])
+        categories = [c for c in categories if isinstance(c, str)]
+        if len(categories) == 1 and ">" in categories[0]:  # "Food and Entertaining > Recipes > ..."
+            categories = [c.strip() for c in categories[0].split(">")][::-1]
+        if row.get("methods"):
+            methods = [(str(m.get("title") or m.get("name") or ""), [str(s) for s in m.get("steps", [])])
+                       for m in row["methods"]]
+            markdown = self._article(str(row.get("intro") or ""), methods)
+        else:
+            markdown = str(row.get("text") or row.get("article") or row.get("body") or "")
+        return {"title": title, "categories": categories, "markdown": markdown, "url": row.get("url")}

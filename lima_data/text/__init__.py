@@ -23,15 +23,34 @@ def loads_json(text: str | bytes) -> Any:
     digits in a row: orjson reads an integer beyond 64 bits as a float, ``json`` keeps it exact.
 
     Raises:
-        json.JSONDecodeError: the text is not JSON (``.msg`` says why).
+        json.JSONDecodeError: the text is not JSON (``.msg`` says why), and also JSON that Python cannot read into
+            values: arrays / objects nested deeper than ``json``'s recursion allows (orjson stops at 1,024 levels,
+            then ``json`` raises RecursionError) and an integer of more than 4,300 digits (CPython's limit for
+            ``int`` from text, ``sys.get_int_max_str_digits``; ``json`` raises a plain ValueError). Both are found
+            in damaged or hostile dumps, never in real rows, and must be one malformed row, not a crash.
     """
     data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     if _LONG_DIGITS in data.translate(_DIGITS_TO_ZERO):
-        return json.loads(text)
+        return _stdlib_loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
+        return _stdlib_loads(text)
+
+
+def _stdlib_loads(text: str | bytes) -> Any:
+    """``json.loads(text)``, with the two failures that are not ``JSONDecodeError`` turned into one."""
+    try:
         return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        message = "arrays or objects nested too deep to read"
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion ..."
+        if "digits" not in str(exc):
+            raise
+        message = "an integer too long to read (more than 4,300 digits)"
+    raise json.JSONDecodeError(message, text if isinstance(text, str) else "", 0) from None
 
 
 #: ASCII digits mapped to "0", and 19 of them in a row: where an integer beyond 64 bits could be. ``bytes.translate``

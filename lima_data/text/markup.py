@@ -124,7 +124,8 @@ POINTER_END = "\ue002"    # closes it
 URL_MARK = "\ue001"       # a URL: a link whose text is a URL, or a bare URL in the prose
 _MARKS = POINTER_MARK + URL_MARK
 _LEFT_MARKS = re.compile("[\ue000\ue001\ue002]")
-_POINTER = re.compile("\ue000([^\ue002]*)\ue002")
+#: (no mark inside: a post holding a run of U+E000 without U+E002 is then read once, not once per character)
+_POINTER = re.compile("\ue000([^\ue000\ue002]*)\ue002")
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"'`)\]]*[^\s<>\"'`)\].,;:!?]")
 _URL_TEXT = re.compile(r"\s*(?:https?://|ftp://|www\.)\S+\s*|\s*[\w-]+(?:\.[\w-]+)+/\S*\s*", re.I)
 #: Link texts that only point at the link's target: without it they say nothing.
@@ -540,7 +541,6 @@ _EXTRACT_NEWLINES = re.compile(r"^(\n*)((?:.*[^\n])?)(\n*)$", flags=re.DOTALL)
 _LINE_WITH_CONTENT = re.compile(r"^(.*)", flags=re.MULTILINE)
 _BACKTICKS = re.compile(r"`+")
 _PRE_LSTRIP = re.compile(r"^[ \n]*\n")
-_PRE_RSTRIP = re.compile(r"[ \n]*$")
 _INSIDE_BLOCKS = frozenset(("p", "blockquote", "article", "div", "section", "ol", "ul", "li", "dl", "dt", "dd",
                             "table", "thead", "tbody", "tfoot", "tr", "td", "th"))
 #: Tags markdownify converts (a ``convert_<name>`` method) that :func:`_walk` does not reproduce.
@@ -686,7 +686,9 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, flags: int) -> str
             if cls.startswith("lang-") and cls != "lang-none":
                 language = cls[5:]
                 break
-        text = _PRE_RSTRIP.sub("", _PRE_LSTRIP.sub("", text))
+        # rstrip: the same as markdownify's re.sub(r"[ \n]*$", "", ...), which retries from every character of a
+        # long run of spaces not at the end (a <pre> of 20,000 spaces: 1 s, growing as the square; issue 15)
+        text = _PRE_LSTRIP.sub("", text).rstrip(" \n")
         return "\n\n```%s\n%s\n```\n\n" % (language, text)
     if fn == "convert_br":
         if flags & _IN_INLINE:
@@ -865,19 +867,42 @@ def _reference_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, in
     try:
         return _CONVERTER.convert_soup(soup), counts
     except (RecursionError, ValueError):  # markdownify's limits: see _make_convertible
-        _make_convertible(soup)
-        return _CONVERTER.convert_soup(soup), counts
+        return _CONVERTER.convert_soup(_make_convertible(soup)), counts
+
+
+#: The most work :func:`_make_convertible` gives bs4's ``unwrap``: tags x deepest nesting. Each unwrap walks up
+#: the tag's ancestors (bs4 finds the next element that way), so unwrapping a chain of n nested tags takes ~n^2/2
+#: steps: 10 MB of unclosed ``<b>`` (a million levels) ran for hours (issue 15, found by fuzzing whole builds).
+#: 2,000,000 is ~1 s; a real answer nested 400 deep with 2,000 tags is 800,000.
+MAX_UNWRAP_WORK = 2_000_000
 
 
 _WRAPPERS = ["div", "span", "section", "article", "font", "center", "main", "aside"]
 
 
-def _make_convertible(soup) -> None:
-    """Change, in place, what makes markdownify raise on a soup: a ``start`` or ``colspan`` attribute that
-    ``str.isdigit`` accepts but ``int`` does not (``<ol start="²">``: ``ValueError``) is removed, as if absent;
-    a container that only wraps one other tag (``<div><div>...``) is unwrapped; tags still nested deeper than
-    :data:`_MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up). So a post of 400 nested
-    ``<div>`` converts (as its content alone would) instead of stopping the build with a ``RecursionError``."""
+def _make_convertible(soup):
+    """Change, in place, what makes markdownify raise on a soup, and return the soup to convert: a ``start`` or
+    ``colspan`` attribute that ``str.isdigit`` accepts but ``int`` does not (``<ol start="²">``: ``ValueError``)
+    is removed, as if absent; a container that only wraps one other tag (``<div><div>...``) is unwrapped; tags
+    still nested deeper than :data:`_MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up).
+    So a post of 400 nested ``<div>`` converts (as its content alone would) instead of stopping the build with a
+    ``RecursionError``. Where that unwrapping would cost more than :data:`MAX_UNWRAP_WORK` (tags x deepest
+    nesting: a hostile post, e.g. a million unclosed ``<b>``), a new soup holding the post's text alone (all
+    markup dropped) is returned instead, in time linear in the post's size."""
+    tags, deepest = 0, 0
+    stack = [(soup, 0)]
+    while stack:  # (iterative: the tree is too deep for recursion)
+        node, depth = stack.pop()
+        for child in node.contents:
+            if isinstance(child, Tag):
+                tags += 1
+                deepest = max(deepest, depth + 1)
+                stack.append((child, depth + 1))
+    if tags * deepest > MAX_UNWRAP_WORK:
+        text = soup.get_text()
+        soup = BeautifulSoup("", "lxml", element_classes={Tag: _Tag})
+        soup.append(soup.new_string(text))
+        return soup
     for tag in soup.find_all(True):
         for name in ("start", "colspan"):
             value = tag.get(name)
@@ -901,6 +926,7 @@ def _make_convertible(soup) -> None:
                 stack.append((child, depth + 1))
     for tag in reversed(deep):  # innermost first
         tag.unwrap()
+    return soup
 
 
 def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict[str, int]]:

@@ -27,9 +27,10 @@ from .stream import RowStream
 
 SOURCE = "stackexchange_dialogue"
 
-_OWNER = re.compile(rb' OwnerUserId="(-?\d+)"')
-_POST_ID = re.compile(rb' PostId="(\d+)"')
-_USER_ID = re.compile(rb' UserId="(-?\d+)"')
+# (at most 18 digits, as rows._NUMBER_ATTRIBUTE: a longer number is read as absent)
+_OWNER = re.compile(rb' OwnerUserId="(-?\d{1,18})"')
+_POST_ID = re.compile(rb' PostId="(\d{1,18})"')
+_USER_ID = re.compile(rb' UserId="(-?\d{1,18})"')
 
 
 def _sibling(path: Path, name: str) -> Path | None:

@@ -28,7 +28,11 @@ from .sites import SOURCE, licence_for, parse_tags
 QUESTION, ANSWER = 1, 2
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d+)"')
+#: The numbers a row is ranked and joined by; at most 18 digits, so they fit the Int64 columns of the byte-range
+#: join (:mod:`.ranges`) and CPython's ``int`` limit (4,300 digits): a longer one (a damaged row; no real id or score
+#: has one) is read as absent, as text that is no number always was, instead of ending the read or the build
+#: (issue 15, found by fuzzing: 2**70 stopped the polars join, 5,000 digits the file's read).
+_NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d{1,18})"')
 #: A reference to an entity XML does not predefine (the dump uses only these and character references); lxml
 #: refuses such a row, so a row read without lxml must be refused too.
 _UNDEFINED_ENTITY = re.compile(rb"&(?!(?:quot|amp|lt|gt|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s]{0,40};?")

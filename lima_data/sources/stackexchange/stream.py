@@ -48,9 +48,11 @@ PARSE = object()
 #: The start of a row line as the dump writes it: two spaces of indent, then the numeric attributes in the dump's
 #: order (groups: Id, PostTypeId, AcceptedAnswerId, ParentId, Score), then ``Body``. Every attribute before the
 #: body is here, so these are exactly the numbers :func:`~.rows._numbers` reads from the line; a line in another
-#: form is read by the order-agnostic code.
-_PLAIN_ROW = re.compile(rb'  <row Id="(\d+)" PostTypeId="(\d+)" (?:AcceptedAnswerId="(\d+)" )?(?:ParentId="(\d+)" )?'
-                        rb'CreationDate="[^"]*" Score="(-?\d+)" (?:ViewCount="\d+" )?Body="')
+#: form is read by the order-agnostic code. A number has at most 18 digits, as in :data:`.rows._NUMBER_ATTRIBUTE`
+#: (a longer one does not match here).
+_PLAIN_ROW = re.compile(rb'  <row Id="(\d{1,18})" PostTypeId="(\d{1,18})" (?:AcceptedAnswerId="(\d{1,18})" )?'
+                        rb'(?:ParentId="(\d{1,18})" )?CreationDate="[^"]*" Score="(-?\d{1,18})" '
+                        rb'(?:ViewCount="\d{1,18}" )?Body="')
 
 
 class RowStream:
@@ -266,7 +268,7 @@ class RowStream:
             element = etree.fromstring(text, _PARSER)
         except etree.XMLSyntaxError as exc:
             if stats is not None:
-                self._malformed(stats, label, line_no, f"bad XML: {exc.msg}")
+                self._malformed(stats, label, line_no, f"bad XML: {_xml_reason(exc.msg)}")
             return None
         return dict(element.attrib)
 
@@ -382,5 +384,17 @@ class RowStream:
         except KeyError as exc:
             self._malformed(stats, dump.label, line_no, f"row without required attribute {exc.args[0]}")
         except ValueError as exc:
-            self._malformed(stats, dump.label, line_no, f"bad number in row: {exc}")
+            reason = "a number of more than 4,300 digits" if "4300 digits" in str(exc) else exc  # CPython's int limit
+            self._malformed(stats, dump.label, line_no, f"bad number in row: {reason}")
         return None
+
+
+def _xml_reason(message: str) -> str:
+    """libxml2's message for a row it refused, on one line, its advice to the programmer (``try XML_PARSE_HUGE``)
+    replaced by what it means for the row: a text over libxml2's 10,000,000-byte limit (fuzzing found the
+    two-line message for a 10 MB Body, issue 15)."""
+    message = " ".join(message.split())
+    if "XML_PARSE_HUGE" in message:
+        message = ("an attribute over 10,000,000 bytes (libxml2's limit for one text; no real post is that long): "
+                   + message.replace(", try XML_PARSE_HUGE", "").replace("try XML_PARSE_HUGE", "").replace(" ,", ",").strip(" ,"))
+    return message

@@ -1,0 +1,522 @@
+"""Bad rows in real-shaped input never crash or hang a whole build (issue 15): what fuzzing whole builds found
+(``benchmarks/fuzz_build.py``), each made here from real rows of ../shared/data or the bundled samples, mutated.
+
+A build with a bad row either goes on with the row counted as malformed (its line named) or, for a file that
+cannot be read at all, stops with one ``error: <file>[:<line>]`` line; never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import zstandard
+from bs4 import BeautifulSoup
+from click.testing import CliRunner
+
+from lima_data.cli import main
+from lima_data.files import CSV_FIELD_LIMIT, csv_rows
+from lima_data.text import loads_json, markup
+from lima_data.text.markup import html_to_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+AUTHORED = REPO / "lima_data" / "samples" / "authored" / "lima_train_slice.jsonl"
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+LONG_INT = "9" * 5000
+
+
+def build(source: str, folder: Path, out: Path, *extra: str):
+    """``lima-data build --recipe lima --sources SOURCE --input FOLDER`` in-process; a crash is a failed test."""
+    result = CliRunner().invoke(main, ["build", "--recipe", "lima", "--sources", source, "--input", str(folder),
+                                       "--out", str(out), "--allow-empty", *extra])
+    assert "Traceback" not in result.output, result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def malformed_lines(out: Path) -> dict[int, str]:
+    """``{line: message}`` of the malformed rows the build's report/stats.json holds (all shards)."""
+    stats = json.loads((out / "lima" / "report" / "stats.json").read_text())
+    found: dict[int, str] = {}
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "errors" and isinstance(item, list):
+                    for error in item:
+                        if isinstance(error, dict) and error.get("line") is not None:
+                            found[int(error["line"])] = str(error.get("error"))
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(stats)
+    return found
+
+
+# --- JSON that Python cannot read into values -------------------------------------------------------------------
+
+def test_loads_json_turns_deep_nesting_and_huge_integers_into_decode_errors():
+    for text in ('{"a": ' + DEEP_JSON + "}", '{"a": ' + LONG_INT + "}"):
+        for given in (text, text.encode()):
+            with pytest.raises(json.JSONDecodeError) as caught:
+                loads_json(given)
+            assert "nested too deep" in caught.value.msg or "integer too long" in caught.value.msg
+    assert loads_json('{"a": ' + "9" * 30 + "}") == {"a": int("9" * 30)}  # long but readable: kept exact
+
+
+def test_authored_rows_nested_too_deep_or_with_a_5000_digit_number_are_malformed_rows(tmp_path):
+    lines = AUTHORED.read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[2])
+    lines[2] = json.dumps(row)[:-1] + ', "extra": ' + DEEP_JSON + "}"
+    lines[4] = json.dumps(row)[:-1] + ', "extra": ' + LONG_INT + "}"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = build("authored", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    bad = malformed_lines(tmp_path / "out")
+    assert "nested too deep" in bad[3] and "integer too long" in bad[5], bad
+    assert "malformed" in result.output
+
+
+def test_an_authored_row_nested_1000_deep_with_a_surrogate_escape_is_read(tmp_path):
+    """orjson reads 1,000 levels; the lone-surrogate repair (run on any row with a surrogate escape) then recursed
+    once per level and hit Python's recursion limit (a traceback). It is iterative now: the row is read."""
+    lines = AUTHORED.read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[1])
+    row["source"] = "authors"
+    # an escaped emoji (a surrogate pair: orjson reads it) sends the row through the lone-surrogate repair
+    lines[1] = json.dumps(row)[:-1] + ', "extra": ' + "[" * 1000 + '"\\ud83d\\ude00"' + "]" * 1000 + "}"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = build("authored", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert 2 not in malformed_lines(tmp_path / "out")
+    stats = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
+    assert stats["readers"][0]["counts"]["rows"] >= 1
+
+
+def test_an_authored_row_with_an_empty_answer_is_malformed_not_a_broken_manifest(tmp_path):
+    """A row whose answer is empty became a train row without an assistant turn, and the build stopped at its
+    own train.jsonl ("not a manifest row: a train row needs an assistant turn"). It is a malformed row now."""
+    lines = AUTHORED.read_text(encoding="utf-8").splitlines()
+    for i, answer in ((1, ""), (3, "  \n ")):
+        row = json.loads(lines[i])
+        row.update(source="authors", conversations=[row["conversations"][0], answer])
+        lines[i] = json.dumps(row)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = build("authored", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    bad = malformed_lines(tmp_path / "out")
+    assert bad[2] == bad[4] == "the last assistant turn is empty", bad
+
+
+def test_a_jsonl_file_whose_first_row_is_nested_too_deep_is_not_a_crash(tmp_path):
+    """The first row is peeked at to recognise the file (jsonl claim): that read must not raise either."""
+    lines = AUTHORED.read_text(encoding="utf-8").splitlines()
+    lines[0] = '{"conversations": ' + DEEP_JSON + "}"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = build("authored", folder, tmp_path / "out")
+    assert result.exit_code in (0, 1), result.output
+    if result.exit_code == 1:
+        assert "authored.jsonl" in result.stderr
+
+
+# --- Stack Exchange: a 10 MB Body -------------------------------------------------------------------------------
+
+def test_a_10_mb_stack_exchange_body_is_one_malformed_row_with_a_one_line_reason(tmp_path, shared):
+    """libxml2 refuses one text over 10,000,000 bytes; its message was two lines with advice for the programmer
+    ("try XML_PARSE_HUGE"). The row is malformed, its reason one line that says what is wrong."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    at = next(i for i, line in enumerate(lines) if 'PostTypeId="2"' in line and ' Body="' in line)
+    lines[at] = re.sub(r' Body="[^"]*"', lambda m: ' Body="' + "&lt;p&gt;word " * 1_000_000 + '"', lines[at])
+    folder = tmp_path / "in" / "coffee"
+    folder.mkdir(parents=True)
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    result = build("stackexchange", tmp_path / "in", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    reason = malformed_lines(tmp_path / "out")[at + 1]
+    assert "10,000,000 bytes" in reason and "\n" not in reason and "XML_PARSE_HUGE" not in reason, reason
+
+
+@pytest.mark.parametrize("attribute, post_type", [("Score", "1"), ("Id", "1"), ("Id", "2"), ("ParentId", "2"),
+                                                   ("Score", "2"), ("AcceptedAnswerId", "1")])
+def test_a_5000_digit_number_in_a_stack_exchange_row_is_that_row_not_the_file(tmp_path, shared, attribute, post_type):
+    """``int()`` refuses text of more than 4,300 digits (ValueError): the read of the whole file stopped ("read
+    failed after line 9") and the build with it. Now the row is malformed (or, for a number only ranked, read as
+    absent, as a Score that is no number always was) and the build goes on with every other row."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    changed = [i for i, line in enumerate(lines) if f'PostTypeId="{post_type}"' in line and 'Score="1' in line][:3]
+    for i in changed:
+        lines[i] = re.sub(rf' {attribute}="[^"]*"', lambda m: f' {attribute}="{"1" * 5000}"', lines[i])
+    folder = tmp_path / "in" / "coffee"
+    folder.mkdir(parents=True)
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    result = build("stackexchange", tmp_path / "in", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    bad = malformed_lines(tmp_path / "out")
+    assert all("4300" not in reason and "set_int_max_str_digits" not in reason for reason in bad.values()), bad
+    stats = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
+    assert stats["readers"][0]["rows"] >= len([line for line in lines if "<row " in line]) - len(changed)
+
+
+def test_an_authored_json_array_nested_too_deep_is_one_clear_error(tmp_path):
+    """A JSON array file (LLaMA-Factory's lima.json layout) is one document: an item nested too deep makes it
+    unreadable. The peek that recognises the file and the read raised RecursionError (a traceback); now the
+    build ends in one line naming the file."""
+    rows = [json.loads(line) for line in AUTHORED.read_text(encoding="utf-8").splitlines()][:5]
+    for row in rows:
+        row["source"] = "authors"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / "authored.json"
+    path.write_text(json.dumps(rows)[:-1] + ', {"conversations": ' + DEEP_JSON + "}]", encoding="utf-8")
+    result = build("authored", path, tmp_path / "out")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "authored.json" in errors[0] and "nested too deep" in errors[0], result.stderr
+    path.write_text("[" + DEEP_JSON + "]", encoding="utf-8")  # not even its first item can be read
+    result = build("authored", path, tmp_path / "out")
+    assert result.exit_code == 1 and "authored.json" in result.stderr
+
+
+# --- Super-NaturalInstructions task files of the wrong shape ----------------------------------------------------
+
+def test_natural_instructions_tasks_of_the_wrong_shape_or_with_blank_outputs(tmp_path):
+    """A task whose Instances or Categories is no list was a TypeError traceback; one whose outputs are all
+    blank made a train row without an answer (the manifest refused the build's own train.jsonl). Both are
+    malformed tasks now; a blank output among others is never the one picked."""
+    from lima_data.sources.natural_instructions import NaturalInstructionsSource
+    from tests.conftest import read_source
+    from tests.test_authored_ni import _task
+
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    good = _task("Summarize it.", ["Summarization"], 3)
+    for instance in good["Instances"]:
+        instance["output"] = ["", "  ", instance["output"][0]]
+    (folder / "task001_good.json").write_text(json.dumps(good))
+    (folder / "task002_blank.json").write_text(json.dumps({**good, "Instances": [
+        {"id": "x", "input": "a", "output": ["", " "]}]}))
+    (folder / "task003_instances.json").write_text(json.dumps({**good, "Instances": 5}))
+    (folder / "task004_categories.json").write_text(json.dumps({**good, "Categories": 7}))
+    candidates, stats, _ = read_source(NaturalInstructionsSource(seed=0), [folder])
+    assert [c.id for c in candidates] == ["natural_instructions/task001_good"]
+    assert candidates[0].response.startswith("Summary ")
+    reasons = {shard.path.name: [e["error"] for e in s.errors] for shard, s in stats.items()}
+    assert "usable instance" in reasons["task002_blank.json"][0]
+    assert "wrong shape" in reasons["task003_instances.json"][0]
+    assert "wrong shape" in reasons["task004_categories.json"][0]
+
+
+def test_an_id_beyond_64_bits_in_a_big_stack_exchange_file_read_in_byte_ranges(tmp_path, shared):
+    """A file over ``shard_bytes`` is read in byte ranges joined with polars (Int64 columns): an Id, ParentId or
+    Score of 2**70 stopped the build with polars' TypeError. Such a number (no real one has 19 digits) is read
+    as absent in both paths, so the ranged build selects what the one-pass build selects."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    rows = [i for i, line in enumerate(lines) if "<row " in line]
+    for n, i in enumerate(rows[5:200:20]):
+        name = ("Id", "ParentId", "Score")[n % 3]
+        lines[i] = re.sub(rf' {name}="[^"]*"', lambda m: f' {name}="{2**70}"', lines[i])
+    folder = tmp_path / "in" / "coffee"
+    folder.mkdir(parents=True)
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    recipe = tmp_path / "ranges.toml"
+    recipe.write_text(f'name = "lima"\ninclude = ["{REPO}/lima_data/recipes/lima.toml"]\n\n'
+                      "[sources.stackexchange.reader]\nshard_bytes = 200000\n")
+    selected = []
+    for args in (["--recipe", str(recipe)], []):
+        result = CliRunner().invoke(main, ["build", *(args or ["--recipe", "lima"]), "--sources", "stackexchange",
+                                           "--input", str(tmp_path / "in"), "--out", str(tmp_path / f"out{len(args)}"),
+                                           "--allow-empty", "--quiet"])
+        assert result.exit_code == 0, result.output
+        train = tmp_path / f"out{len(args)}" / "lima" / "train.jsonl"
+        selected.append(sorted(json.loads(line)["id"] for line in train.read_text().splitlines()))
+    assert selected[0] == selected[1] and selected[0]
+
+
+# --- Reddit: scores and counts that are not numbers, long CSV fields --------------------------------------------
+
+def _zst(rows: list[str]) -> bytes:
+    return zstandard.ZstdCompressor().compress(("\n".join(rows) + "\n").encode("utf-8"))
+
+
+def _zst_rows(path: Path, n: int) -> list[dict]:
+    with open(path, "rb") as fh:
+        data = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read()
+    return [json.loads(line) for line in data.decode("utf-8").splitlines()[:n]]
+
+
+def test_reddit_scores_that_are_infinite_nan_or_text_are_malformed_rows(tmp_path, shared):
+    """Real AskMen submissions made r/WritingPrompts prompts, real 2005 comments (their text: real answers of the
+    authored sample) made their stories; JSON's
+    ``Infinity`` / ``NaN`` / ``1e999`` and text scores were an OverflowError or ValueError traceback."""
+    submissions = _zst_rows(shared / "reddit" / "zst" / "AskMen_submissions.zst", 40)
+    comments = _zst_rows(shared / "reddit" / "zst" / "RC_2005-12.zst", 40)
+    for n, row in enumerate(submissions):
+        row.update(subreddit="WritingPrompts", title="[WP] " + str(row.get("title")), score=1000 + n, over_18=False)
+    stories = [json.loads(line)["conversations"][1] for line in AUTHORED.read_text(encoding="utf-8").splitlines()]
+    stories = [story for story in stories if 600 <= len(story) <= 4000]  # real prose, as long as a story
+    for n, row in enumerate(comments):
+        row.update(subreddit="WritingPrompts", body=stories[n % len(stories)],
+                   link_id="t3_" + submissions[n]["id"], parent_id="t3_" + submissions[n]["id"], score=50 + n)
+    sub_lines = [json.dumps(row) for row in submissions]
+    com_lines = [json.dumps(row) for row in comments]
+    sub_lines[3] = sub_lines[3].replace('"score": 1003', '"score": Infinity')
+    sub_lines[5] = sub_lines[5].replace('"score": 1005', '"score": "lots"')
+    sub_lines[6] = json.dumps({**submissions[6], "num_comments": "many"})  # metadata only: the row is kept
+    com_lines[7] = com_lines[7].replace('"score": 57', '"score": 1e999')
+    com_lines[8] = com_lines[8].replace('"score": 58', '"score": NaN')
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "WritingPrompts_submissions.zst").write_bytes(_zst(sub_lines))
+    (folder / "WritingPrompts_comments.zst").write_bytes(_zst(com_lines))
+    result = build("reddit", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    bad = malformed_lines(tmp_path / "out")
+    assert "score is not a number" in bad[4] and "'lots'" in bad[6], bad
+    assert "score is not a whole number" in bad[8] and "score is not a whole number" in bad[9], bad
+    assert 7 not in bad
+    train = [json.loads(line) for line in (tmp_path / "out" / "lima" / "train.jsonl").read_text().splitlines()]
+    kept = {row["meta"]["submission_id"]: row for row in train}
+    assert submissions[6]["id"] in kept and kept[submissions[6]["id"]]["meta"]["num_comments"] is None
+
+
+def test_reddit_csv_with_a_field_over_131072_characters_is_read(tmp_path, shared):
+    """Python's csv stops at 131,072 characters a field ("field larger than field limit"), which stopped the
+    whole build; a long self-post is a real row. A field over CSV_FIELD_LIMIT is still an error naming the line."""
+    text = (shared / "reddit" / "top_posts_csv" / "writingprompts.csv").read_text(encoding="utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    header = rows[0]
+    rows[5][header.index("body")] = "word " * 40_000  # 200,000 characters
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows[:50])
+    path = tmp_path / "writingprompts.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    read = dict(csv_rows(path))
+    assert len(max((row["body"] for row in read.values()), key=len)) == 200_000
+    assert CSV_FIELD_LIMIT >= 1 << 24
+
+
+# --- wikiHow pages with a damaged mw.config ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("title, categories", [
+    ('"wgTitle":"Grill \\u12 Fish"', '"wgCategories":[' + "[" * 5000 + "]" * 5000 + "]"),
+    ('"wgTitle":"Grill \\x Fish"', '"wgCategories":[1, 2, "Food and Entertaining"]'),
+])
+def test_wikihow_page_with_a_damaged_title_or_category_list_still_builds(tmp_path, shared, title, categories):
+    """A bad JSON escape in ``wgTitle`` or a ``wgCategories`` that is no list of strings (JSONDecodeError,
+    RecursionError, AttributeError on ``1.strip()``) stopped the build; the page's ``<title>`` and the strings
+    among the categories are used instead."""
+    import re
+
+    page = shared / "wikihow" / "html_pages_2020" / "3_Ways_to_Grill_Fish_-_wikiHow.html"
+    text = page.read_text(encoding="utf-8")
+    assert re.search(r'"wgTitle":"[^"]*"', text) and re.search(r'"wgCategories":\[[^\]]*\]', text)
+    text = re.sub(r'"wgTitle":"[^"]*"', lambda m: title, text, count=1)
+    text = re.sub(r'"wgCategories":\[[^\]]*\]', lambda m: categories, text, count=1)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / page.name).write_text(text, encoding="utf-8")
+    result = build("wikihow", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    funnel = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
+    assert "wikihow" in json.dumps(funnel)
+    from lima_data.sources.wikihow import WikiHowSource
+    from tests.conftest import read_source
+
+    candidates, _, _ = read_source(WikiHowSource(), [folder / page.name])
+    assert len(candidates) == 1 and candidates[0].prompt == "How to grill fish?"
+    if "Food and Entertaining" in categories:
+        assert candidates[0].meta["categories"] == ["Food and Entertaining"]
+
+
+# --- HTML nested a million deep ---------------------------------------------------------------------------------
+
+def test_html_nested_beyond_the_unwrap_budget_converts_as_its_text(shared):
+    """bs4's unwrap walks up every ancestor, so unwrapping n nested tags took ~n^2 steps: 10 MB of unclosed
+    ``<b>`` ran for hours (a 9 MB wikiHow page hung its build). Past MAX_UNWRAP_WORK the post converts as its text
+    alone; below it (a real answer wrapped 400 deep) the markup is kept as before."""
+    import html as html_module
+    import re
+
+    posts = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8")
+    body = html_module.unescape(re.search(r'PostTypeId="2"[^>]* Body="([^"]{1500,})"', posts).group(1))
+    words = re.findall(r"[A-Za-z]{6,}", BeautifulSoup(body, "lxml").get_text())[:5]
+
+    deep = "<b>" * 100_000 + body
+    soup = BeautifulSoup(deep, "lxml")
+    tags = len(soup.find_all(True))
+    assert tags * 100_000 > markup.MAX_UNWRAP_WORK
+    converted = markup._make_convertible(soup)
+    assert converted is not soup and not converted.find_all(True)  # the text alone
+    markdown, _ = html_to_markdown(deep, prune_links=True)
+    assert all(word in markdown for word in words) and "<b>" not in markdown
+
+    shallow = "<div>" * 400 + body + "</div>" * 400
+    assert html_to_markdown(shallow, prune_links=True) == html_to_markdown(body, prune_links=True)
+
+
+# --- the fuzzer itself: a small seeded run over every source ----------------------------------------------------
+
+def test_fuzz_build_smoke(tmp_path):
+    """A few seeded whole-build mutations per source (benchmarks/fuzz_build.py's cases, built in-process): no
+    crash; an error names the input."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import fuzz_build
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    picked = ["body_deep", "charrefs", "numbers", "cell_numbers", "wh_categories", "deep_json"]
+    for source, kind, make in fuzz_build.cases("all"):
+        if kind not in picked or (kind == "deep_json" and source != "authored"):
+            continue
+        case = make(random.Random(f"smoke/{source}/{kind}"), kind, tmp_path / f"{source}-{kind}")
+        result = build(source, case, tmp_path / f"out-{source}-{kind}", "--quiet")  # in-process: no traceback
+        assert result.exit_code == 0 or str(case) in result.stderr, (source, kind, result.output)
+
+
+# --- the report's word diff of a huge trace ---------------------------------------------------------------------
+
+def test_report_word_diff_of_a_post_with_one_word_repeated_30000_times(shared):
+    """The report shows a trace of what ``clean`` changed (raw HTML against Markdown) as a word diff; difflib's
+    loop is quadratic where one word repeats, so a post ending in 30,000 "x " held the build in the report for
+    hours. Past MAX_DIFF_CELLS the common first and last words are taken off first: the diff is the same change."""
+    import html as html_module
+    import re
+
+    from lima_data.report.html import MAX_DIFF_CELLS, _trimmed_opcodes, diff_marked
+
+    posts = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8")
+    body = html_module.unescape(re.search(r'PostTypeId="2"[^>]* Body="([^"]{1500,})"', posts).group(1))
+    before = body + "<p>" + "x " * 30_000 + "</p>"
+    after, _ = html_to_markdown(before, prune_links=True)
+    words = [len(re.findall(r"\s+|[^\s]+", text)) for text in (before, after)]
+    assert words[0] * words[1] > MAX_DIFF_CELLS
+    left, right = diff_marked(before, after)
+    assert left.startswith("<del>&lt;p&gt;") and right.startswith("<ins>") and "x x x" in right  # one replace
+    left, right = diff_marked("Intro. " + before, "Intro. " + after + " Outro.")
+    assert left.startswith("Intro. <del>") and right.startswith("Intro. <ins>") and right.endswith("Outro.</ins>")
+    # the trimmed opcodes rebuild the second text from the first
+    a, b = ["s", "x", "y", "x", "e"], ["s", "y", "x", "x", "z", "e"]
+    ops = _trimmed_opcodes(a, b)
+    assert [b[j1:j2] for _, _, _, j1, j2 in ops] and sum((b[j1:j2] for *_, j1, j2 in ops), []) == b
+    assert ops[0] == ("equal", 0, 1, 0, 1) and ops[-1] == ("equal", 4, 5, 5, 6)
+
+
+# --- regular expressions that retried from every character of a long run (quadratic) ---------------------------
+
+class _Hang(BaseException):  # (not Exception: html_to_markdown's fast path falls back on any Exception)
+    pass
+
+
+def _no_hang(seconds: int = 10):
+    """A guard that turns a hang into a failure: the work below takes ~0.05 s; before the fixes it took 25-55 s
+    (sizes chosen so; a regex running in C is only stopped when it returns). Not a speed target: those are
+    measured by benchmarks/."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def guard():
+        def stop(*_):
+            raise _Hang(f"still running after {seconds} s")
+
+        previous = signal.signal(signal.SIGALRM, stop)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return guard()
+
+
+_OLD_DEBRIS = {  # the patterns before issue 15's fix, for the equality check
+    "citations": r"[ \t]*(?:\[\d{1,3}\][ \t]*)?\bX\s+(?:"
+                 r"Trustworthy\s+Source\b[^\n]{0,400}?Go\s+to\s+source"
+                 r"|Expert\s+Source\b(?:[^\n]{0,200}?Expert\s+Interview\.\s*%(d)s)?"
+                 r"|Research\s+source\b(?:[^\n]{0,160}?Personal\s+interview\.\s*%(d)s)?)"
+                 r"|[ \t]*\[\d{1,3}\](?!\()",
+    "polls": r"[ \t]*Reader\s+Poll:[^\n]{0,600}?(?:\[?Take\s+Poll\]?|$)",
+    "images": r"[ \t]*(?:!\[[^\]\n]*\]\([^)\n]*\)|\[\[(?:Image|File):[^\]\n]*\]\]|\{\{[^}\n]*\}\}"
+              r"|\[Image:[^\]\n]*\]|\{\s*\"smallUrl\"[^{}]*\})",
+}
+
+
+def test_wikihow_debris_is_removed_as_before_and_a_long_run_of_spaces_does_not_hang(shared, monkeypatch):
+    """DEBRIS patterns opened with ``[ \\t]*``: a run of n spaces followed by no debris was tried from each of its
+    characters (16,000 spaces: 8.5 s, growing as the square). They now start only where a run starts, which
+    matches the same text: checked against the old patterns on real wikiHow paragraphs with debris and runs of
+    spaces inserted at random."""
+    import re
+
+    from lima_data.sources import wikihow
+
+    rows = list(csv_rows(shared / "wikihow" / "scraped_paragraphs" / "wikihow.csv"))[:300]
+    debris = ["[2] X Expert Source Bridgett Price Professional Cleaner Expert Interview. 23 May 2019.", "[7]",
+              " X Research source ", "Reader Poll: What do you do? [Take Poll]", "![img](x.jpg)", "{{Icon}}",
+              "\t\t", "   ", " .", " X Trustworthy Source Mayo Clinic Go to source", "[[Image:x.png]]"]
+    rnd = random.Random(15)
+    texts = []
+    for _, row in rows:
+        words = row["paragraph"].split(" ")
+        for _ in range(3):
+            words.insert(rnd.randrange(len(words) + 1), rnd.choice(debris) + " " * rnd.randrange(4))
+        texts.append(" ".join(words))
+    new = [wikihow.strip_debris(text) for text in texts]
+    old_debris = dict(wikihow.DEBRIS)
+    for kind, pattern in _OLD_DEBRIS.items():
+        old_debris[kind] = re.compile(pattern % {"d": wikihow._DATE}, re.I | (re.M if kind == "polls" else 0))
+    monkeypatch.setattr(wikihow, "DEBRIS", old_debris)
+    monkeypatch.setattr(wikihow, "_SPACE_BEFORE_PUNCT", re.compile(r"[ \t]+([.,;:!?])(?!\S)"))
+    assert [wikihow.strip_debris(text) for text in texts] == new
+    assert sum(counts["citations"] for _, counts in new) > 100
+    monkeypatch.undo()
+    with _no_hang():
+        text, counts = wikihow.strip_debris("Rinse. [2]" + " \t" * 20_000 + "Dry.")
+    assert counts["citations"] == 1 and text.startswith("Rinse.") and text.endswith("Dry.")
+
+
+def test_html_with_a_long_run_of_spaces_in_code_or_of_private_use_marks_does_not_hang(shared):
+    """markdownify's ``re.sub(r"[ \\n]*$", ...)`` on a ``<pre>`` and our link-mark pattern on a run of U+E000
+    retried from every character (20,000 characters: ~1 s, growing as the square). The fast path strips the same
+    characters with ``rstrip``: the same Markdown as the reference path (markdownify itself)."""
+    import html as html_module
+    import re
+
+    posts = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8")
+    body = html_module.unescape(re.search(r'PostTypeId="2"[^>]* Body="([^"]{1500,})"', posts).group(1))
+    for run in (" " * 2000, "\n \n" * 500, " x" + " " * 1000 + "\n"):
+        post = body + f"<pre><code>a = 1{run}b = 2{run}</code></pre>"
+        fast, _ = markup._fast_markdown(post, True)
+        assert fast == markup._reference_markdown(post, True)[0]
+    with _no_hang():
+        markdown, _ = html_to_markdown(body + "<pre><code>a" + " " * 100_000 + "b</code></pre>", prune_links=True)
+        assert markdown.endswith("a" + " " * 100_000 + "b\n```")  # code is kept as written
+        markdown, _ = html_to_markdown(body + "<p>a" + "\ue000" * 100_000 + "b</p>", prune_links=True)
+    assert markdown.startswith(html_to_markdown(body, prune_links=True)[0][:200])
