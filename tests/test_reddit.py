@@ -336,3 +336,19 @@ def test_passes_run_in_worker_processes(shared, tmp_path):
                                                        lambda s: None)]
         results.append((candidates, {s.path.name: st.to_dict() for s, st in stats.items()}))
     assert results[0] == results[1] and len(results[0][0]) == 120
+
+
+def test_yes_no_fields_written_as_text_are_read_as_text(tmp_path, shared):
+    """Real AskMen submissions with ``over_18`` / ``stickied`` written as text: ``"false"`` is false (bool("false")
+    was true: every such post was dropped as NSFW, or skipped as stickied), ``"true"`` is true."""
+    with open(shared / "reddit" / "zst" / "AskMen_submissions.zst", "rb") as fh:
+        text = zstandard.ZstdDecompressor().stream_reader(fh).read(1 << 20).decode("utf-8", "replace")
+    rows = [json.loads(line) for line in text.splitlines()[:200] if line.strip()][:40]
+    rows = [r for r in rows if r.get("over_18") is False][:20]
+    assert len(rows) == 20
+    for k, row in enumerate(rows):
+        row["over_18"] = "true" if k % 4 == 0 else ("false" if k % 2 else "0")
+    _write_zst(tmp_path / "RS_2019-10.zst", rows)
+    candidates, _, _ = read([tmp_path], subreddits=["AskMen"], min_top=0)
+    flags = {c.id.rsplit("/", 1)[1]: c.meta.get("over_18") for c in candidates}
+    assert flags == {r["id"]: r["over_18"] == "true" for r in rows}

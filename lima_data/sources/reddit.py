@@ -85,6 +85,18 @@ def _zst_first_keys(path: Path) -> set[str]:
         return set()
 
 
+def _flag(value: Any) -> bool:
+    """A yes/no field of a Pushshift row or Reddit CSV cell (``over_18``, ``stickied``, ``is_nsfw``): a JSON boolean
+    as it is; a text is true only when it reads ``true`` / ``1`` / ``yes`` (any case, spaces around): ``"false"``
+    and ``"0"`` are false (``bool("false")`` is true: a safe post was dropped as NSFW); a number is true when not 0;
+    missing, ``null`` and anything else false."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    if isinstance(value, (bool, int, float)):
+        return bool(value) and value == value  # (NaN: false)
+    return False
+
+
 def _whole_number(value: Any, *, fractions: bool = True) -> int | None:
     """A vote score or count of a Pushshift row / Reddit CSV cell as an ``int``, or ``None`` when it is none.
 
@@ -372,7 +384,7 @@ class RedditSource(Source):
 
     def _csv(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         for line, row in csv_rows(shard.path):
-            nsfw = (row.get("is_nsfw") or row.get("over_18") or "").strip().lower() in ("true", "1", "yes")
+            nsfw = _flag(row.get("is_nsfw") or row.get("over_18"))
             yield line, {**row, "selftext": row.get("body") or row.get("selftext") or "", "over_18": nsfw}
 
     def _submission(self, row: dict[str, Any], line: int, stats: ReaderStats) -> dict[str, Any] | None:
@@ -401,8 +413,8 @@ class RedditSource(Source):
             "selftext": html.unescape(str(row.get("selftext") or "")).strip(),
             "score": score,
             "num_comments": _whole_number(row.get("num_comments")),  # None: not a number (only shown in meta)
-            "over_18": bool(row.get("over_18")),
-            "stickied": bool(row.get("stickied")),
+            "over_18": _flag(row.get("over_18")),
+            "stickied": _flag(row.get("stickied")),
             "author": row.get("author"),
             "created_utc": row.get("created_utc"),
             "url": permalink or f"https://www.reddit.com/comments/{sid}",
@@ -432,7 +444,7 @@ class RedditSource(Source):
             return
         submission["comments"] += 1
         text = html.unescape(body).strip()
-        if (text in _GONE or row.get("author") in self.settings["exclude_authors"] or row.get("stickied")
+        if (text in _GONE or row.get("author") in self.settings["exclude_authors"] or _flag(row.get("stickied"))
                 or row.get("distinguished")
                 or not self.settings["min_response_chars"] <= len(text) <= self.settings["max_response_chars"]):
             return
