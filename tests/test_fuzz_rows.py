@@ -40,6 +40,14 @@ def build(source: str, folder: Path, out: Path, *extra: str):
     return result
 
 
+def build_authored(lines: list[str], tmp_path: Path):
+    """:func:`build` of an authored JSONL file holding ``lines`` (into ``tmp_path / "out"``)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return build("authored", folder, tmp_path / "out")
+
+
 def malformed_lines(out: Path) -> dict[int, str]:
     """``{line: message}`` of the malformed rows the build's report/stats.json holds (all shards)."""
     stats = json.loads((out / "lima" / "report" / "stats.json").read_text())
@@ -78,10 +86,7 @@ def test_authored_rows_nested_too_deep_or_with_a_5000_digit_number_are_malformed
     row = json.loads(lines[2])
     lines[2] = json.dumps(row)[:-1] + ', "extra": ' + DEEP_JSON + "}"
     lines[4] = json.dumps(row)[:-1] + ', "extra": ' + LONG_INT + "}"
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = build("authored", folder, tmp_path / "out")
+    result = build_authored(lines, tmp_path)
     assert result.exit_code == 0, result.output
     bad = malformed_lines(tmp_path / "out")
     assert "nested too deep" in bad[3] and "integer too long" in bad[5], bad
@@ -96,10 +101,7 @@ def test_an_authored_row_nested_1000_deep_with_a_surrogate_escape_is_read(tmp_pa
     row["source"] = "authors"
     # an escaped emoji (a surrogate pair: orjson reads it) sends the row through the lone-surrogate repair
     lines[1] = json.dumps(row)[:-1] + ', "extra": ' + "[" * 1000 + '"\\ud83d\\ude00"' + "]" * 1000 + "}"
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = build("authored", folder, tmp_path / "out")
+    result = build_authored(lines, tmp_path)
     assert result.exit_code == 0, result.output
     assert 2 not in malformed_lines(tmp_path / "out")
     stats = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
@@ -114,10 +116,7 @@ def test_an_authored_row_with_an_empty_answer_is_malformed_not_a_broken_manifest
         row = json.loads(lines[i])
         row.update(source="authors", conversations=[row["conversations"][0], answer])
         lines[i] = json.dumps(row)
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = build("authored", folder, tmp_path / "out")
+    result = build_authored(lines, tmp_path)
     assert result.exit_code == 0, result.output
     bad = malformed_lines(tmp_path / "out")
     assert bad[2] == bad[4] == "the last assistant turn is empty", bad
@@ -127,10 +126,7 @@ def test_a_jsonl_file_whose_first_row_is_nested_too_deep_is_not_a_crash(tmp_path
     """The first row is peeked at to recognise the file (jsonl claim): that read must not raise either."""
     lines = AUTHORED.read_text(encoding="utf-8").splitlines()
     lines[0] = '{"conversations": ' + DEEP_JSON + "}"
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "authored.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = build("authored", folder, tmp_path / "out")
+    result = build_authored(lines, tmp_path)
     assert result.exit_code in (0, 1), result.output
     if result.exit_code == 1:
         assert "authored.jsonl" in result.stderr
