@@ -624,20 +624,15 @@ def _convert(kind: _Kind, node: _Node, index: int, text: str, flags: int) -> str
             return " " + text.strip(" \t\r\n") + " "
         text = text.strip(" \t\r\n")
         return "\n\n%s\n\n" % text if text else ""
-    if name in _INLINE_MARKUP:
+    if name in _INLINE_MARKUP or name in _CODE:  # markdownify's inline converters: chomped, not in code
         if flags & _IN_NOFORMAT:
             return text
         prefix, suffix, text = _chomp(text)
         if not text:
             return ""
-        markup = _INLINE_MARKUP[name]
-        return "%s%s%s%s%s" % (prefix, markup, text, markup, suffix)
-    if name in _CODE:
-        if flags & _IN_NOFORMAT:
-            return text
-        prefix, suffix, text = _chomp(text)
-        if not text:
-            return ""
+        if name in _INLINE_MARKUP:
+            markup = _INLINE_MARKUP[name]
+            return "%s%s%s%s%s" % (prefix, markup, text, markup, suffix)
         max_backticks = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
         delimiter = "`" * (max_backticks + 1)
         if max_backticks > 0:

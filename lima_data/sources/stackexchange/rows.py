@@ -98,17 +98,23 @@ def _light_title(line: bytes, body: bool) -> tuple[str | None, str | None]:
         return None, f"bad XML: not UTF-8 ({exc.reason})"
 
 
+def _add_top_answer(meta: dict[str, Any], site: str, best: tuple | None, accepted: int | None) -> None:
+    """Add the top answer's ``answer_id``, ``answer_url`` and ``accepted`` (is it the question's accepted answer)
+    to a candidate's ``meta`` when there is one (``best``: ``(score, answer id, ...)``)."""
+    if best is not None:
+        answer_id = best[1]
+        meta["answer_id"] = answer_id
+        meta["answer_url"] = f"https://{site}/a/{answer_id}"
+        meta["accepted"] = answer_id == accepted
+
+
 def _light_candidate(site: str, question_id: int, score: int, title: str, accepted: int | None,
                      best: tuple | None) -> Candidate:
     """:func:`_candidate` of a light question (see :func:`_light_question`): ids, score, title and url, plus its
     top answer's id and url when it has one (``best``: ``(score, answer id, ...)``); no body, no answer."""
     meta: dict[str, Any] = {"question_id": question_id, "question_score": score, "title": title,
                             "url": f"https://{site}/questions/{question_id}"}
-    if best is not None:
-        answer_id = best[1]
-        meta["answer_id"] = answer_id
-        meta["answer_url"] = f"https://{site}/a/{answer_id}"
-        meta["accepted"] = answer_id == accepted
+    _add_top_answer(meta, site, best, accepted)
     return Candidate(id=f"{SOURCE}/{site}/{question_id}", source=SOURCE, domain=site, prompt=title, response="",
                      score=best[0] if best is not None else None, meta=meta)
 
@@ -156,11 +162,7 @@ def _candidate(question: dict[str, Any], best: tuple[int, int] | None, answer: d
         "question_author_url": author_url,
         "question_licence": question["licence"],
     }
-    if best is not None:
-        answer_id = best[1]
-        meta["answer_id"] = answer_id
-        meta["answer_url"] = f"https://{site}/a/{answer_id}"
-        meta["accepted"] = answer_id == question["accepted_answer_id"]
+    _add_top_answer(meta, site, best, question["accepted_answer_id"])
     if answer is not None:
         author, author_url = _author(site, answer.get("OwnerUserId"), answer.get("OwnerDisplayName"))
         meta["author"] = author
