@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -183,21 +184,19 @@ def _quiet_interrupt() -> None:
 
 def _pool_context():
     """The multiprocessing context of a local pool: a fork server where the platform has one, preloaded with this
-    module and the built-in filters and sources, so each worker starts as a fork of a process that imported them
-    once instead of importing them itself (a spawned worker's ~0.4 s of CPU; on 2 cores, 4-6% of a 400 MB
+    module and the filters and sources this process has imported (the recipe's: see
+    :data:`~lima_data.filters.base.BUILTIN_MODULES`), so each worker starts as a fork of a process that imported
+    them once instead of importing them itself (a spawned worker's ~0.4 s of CPU; on 2 cores, 4-6% of a 400 MB
     ``--workers 2`` build); else spawn. Never a plain fork of this process: it would copy locks held by polars'
     threads. The fork server is started with the first pool and kept for the process's life: workers see the
-    environment it was started with."""
+    environment it was started with, and import what a later recipe adds themselves."""
     import multiprocessing
-    import pkgutil
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return get_context("spawn")
-    from . import filters, sources
-
     context = get_context("forkserver")
-    context.set_forkserver_preload([__name__] + [f"{package.__name__}.{module.name}" for package in (filters, sources)
-                                                 for module in pkgutil.iter_modules(package.__path__)])
+    context.set_forkserver_preload([__name__] + sorted(
+        name for name in sys.modules if name.startswith((f"{__package__}.filters.", f"{__package__}.sources."))))
     return context
 
 

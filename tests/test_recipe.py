@@ -123,3 +123,25 @@ def test_a_problem_is_reported_in_the_included_file_that_holds_it(tmp_path):
     (tmp_path / "top.toml").write_text('include = ["lima.toml"]\nseed = "three"\n')
     with pytest.raises(RecipeError, match=f"^{re.escape(str(tmp_path / 'top.toml'))}: seed: must be an integer"):
         load_recipe(tmp_path / "top.toml")
+
+
+def test_a_recipe_imports_only_the_sources_and_filters_it_uses():
+    """Issue 15: start-up imports what the recipe uses. The Stack Exchange ablation disables wikiHow and Natural
+    Instructions, so their readers (wikiHow's pulls in BeautifulSoup's page parsing) and their own filters stay
+    unimported; a recipe naming them still loads them. Run in a fresh interpreter: this one has imported all."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lima_data.recipe import load_recipe; load_recipe(sys.argv[1]); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('lima_data.'))))")
+
+    def loaded(recipe: str) -> set[str]:
+        out = subprocess.run([sys.executable, "-c", code, recipe], check=True, capture_output=True, text=True)
+        return set(out.stdout.split())
+
+    unused = {"lima_data.sources.wikihow", "lima_data.sources.natural_instructions", "lima_data.filters.task",
+              "lima_data.filters.title_not_howto", "lima_data.filters.dialogue"}
+    ablation = loaded("lima-ablation-filtered-se")
+    assert {"lima_data.sources.stackexchange.source", "lima_data.filters.style"} <= ablation
+    assert not unused & ablation
+    assert unused - {"lima_data.filters.dialogue"} <= loaded("lima")

@@ -138,12 +138,36 @@ class Filter:
 ENTRY_POINT_GROUP = "lima_data.filters"
 
 
+#: The module of this package that defines each built-in filter: :func:`filter_class` imports only the modules a
+#: recipe's chain names (issue 15: start-up imports only what the recipe uses; a Stack Exchange chain does not load
+#: the Reddit, task or dedup filters). ``tests/test_filters.py`` checks it against what importing every module
+#: registers.
+BUILTIN_MODULES: dict[str, str] = {
+    "answer_score": "answer_score", "clean": "clean", "dialogue_clean": "dialogue", "first_person": "style",
+    "has_response": "reddit", "language": "language", "length": "length", "manual": "manual", "nsfw": "reddit",
+    "pii": "pii", "prompt_choice": "style", "prompt_tag": "reddit", "quality": "quality", "raw_length": "length",
+    "self_contained": "style", "site_group": "site_group", "site_reference": "style", "task_category": "task",
+    "task_language": "task", "title_not_howto": "title_not_howto", "title_only": "reddit", "turn_count": "dialogue",
+    "turn_length": "dialogue",
+}
+
+
 @lru_cache(maxsize=1)
-def _builtin_registry() -> dict[str, type[Filter]]:
-    """Every built-in filter: each module of this package is imported once, so its classes register."""
+def builtin_filters() -> dict[str, type[Filter]]:
+    """Every built-in filter by name: each module of this package is imported once, so its classes register (for
+    listings and error messages; a build imports only its chain's modules, see :data:`BUILTIN_MODULES`)."""
     for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
         importlib.import_module(f"{__package__}.{info.name}")
-    return REGISTRY
+    return dict(REGISTRY)
+
+
+def _builtin(name: str) -> type[Filter] | None:
+    """The built-in filter ``name``, its module imported on first use; ``None`` when no built-in has that name."""
+    module = BUILTIN_MODULES.get(name)
+    if module is None:
+        return None
+    importlib.import_module(f"{__package__}.{module}")
+    return REGISTRY[name]
 
 
 def _user_class(spec: str, where: str) -> type[Filter]:
@@ -167,18 +191,18 @@ def filter_class(name: str) -> type[Filter]:
         RecipeError: nothing of that name, a module that cannot be imported, a class that is not a
             :class:`Filter`, or a user filter whose ``name`` is a built-in filter's (it would mix their stats).
     """
-    builtin = _builtin_registry()
     if ":" in name:
         cls = _user_class(name, "")
-    elif name in builtin:
-        return builtin[name]
+    elif (builtin := _builtin(name)) is not None:
+        return builtin
     else:
         found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name))
         if not found:
-            raise RecipeError(f"unknown filter {name!r}; known filters: {sorted(builtin)}, or 'module:Class' of "
-                              f"a Filter subclass, or a name in the {ENTRY_POINT_GROUP!r} entry point group")
+            raise RecipeError(f"unknown filter {name!r}; known filters: {sorted(BUILTIN_MODULES)}, or "
+                              f"'module:Class' of a Filter subclass, or a name in the {ENTRY_POINT_GROUP!r} entry "
+                              f"point group")
         cls = _user_class(found[0].value, f" (entry point {name!r})")
-    if cls.name in builtin and builtin[cls.name] is not cls:
+    if cls.name in BUILTIN_MODULES and _builtin(cls.name) is not cls:
         raise RecipeError(f"filter {name!r}: its name {cls.name!r} is a built-in filter's; choose another name")
     return cls
 

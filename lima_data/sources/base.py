@@ -8,6 +8,7 @@ skipped (and counted).
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -190,22 +191,30 @@ def _without_lone_surrogates(value: Any) -> Any:
     return value
 
 
+#: The module of this package that defines each source: :func:`source_class` imports only the sources a build
+#: names (issue 15: start-up imports only what the recipe uses; a Stack Exchange build does not load the wikiHow
+#: reader and BeautifulSoup). ``tests/test_sources.py`` checks it against the subclasses every module defines.
+SOURCE_MODULES: dict[str, str] = {
+    "authored": "jsonl", "natural_instructions": "natural_instructions", "reddit": "reddit",
+    "stackexchange": "stackexchange", "stackexchange_dialogue": "stackexchange", "wikihow": "wikihow",
+}
+
+
 def source_class(name: str) -> type[Source]:
-    """The Source class registered under ``name``.
+    """The Source class registered under ``name``; only its module is imported.
 
     Raises:
         RecipeError: no such source.
     """
-    from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
-
-    classes = {cls.name: cls for cls in _subclasses(Source)}
-    try:
-        return classes[name]
-    except KeyError:
-        raise RecipeError(f"unknown source {name!r} (known: {', '.join(sorted(classes))})") from None
+    module = SOURCE_MODULES.get(name)
+    if module is None:
+        raise RecipeError(f"unknown source {name!r} (known: {', '.join(sorted(SOURCE_MODULES))})")
+    importlib.import_module(f"{__package__}.{module}")
+    return {cls.name: cls for cls in _subclasses(Source)}[name]
 
 
 def source_names() -> list[str]:
+    """Every source's name (every source module imported)."""
     from . import jsonl, natural_instructions, reddit, stackexchange, wikihow  # noqa: F401
 
     return sorted(cls.name for cls in _subclasses(Source))
