@@ -29,7 +29,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from lima_data.text import markup
+from lima_data.text import markup, markup_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FOLDERS = [ROOT.parent / "shared" / "data" / "stackexchange", ROOT / "lima_data" / "samples" / "stackexchange"]
@@ -85,7 +85,7 @@ def compare(html: str, prune_links: bool):
     except Exception as error:  # noqa: BLE001 - every fall-back, with its reason
         return "fallback", f"{type(error).__name__}: {str(error)[:60]}"
     try:
-        reference = markup._reference_markdown(html, prune_links)
+        reference = markup_reference.reference_markdown(html, prune_links)
     except Exception as error:  # noqa: BLE001 - the reference raised where the fast path did not
         return "DIFFERENT", f"reference raised {type(error).__name__}: {error}"
     if fast != reference:
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
         print(f"whole html_to_markdown calls against {args.against}: {len(bodies)} bodies x 2, {n} different")
     if not args.no_timing:
         answers = [b for _, t, b in rows if t == "2"]
-        old = per_call_ms(answers, lambda b: markup._reference_markdown(b, True), args.rounds)
+        old = per_call_ms(answers, lambda b: markup_reference.reference_markdown(b, True), args.rounds)
         new = per_call_ms(answers, lambda b: markup.html_to_markdown(b, prune_links=True), args.rounds)
         markup._FAST = False
         old_full = per_call_ms(answers, lambda b: markup.html_to_markdown(b, prune_links=True), args.rounds)

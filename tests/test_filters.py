@@ -378,7 +378,8 @@ def test_markdown_conversion_helpers_match_bs4_on_real_posts(real):
 
     from bs4 import BeautifulSoup, Tag
 
-    from lima_data.text.markup import _first_tag, _parent_tag, _strip_trailing, _Tag, _tags, html_to_markdown
+    from lima_data.text.markup import _parent_tag, _strip_trailing, html_to_markdown
+    from lima_data.text.markup_reference import _first_tag, _Tag, _tags
 
     for c in real.values():
         if not c.response:

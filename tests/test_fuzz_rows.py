@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from lima_data.cli import main
 from lima_data.files import CSV_FIELD_LIMIT, csv_rows
-from lima_data.text import loads_json, markup
+from lima_data.text import loads_json, markup, markup_reference
 from lima_data.text.markup import html_to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
@@ -366,8 +366,8 @@ def test_html_nested_beyond_the_unwrap_budget_converts_as_its_text(shared):
     deep = "<b>" * 100_000 + body
     soup = BeautifulSoup(deep, "lxml")
     tags = len(soup.find_all(True))
-    assert tags * 100_000 > markup.MAX_UNWRAP_WORK
-    converted = markup._make_convertible(soup)
+    assert tags * 100_000 > markup_reference.MAX_UNWRAP_WORK
+    converted = markup_reference.make_convertible(soup)
     assert converted is not soup and not converted.find_all(True)  # the text alone
     markdown, _ = html_to_markdown(deep, prune_links=True)
     assert all(word in markdown for word in words) and "<b>" not in markdown
@@ -510,7 +510,7 @@ def test_html_with_a_long_run_of_spaces_in_code_or_of_private_use_marks_does_not
     for run in (" " * 2000, "\n \n" * 500, " x" + " " * 1000 + "\n"):
         post = body + f"<pre><code>a = 1{run}b = 2{run}</code></pre>"
         fast, _ = markup._fast_markdown(post, True)
-        assert fast == markup._reference_markdown(post, True)[0]
+        assert fast == markup_reference.reference_markdown(post, True)[0]
     with _no_hang():
         markdown, _ = html_to_markdown(body + "<pre><code>a" + " " * 100_000 + "b</code></pre>", prune_links=True)
         assert markdown.endswith("a" + " " * 100_000 + "b\n```")  # code is kept as written

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lima_data.text import markup
+from lima_data.text import markup, markup_reference
 from lima_data.text.markup import html_to_markdown
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -119,7 +119,7 @@ TRICKY = {
 def test_tricky_constructs_take_the_fast_path(name):
     html, expected = TRICKY[name]
     fast = markup._fast_markdown(html, False)  # raises if it would fall back
-    assert fast == markup._reference_markdown(html, False)
+    assert fast == markup_reference.reference_markdown(html, False)
     assert html_to_markdown(html)[0] == expected
 
 
@@ -129,7 +129,7 @@ def test_link_pruning_on_the_fast_path():
             '<p>A long sentence that says much more than where to look, since the grind, the dose and the water '
             'all matter as <a href="http://w.org">this table</a> shows for every method people use.</p>')
     fast = markup._fast_markdown(html, True)
-    assert fast == markup._reference_markdown(html, True)
+    assert fast == markup_reference.reference_markdown(html, True)
     assert fast[1] == {"link_paragraphs": 1}
     markdown, changes = html_to_markdown(html, prune_links=True)
     assert markdown == reference(html, True)[0]
@@ -163,3 +163,33 @@ def test_html_markdownify_cannot_convert_is_made_convertible(bodies):
     assert "| x |" in html_to_markdown('<table><tr><td colspan="²">x</td></tr></table>')[0]
     deep, _ = html_to_markdown("<blockquote>" * 400 + "<p>quoted</p>" + "</blockquote>" * 400)
     assert deep.endswith("quoted") and deep.startswith("> > >")
+
+
+def test_the_fast_path_knows_markdownifys_converters_without_importing_it():
+    """The fast path decides which tags markdownify converts from a written-out list (so a build's start-up imports
+    neither bs4 nor markdownify); it must be the installed markdownify's, which the fast path runs on."""
+    assert markup._FAST
+    converter = markup_reference._CONVERTER
+    assert markup._MARKDOWNIFY_CONVERT_ATTRIBUTES == {a for a in dir(converter) if a.startswith("convert_")}
+
+
+def test_converting_real_answers_on_the_fast_path_imports_neither_bs4_nor_markdownify(se_dir):
+    """In a fresh interpreter: every coffee answer converts without importing bs4 or markdownify (the reference
+    path's libraries, imported on its first call), and a post the fast path does not take imports them."""
+    import subprocess
+
+    code = (
+        "import html, re, sys\n"
+        "from lima_data.text.markup import html_to_markdown\n"
+        "posts = open(sys.argv[1], encoding='utf-8').read()\n"
+        "bodies = [html.unescape(b) for b in re.findall(r'PostTypeId=\"2\"[^>]* Body=\"([^\"]*)\"', posts)]\n"
+        "for body in bodies:\n"
+        "    html_to_markdown(body, prune_links=True)\n"
+        "print(len(bodies), 'bs4' in sys.modules, 'markdownify' in sys.modules)\n"
+        "html_to_markdown('<p>a</p><script>x</script>')\n"
+        "print('bs4' in sys.modules, 'markdownify' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(se_dir / "coffee" / "Posts.xml")], check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    count, *before = out[0].split()
+    assert int(count) > 300 and before == ["False", "False"]
+    assert out[1].split() == ["True", "True"]

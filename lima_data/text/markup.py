@@ -2,8 +2,9 @@
 sources (wikiHow pages are converted while they are read) and the filters (``clean`` converts Stack Exchange answers,
 ``prompt_choice`` question bodies), so it lives below both (DESIGN.md section 3, walls).
 
-The reference conversion is BeautifulSoup (lxml builder) and markdownify 1.2.3 (:class:`_Converter` sets their
-options; :func:`_reference_markdown`); what is ours is the pruning of links that only pointed somewhere
+The reference conversion is BeautifulSoup (lxml builder) and markdownify 1.2.3
+(:func:`lima_data.text.markup_reference.reference_markdown`, imported on first use: bs4 and markdownify stay out of a
+build's start-up); what is ours is the pruning of links that only pointed somewhere
 (:func:`html_to_markdown`'s rules), which no library does. Calls take a fast path (issue 15) that gives the same
 ``(markdown, changes)`` byte for byte, about 4x faster per call on real Stack Exchange answers: libxml2 fed as bs4
 feeds it, with bs4's string rules, into a minimal tree (:func:`_parse`), the pruning on that tree
@@ -22,9 +23,7 @@ import html
 import re
 import threading
 
-from bs4 import BeautifulSoup, Tag
 from lxml import etree
-from markdownify import MarkdownConverter
 
 from . import code_spans
 
@@ -49,62 +48,6 @@ def _strip_trailing(text: str) -> str:
     """``text`` with the spaces and tabs at the end of each line removed (what ``re.sub(r"[ \t]+$", "", text,
     flags=re.M)`` does, 4x faster: the regex tries every space)."""
     return "\n".join([line.rstrip(" \t") for line in text.split("\n")])
-
-
-def _code_language(pre) -> str:
-    """Language of a Stack Exchange ``<pre class="lang-py prettyprint-override">`` block, or ``""``."""
-    for cls in pre.get("class") or ():
-        if cls.startswith("lang-") and cls != "lang-none":
-            return cls[5:]
-    return ""
-
-
-class _Converter(MarkdownConverter):
-    """markdownify with the settings LIMA's cleaning needs: fenced code, ``-`` bullets, ATX headings, no
-    Markdown escaping of ``*`` and ``_`` in prose, link text kept without the link, images dropped."""
-
-    def __init__(self):
-        super().__init__(
-            heading_style="ATX",
-            bullets="-",
-            strip=["a", "img"],
-            escape_asterisks=False,
-            escape_underscores=False,
-            escape_misc=False,
-            code_language_callback=_code_language,
-        )
-
-
-_CONVERTER = _Converter()
-
-
-class _Tag(Tag):
-    """bs4's ``Tag`` (the class :func:`html_to_markdown`'s soups are built of) with a cheaper ``find_parent`` for
-    one plain tag name: it walks up the parents. bs4 (4.13 on) builds a ``SoupStrainer`` on every ``find_*`` call,
-    and markdownify asks every tag for a ``<pre>`` parent, a third of its conversion time. Same result: a plain
-    name (no ``prefix:``) matches a tag of that ``name``; anything else goes to bs4."""
-
-    def find_parent(self, name=None, attrs=None, **kwargs):
-        if not isinstance(name, str) or ":" in name or attrs or kwargs:
-            # bs4's own default for attrs when none was given (its default differs between versions)
-            return super().find_parent(name, **kwargs) if attrs is None else super().find_parent(name, attrs, **kwargs)
-        parent = self.parent
-        while parent is not None:
-            if parent.name == name:
-                return parent
-            parent = parent.parent
-        return None
-
-
-def _tags(node, names: tuple[str, ...]) -> list:
-    """The tags below ``node`` named one of ``names``, in document order: ``node.find_all(list(names))`` without
-    bs4's per-call ``SoupStrainer`` (see :class:`_Tag`)."""
-    return [el for el in node.descendants if isinstance(el, Tag) and el.name in names]
-
-
-def _first_tag(node, names: tuple[str, ...]):
-    """The first tag below ``node`` named one of ``names`` (``node.find(list(names))``), or ``None``."""
-    return next((el for el in node.descendants if isinstance(el, Tag) and el.name in names), None)
 
 
 def _parent_tag(node, names: tuple[str, ...]):
@@ -147,47 +90,6 @@ _SOURCE_LINE = re.compile(r"^[*_>\s-]*(?:source[sd]?|sourced from|from|via|credi
 _SENTENCE = re.compile(r"(?<=[.!?])[*_)\]\"\u201d']*\s+(?=[*_(\[\"\u201c'A-Z0-9\ue000\ue001])")
 _PAREN_MARK = re.compile(r"\s*\((?:[^()\n]{0,80}?)[\ue000\ue001](?:[^()\n]{0,80}?)\)")
 _LIST_MARKER = re.compile(r"^([ \t]*(?:[-*+]|\d+[.)])[ \t]+|[ \t]*(?:>[ \t]?)+)")
-
-
-def _prune_soup(soup) -> dict[str, int]:
-    """Links in the parsed HTML: a paragraph made only of links (or a "Source: <link>" line) is removed, a link whose text is a
-    URL becomes :data:`URL_MARK`, a link whose text is a pointer (:data:`POINTER_TEXTS`) becomes
-    :data:`POINTER_MARK`; links inside code are left alone. Returns counts."""
-    counts = {"link_paragraphs": 0}
-    links = _tags(soup, ("a",))
-    if not links:
-        return counts
-    blocks = {}
-    for a in links:  # the paragraphs and list items that hold a link, once each, in document order
-        block = _parent_tag(a, ("p", "li", "dd", "dt"))
-        if block is not None:
-            blocks.setdefault(id(block), block)
-    for block in blocks.values():
-        # A list item of links is content ("- Sierra Nevada Kellerweis"); only its URL or pointer links go, by the
-        # line rules. A paragraph of links is a "further reading" line.
-        if block.name == "li" or _first_tag(block, ("pre", "ul", "ol", "img", "blockquote")):
-            continue
-        in_links = {id(s) for a in _tags(block, ("a",)) for s in a.strings}
-        rest = "".join(s for s in block.strings if id(s) not in in_links)
-        if not _LINK_FILLER.sub("", rest).strip() or _SOURCE_LINE.match(rest.strip() + " ") and len(rest.split()) <= 4:
-            block.decompose()
-            counts["link_paragraphs"] += 1
-    if counts["link_paragraphs"]:
-        for item in _tags(soup, ("li",)):  # a list item whose only paragraph went
-            if not item.get_text(strip=True) and not _first_tag(item, ("img", "pre")):
-                item.decompose()
-        for lst in _tags(soup, ("ul", "ol")):
-            if not _first_tag(lst, ("li",)):
-                lst.decompose()
-    for a in _tags(soup, ("a",)):
-        if _parent_tag(a, ("pre", "code")):
-            continue
-        text = a.get_text(" ", strip=True)
-        if text and (_URL_TEXT.fullmatch(text) or text == a.get("href")):
-            a.replace_with(URL_MARK)
-        elif text.lower().strip(" .:!") in POINTER_TEXTS or re.search(r"\bhere\W*$", text, re.I):
-            a.replace_with(POINTER_MARK + text + POINTER_END)
-    return counts
 
 
 def _prune_line(line: str, counts: dict[str, int]) -> str | None:
@@ -282,10 +184,10 @@ def _prune_markdown(markdown: str, counts: dict[str, int]) -> str:
 
 # --- the fast path (see the module docstring) --------------------------------------------------------------------
 #
-# The same conversion as :func:`_reference_markdown`: the same libxml2 parser fed the same way as bs4's lxml builder
+# The same conversion as :func:`~lima_data.text.markup_reference.reference_markdown`: the same libxml2 parser fed the same way as bs4's lxml builder
 # (``etree.HTMLParser(target=...)``), bs4's string rules (:class:`_Builder`), a minimal tree (:class:`_Node`), the
 # same link pruning (:func:`_prune_tree`) and a walker (:func:`_walk`) that follows markdownify 1.2.3's
-# ``process_tag`` / ``process_text`` / ``convert_*`` for the options of :class:`_Converter`. Whatever it does not
+# ``process_tag`` / ``process_text`` / ``convert_*`` for the options of ``markup_reference._Converter``. Whatever it does not
 # reproduce exactly raises :class:`_Fallback` (or any other error) and the whole call takes the reference path.
 
 
@@ -329,7 +231,7 @@ class _Node:
 
 #: Deeper nesting takes the reference path: markdownify recurses about three frames a level and raises
 #: RecursionError from about 330 levels, so the reference path first unwraps what lies deeper than this
-#: (:func:`_make_convertible`), which the fast path does not reproduce.
+#: (``markup_reference.make_convertible``), which the fast path does not reproduce.
 _MAX_DEPTH = 200
 _ASCII_SPACES = "\x20\x0a\x09\x0c\x0d"
 #: bs4's HTML builder: strings inside these tags are other NavigableString classes (``.strings`` skips them).
@@ -429,7 +331,7 @@ def _parse(html: str) -> tuple[_Node, list[_Node]]:
 _PARSERS = threading.local()
 
 
-# -- the tree queries _prune_soup needs, on _Node trees
+# -- the tree queries markup_reference.prune_soup needs, on _Node trees
 
 
 def _descendants(node, names):
@@ -485,7 +387,7 @@ _NOT_FILLER = re.compile(r"[^\s,;:.|/\-\u2013\u2014()\[\]*&andorANDOR]")
 
 
 def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
-    """:func:`_prune_soup` on a :class:`_Node` tree, step for step (``links``: its ``<a>`` elements in document
+    """``markup_reference.prune_soup`` on a :class:`_Node` tree, step for step (``links``: its ``<a>`` elements in document
     order, which :func:`_parse` collects)."""
     counts = {"link_paragraphs": 0}
     if not links:
@@ -517,7 +419,7 @@ def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
                 raise _Fallback("nested list")
             if not _descendants(lst, ("li",)):
                 _remove(lst)
-        links = [a for a in links if _attached(a, root)]  # _prune_soup searches the tree again
+        links = [a for a in links if _attached(a, root)]  # prune_soup searches the tree again
     for a in links:
         if not _attached(a, root):
             raise _Fallback("nested link")
@@ -531,7 +433,7 @@ def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
     return counts
 
 
-# -- the walker: markdownify 1.2.3's MarkdownConverter with _Converter's options
+# -- the walker: markdownify 1.2.3's MarkdownConverter with markup_reference._Converter's options
 
 _HEADING = re.compile(r"h(\d+)")
 _NEWLINE_WHITESPACE = re.compile(r"[\t \r\n]*[\r\n][\t \r\n]*")
@@ -571,7 +473,7 @@ class _Kind:
                      | (_IN_NOFORMAT if name in _NOFORMAT else 0))
         if match:
             self.convert = "h"
-        elif name in ("a", "img"):  # _Converter strips them: their text passes through
+        elif name in ("a", "img"):  # the converter strips them: their text passes through
             self.convert = None
         elif name in _UNSUPPORTED or name.startswith("[") and name != "[document]":
             raise _Fallback(f"tag {name}")
@@ -579,7 +481,7 @@ class _Kind:
             fn = "convert_%s" % re.sub(r"[\[\]:-]", "_", name)
             # markdownify takes any attribute of that name (even its own ``convert_fn_cache`` dict, for a
             # <fn_cache> tag): one that is not a method reproduced below falls back
-            self.convert = fn if hasattr(_CONVERTER, fn) else None
+            self.convert = fn if fn in _MARKDOWNIFY_CONVERT_ATTRIBUTES else None
             if self.convert is not None and self.convert not in _CONVERTERS:
                 raise _Fallback(f"tag {name}")
 
@@ -763,6 +665,20 @@ def _table_row(row: _Node, text: str) -> str:
 
 
 #: The markdownify ``convert_*`` methods :func:`_convert` reproduces.
+#: The attributes of markdownify 1.2.3's converter (with ``markup_reference._Converter``'s options) whose names
+#: start with ``convert_``: markdownify converts a tag ``<x>`` with the attribute ``convert_x`` when there is one,
+#: whatever it is (even ``convert_fn_cache``, a dict). Written out so that the fast path needs neither markdownify
+#: nor bs4 imported; ``tests/test_markup.py`` checks it against the installed version (the fast path runs only
+#: on 1.2.3, :data:`_FAST`).
+_MARKDOWNIFY_CONVERT_ATTRIBUTES = frozenset((
+    "convert__document_", "convert_a", "convert_article", "convert_b", "convert_blockquote", "convert_br",
+    "convert_caption", "convert_code", "convert_dd", "convert_del", "convert_div", "convert_dl", "convert_dt",
+    "convert_em", "convert_figcaption", "convert_fn_cache", "convert_hN", "convert_hr", "convert_i", "convert_img",
+    "convert_kbd", "convert_li", "convert_list", "convert_ol", "convert_p", "convert_pre", "convert_q", "convert_s",
+    "convert_samp", "convert_script", "convert_section", "convert_soup", "convert_strong", "convert_style",
+    "convert_sub", "convert_sup", "convert_table", "convert_td", "convert_th", "convert_tr", "convert_ul",
+    "convert_video",
+))
 _CONVERTERS = frozenset(("convert_td", "convert_th", "convert_tr", "convert_table", "convert_caption",
                          "convert_figcaption", "convert_p", "convert_b", "convert_strong", "convert_em", "convert_i",
                          "convert_del", "convert_s", "convert_sub", "convert_sup", "convert_code", "convert_kbd",
@@ -832,7 +748,7 @@ def _walk(node: _Node, index: int, flags: int) -> str:
 
 
 def _fast_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
-    """:func:`_reference_markdown` by :func:`_parse`, :func:`_prune_tree` and :func:`_walk`; raises
+    """``markup_reference.reference_markdown`` by :func:`_parse`, :func:`_prune_tree` and :func:`_walk`; raises
     :class:`_Fallback` (or anything else) where it cannot promise the same result."""
     if not isinstance(html, str):
         raise _Fallback("not a str")  # bs4 decodes bytes itself
@@ -851,77 +767,6 @@ def _may_end_in_heading(markdown: str) -> bool:
     text = markdown.rstrip()
     newline = text.rfind("\n")
     return newline >= 0 and text[newline + 1:].lstrip(" \t").startswith(("#", "**"))
-
-
-def _reference_markdown(html: str, prune_links: bool) -> tuple[str, dict[str, int]]:
-    """The reference conversion (and the fast path's fallback): ``html`` parsed by BeautifulSoup's lxml builder,
-    links pruned on the soup (:func:`_prune_soup`) when ``prune_links``, converted by markdownify
-    (:class:`_Converter`). Returns markdownify's output and the pruning counts (``{}`` without ``prune_links``)."""
-    soup = BeautifulSoup(html, "lxml", element_classes={Tag: _Tag})
-    counts = _prune_soup(soup) if prune_links else {}
-    try:
-        return _CONVERTER.convert_soup(soup), counts
-    except (RecursionError, ValueError):  # markdownify's limits: see _make_convertible
-        return _CONVERTER.convert_soup(_make_convertible(soup)), counts
-
-
-#: The most work :func:`_make_convertible` gives bs4's ``unwrap``: tags x deepest nesting. Each unwrap walks up
-#: the tag's ancestors (bs4 finds the next element that way), so unwrapping a chain of n nested tags takes ~n^2/2
-#: steps: 10 MB of unclosed ``<b>`` (a million levels) ran for hours (issue 15, found by fuzzing whole builds).
-#: 2,000,000 is ~1 s; a real answer nested 400 deep with 2,000 tags is 800,000.
-MAX_UNWRAP_WORK = 2_000_000
-
-
-_WRAPPERS = ["div", "span", "section", "article", "font", "center", "main", "aside"]
-
-
-def _make_convertible(soup):
-    """Change, in place, what makes markdownify raise on a soup, and return the soup to convert: a ``start`` or
-    ``colspan`` attribute that ``str.isdigit`` accepts but ``int`` does not (``<ol start="²">``: ``ValueError``)
-    is removed, as if absent; a container that only wraps one other tag (``<div><div>...``) is unwrapped; tags
-    still nested deeper than :data:`_MAX_DEPTH` are unwrapped too (their text and inner tags kept, one level up).
-    So a post of 400 nested ``<div>`` converts (as its content alone would) instead of stopping the build with a
-    ``RecursionError``. Where that unwrapping would cost more than :data:`MAX_UNWRAP_WORK` (tags x deepest
-    nesting: a hostile post, e.g. a million unclosed ``<b>``), a new soup holding the post's text alone (all
-    markup dropped) is returned instead, in time linear in the post's size."""
-    tags, deepest = 0, 0
-    stack = [(soup, 0)]
-    while stack:  # (iterative: the tree is too deep for recursion)
-        node, depth = stack.pop()
-        for child in node.contents:
-            if isinstance(child, Tag):
-                tags += 1
-                deepest = max(deepest, depth + 1)
-                stack.append((child, depth + 1))
-    if tags * deepest > MAX_UNWRAP_WORK:
-        text = soup.get_text()
-        soup = BeautifulSoup("", "lxml", element_classes={Tag: _Tag})
-        soup.append(soup.new_string(text))
-        return soup
-    for tag in soup.find_all(True):
-        for name in ("start", "colspan"):
-            value = tag.get(name)
-            if isinstance(value, str) and value.isdigit():
-                try:
-                    int(value)
-                except ValueError:
-                    del tag[name]
-    for tag in soup.find_all(_WRAPPERS):  # a wrapper around one tag alone (<div><div>...) says nothing
-        inner = [c for c in tag.contents if not (isinstance(c, str) and not c.strip())]
-        if len(inner) == 1 and isinstance(inner[0], Tag):
-            tag.unwrap()
-    deep = []
-    stack = [(soup, 0)]
-    while stack:  # (iterative: the tree is too deep for recursion)
-        node, depth = stack.pop()
-        for child in node.contents:
-            if isinstance(child, Tag):
-                if depth >= _MAX_DEPTH:
-                    deep.append(child)
-                stack.append((child, depth + 1))
-    for tag in reversed(deep):  # innermost first
-        tag.unwrap()
-    return soup
 
 
 def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict[str, int]]:
@@ -958,7 +803,7 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
         ``pointer_sentences`` (lines and sentences removed by rule 3).
 
     HTML that markdownify cannot convert as it is (tags nested deeper than its recursion reaches, a list
-    ``start`` such as ``"²"``) is made convertible first (:func:`_make_convertible`), so one odd post never stops a
+    ``start`` such as ``"²"``) is made convertible first (``markup_reference.make_convertible``), so one odd post never stops a
     build.
 
     Raises:
@@ -977,7 +822,9 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
         except Exception:  # noqa: BLE001 - _Fallback, or anything the fast path did not foresee
             converted = None
     if converted is None:
-        converted = _reference_markdown(html, prune_links)
+        from .markup_reference import reference_markdown
+
+        converted = reference_markdown(html, prune_links)
     markdown, counts = converted
     if prune_links:
         changes.update(counts, urls=0, pointer_sentences=0)
