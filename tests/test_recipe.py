@@ -145,3 +145,13 @@ def test_a_recipe_imports_only_the_sources_and_filters_it_uses():
     assert {"lima_data.sources.stackexchange.source", "lima_data.filters.style"} <= ablation
     assert not unused & ablation
     assert unused - {"lima_data.filters.dialogue"} <= loaded("lima")
+
+
+def test_source_modules_name_every_source_where_it_is_defined():
+    """The lazy source registry's map is what importing every source module defines: a source added or moved
+    without updating it fails here."""
+    from lima_data.sources.base import SOURCE_MODULES, source_class, source_names
+
+    assert sorted(SOURCE_MODULES) == source_names()
+    for name, module in SOURCE_MODULES.items():
+        assert source_class(name).__module__.startswith(f"lima_data.sources.{module}")

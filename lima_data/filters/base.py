@@ -140,7 +140,7 @@ ENTRY_POINT_GROUP = "lima_data.filters"
 
 #: The module of this package that defines each built-in filter: :func:`filter_class` imports only the modules a
 #: recipe's chain names (issue 15: start-up imports only what the recipe uses; a Stack Exchange chain does not load
-#: the Reddit, task or dedup filters). ``tests/test_filters.py`` checks it against what importing every module
+#: the Reddit, task or dialogue filters). ``tests/test_filters.py`` checks it against what importing every module
 #: registers.
 BUILTIN_MODULES: dict[str, str] = {
     "answer_score": "answer_score", "clean": "clean", "dialogue_clean": "dialogue", "first_person": "style",

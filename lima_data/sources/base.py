@@ -192,8 +192,9 @@ def _without_lone_surrogates(value: Any) -> Any:
 
 
 #: The module of this package that defines each source: :func:`source_class` imports only the sources a build
-#: names (issue 15: start-up imports only what the recipe uses; a Stack Exchange build does not load the wikiHow
-#: reader and BeautifulSoup). ``tests/test_sources.py`` checks it against the subclasses every module defines.
+#: names (issue 15: start-up imports only what the recipe uses; a Stack Exchange build does not load the wikiHow,
+#: Reddit or Natural Instructions readers). ``tests/test_recipe.py`` checks it against the subclasses every module
+#: defines (:func:`source_names`).
 SOURCE_MODULES: dict[str, str] = {
     "authored": "jsonl", "natural_instructions": "natural_instructions", "reddit": "reddit",
     "stackexchange": "stackexchange", "stackexchange_dialogue": "stackexchange", "wikihow": "wikihow",
