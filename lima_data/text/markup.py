@@ -184,11 +184,12 @@ def _prune_markdown(markdown: str, counts: dict[str, int]) -> str:
 
 # --- the fast path (see the module docstring) --------------------------------------------------------------------
 #
-# The same conversion as :func:`~lima_data.text.markup_reference.reference_markdown`: the same libxml2 parser fed the same way as bs4's lxml builder
-# (``etree.HTMLParser(target=...)``), bs4's string rules (:class:`_Builder`), a minimal tree (:class:`_Node`), the
-# same link pruning (:func:`_prune_tree`) and a walker (:func:`_walk`) that follows markdownify 1.2.3's
-# ``process_tag`` / ``process_text`` / ``convert_*`` for the options of ``markup_reference._Converter``. Whatever it does not
-# reproduce exactly raises :class:`_Fallback` (or any other error) and the whole call takes the reference path.
+# The same conversion as ``markup_reference.reference_markdown``: the same libxml2 parser fed the same way as bs4's
+# lxml builder (``etree.HTMLParser(target=...)``), bs4's string rules (:class:`_Builder`), a minimal tree
+# (:class:`_Node`), the same link pruning (:func:`_prune_tree`) and a walker (:func:`_walk`) that follows
+# markdownify 1.2.3's ``process_tag`` / ``process_text`` / ``convert_*`` for the options of
+# ``markup_reference._Converter``. Whatever it does not reproduce exactly raises :class:`_Fallback` (or any other
+# error) and the whole call takes the reference path.
 
 
 class _Fallback(Exception):

@@ -56,7 +56,7 @@ _CONVERTER = _Converter()
 
 
 class _Tag(Tag):
-    """bs4's ``Tag`` (the class :func:`html_to_markdown`'s soups are built of) with a cheaper ``find_parent`` for
+    """bs4's ``Tag`` (the class :func:`reference_markdown`'s soups are built of) with a cheaper ``find_parent`` for
     one plain tag name: it walks up the parents. bs4 (4.13 on) builds a ``SoupStrainer`` on every ``find_*`` call,
     and markdownify asks every tag for a ``<pre>`` parent, a third of its conversion time. Same result: a plain
     name (no ``prefix:``) matches a tag of that ``name``; anything else goes to bs4."""
