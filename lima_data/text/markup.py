@@ -388,8 +388,8 @@ _NOT_FILLER = re.compile(r"[^\s,;:.|/\-\u2013\u2014()\[\]*&andorANDOR]")
 
 
 def _prune_tree(root: _Node, links: list[_Node]) -> dict[str, int]:
-    """``markup_reference.prune_soup`` on a :class:`_Node` tree, step for step (``links``: its ``<a>`` elements in document
-    order, which :func:`_parse` collects)."""
+    """``markup_reference.prune_soup`` on a :class:`_Node` tree, step for step (``links``: its ``<a>`` elements in
+    document order, which :func:`_parse` collects)."""
     counts = {"link_paragraphs": 0}
     if not links:
         return counts
@@ -804,8 +804,8 @@ def html_to_markdown(html: str, *, prune_links: bool = False) -> tuple[str, dict
         ``pointer_sentences`` (lines and sentences removed by rule 3).
 
     HTML that markdownify cannot convert as it is (tags nested deeper than its recursion reaches, a list
-    ``start`` such as ``"²"``) is made convertible first (``markup_reference.make_convertible``), so one odd post never stops a
-    build.
+    ``start`` such as ``"²"``) is made convertible first (``markup_reference.make_convertible``), so one odd post
+    never stops a build.
 
     Raises:
         TypeError: ``html`` is ``bytes`` (bs4's error on the reference path).

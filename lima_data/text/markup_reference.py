@@ -85,9 +85,9 @@ def _first_tag(node, names: tuple[str, ...]):
 
 
 def prune_soup(soup) -> dict[str, int]:
-    """Links in the parsed HTML: a paragraph made only of links (or a "Source: <link>" line) is removed, a link whose text is a
-    URL becomes :data:`URL_MARK`, a link whose text is a pointer (:data:`POINTER_TEXTS`) becomes
-    :data:`POINTER_MARK`; links inside code are left alone. Returns counts."""
+    """Links in the parsed HTML: a paragraph made only of links (or a "Source: <link>" line) is removed, a link whose
+    text is a URL becomes ``URL_MARK``, a link whose text is a pointer (``POINTER_TEXTS``) becomes ``POINTER_MARK``
+    (:mod:`lima_data.text.markup`); links inside code are left alone. Returns counts."""
     counts = {"link_paragraphs": 0}
     links = _tags(soup, ("a",))
     if not links:
