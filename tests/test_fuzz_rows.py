@@ -516,3 +516,81 @@ def test_html_with_a_long_run_of_spaces_in_code_or_of_private_use_marks_does_not
         assert markdown.endswith("a" + " " * 100_000 + "b\n```")  # code is kept as written
         markdown, _ = html_to_markdown(body + "<p>a" + "\ue000" * 100_000 + "b</p>", prune_links=True)
     assert markdown.startswith(html_to_markdown(body, prune_links=True)[0][:200])
+
+
+# --- Empty files: one empty shard is skipped with a warning naming it, not the end of the build -----------------
+
+def _reader_errors(out: Path) -> dict[str, list[str]]:
+    """``{shard: [error]}`` of report/stats.json's readers that recorded a problem."""
+    stats = json.loads((out / "lima" / "report" / "stats.json").read_text())
+    return {r["shard"]: [e["error"] for e in r["errors"]] for r in stats["readers"] if r["errors"]}
+
+
+@pytest.mark.parametrize("content", [b"", b'<?xml version="1.0" encoding="utf-8"?>\n', "7z"])
+def test_a_multi_site_build_with_one_empty_posts_xml_finishes_with_the_other_sites(tmp_path, shared, content):
+    """An empty Posts.xml (0 bytes, or only the XML declaration) or an empty .7z member stopped a build over
+    many sites ("the file is empty"). DESIGN.md section 5: the file is skipped with a warning naming it and
+    recorded in stats.json's readers; the other sites are read; ``--strict`` still stops with the error."""
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    if content == "7z":
+        import py7zr
+
+        (tmp_path / "Posts.xml").write_bytes(b"")
+        empty = folder / "empty.stackexchange.com.7z"
+        with py7zr.SevenZipFile(empty, "w") as archive:
+            archive.write(tmp_path / "Posts.xml", "Posts.xml")
+        label = f"{empty}!Posts.xml"
+    else:
+        (folder / "empty.stackexchange.com").mkdir()
+        empty = folder / "empty.stackexchange.com" / "Posts.xml"
+        empty.write_bytes(content)
+        label = str(empty)
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"warning: {label}: the file is empty" in result.stderr, result.stderr
+    assert any(e.startswith("the file is empty") for e in _reader_errors(tmp_path / "out")[label])
+    train = (tmp_path / "out" / "lima" / "train.jsonl").read_text().splitlines()
+    assert train and all(json.loads(line)["domain"] == "coffee.stackexchange.com" for line in train)
+    result = build("stackexchange", folder, tmp_path / "strict", "--strict")
+    assert result.exit_code == 1 and f"error: {label}: the file is empty" in result.stderr, result.stderr
+
+
+def test_empty_files_of_the_other_sources_are_skipped_with_a_warning_or_named_in_an_error(tmp_path, shared):
+    """The same for every source: an empty Pushshift month (0 bytes, or an empty zstd frame) and an empty
+    Super-NaturalInstructions task are skipped with ``<file>: the file is empty`` (an error with ``--strict``);
+    an empty file no source can recognise (a wikiHow CSV, an authored JSONL) is listed as an empty file skipped,
+    and named alone on the command line it is an error saying it is empty."""
+    folder = tmp_path / "reddit"
+    folder.mkdir()
+    (folder / "RC_2005-12.zst").write_bytes((shared / "reddit" / "zst" / "RC_2005-12.zst").read_bytes())
+    (folder / "RS_2005-11.zst").write_bytes(b"")
+    (folder / "RS_2005-12.zst").write_bytes(zstandard.ZstdCompressor().compress(b""))
+    result = build("reddit", folder, tmp_path / "out-reddit")
+    assert result.exit_code == 0, result.output
+    for name in ("RS_2005-11.zst", "RS_2005-12.zst"):
+        assert f"warning: {folder / name}: the file is empty: skipped" in result.stderr, result.stderr
+    errors = _reader_errors(tmp_path / "out-reddit")
+    assert errors[str(folder / "RS_2005-11.zst")] == ["the file is empty: skipped"]
+    assert str(folder / "RC_2005-12.zst") not in errors
+    result = build("reddit", folder, tmp_path / "strict-reddit", "--strict")
+    assert result.exit_code == 1 and f"error: {folder / 'RS_2005-11.zst'}: the file is empty" in result.stderr
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "task001_empty.json").write_text(" \n")
+    result = build("natural_instructions", tasks, tmp_path / "out-ni")
+    assert result.exit_code == 0 and f"{tasks / 'task001_empty.json'}: the file is empty: skipped" in result.stderr
+    result = build("natural_instructions", tasks, tmp_path / "strict-ni", "--strict")
+    assert result.exit_code == 1 and f"error: {tasks / 'task001_empty.json'}: the file is empty" in result.stderr
+
+    authored = tmp_path / "authored"
+    authored.mkdir()
+    (authored / "a.jsonl").write_text(AUTHORED.read_text(encoding="utf-8"), encoding="utf-8")
+    (authored / "b.jsonl").write_bytes(b"")
+    result = build("authored", authored, tmp_path / "out-authored")
+    assert result.exit_code == 0 and f"1 empty file(s) under the inputs were skipped: {authored / 'b.jsonl'}" in result.stderr
+    (tmp_path / "wikihow.csv").write_bytes(b"")
+    result = build("wikihow", tmp_path / "wikihow.csv", tmp_path / "out-wikihow")
+    assert result.exit_code == 1 and f"error: {tmp_path / 'wikihow.csv'}: the file is empty" in result.stderr

@@ -129,7 +129,13 @@ class Source:
     def json_objects(self, lines: Iterable[str], stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(line number, object)`` for each JSON-object line of ``lines``; blank lines are skipped, bad JSON and
         non-objects counted as malformed rows (or raised in strict mode). ``lines`` may be bytes (a file opened in
-        binary mode), so that a line that is not UTF-8 is one malformed row, not the end of the file."""
+        binary mode), so that a line that is not UTF-8 is one malformed row, not the end of the file. A file with
+        no line but blank ones (and no row counted by whoever fed ``lines``) is empty: :meth:`ReaderStats.empty`.
+
+        Raises:
+            InputError: strict mode, and a bad row or an empty file.
+        """
+        blank = True
         for line, raw in enumerate(lines, 1):
             if isinstance(raw, bytes):
                 try:
@@ -139,6 +145,7 @@ class Source:
                     continue
             if not raw.strip():
                 continue
+            blank = False
             try:
                 row = loads_json(raw)
             except json.JSONDecodeError as exc:
@@ -150,6 +157,8 @@ class Source:
                 self.malformed(stats, line, "not a JSON object")
                 continue
             yield line, row
+        if blank and not stats.rows:  # (a reader that skips rows unparsed counts them in ``rows``, e.g. Reddit's)
+            stats.empty(self.strict)
 
     def malformed(self, stats: ReaderStats, line: int | None, message: str) -> None:
         """Count a bad row (or raise it in strict mode)."""
@@ -263,6 +272,8 @@ def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[
                 primary = primary or not source.companion
         if not claimed:
             if explicit:
+                if path.stat().st_size == 0:  # no source can tell an empty file's format (issue 15)
+                    raise InputError(path, "the file is empty")
                 raise InputError(path, "not a dump of any source being built "
                                        f"({', '.join(s.name for s in sources)})")
             skipped.append(path)

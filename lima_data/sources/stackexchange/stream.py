@@ -25,7 +25,7 @@ from lxml import etree
 
 from ...candidate import Candidate
 from ...errors import InputError
-from .. import ReaderStats
+from .. import EMPTY_FILE, ReaderStats
 from . import sevenzip
 from .rows import (
     _PARSER,
@@ -224,10 +224,9 @@ class RowStream:
             cursor["lines"] = line_no - first_line + 1
         if not first:
             pass
-        elif line_no == 0:
-            raise InputError(label, "the file is empty")
-        elif not opened:
-            raise InputError(label, f"not a {name}: no <{root}> root element")
+        elif line_no == 0 or not opened:  # nothing, or only an XML declaration (any other line raised above)
+            self._empty(label, stats, "" if line_no == 0 else f"only an XML declaration, no <{root}> element")
+            return
         if last and not closed and stats is not None:
             stats.truncated = True
             message = f"the file ends at line {line_no} without </{root}> (truncated?)"
@@ -251,6 +250,19 @@ class RowStream:
             return PARSE if found is None else found
 
         return pick
+
+    def _empty(self, label: str, stats: ReaderStats | None, detail: str) -> None:
+        """A whole file (or archive member) that holds no row: raise in strict mode, else record it in ``stats``
+        (:meth:`ReaderStats.empty`: the file is skipped with a warning naming it; a pass without ``stats``
+        skips it silently, the pass with them records it).
+
+        Raises:
+            InputError: ``strict``, naming the file.
+        """
+        if stats is not None:
+            stats.empty(self.strict, detail)
+        elif self.strict:
+            raise InputError(label, EMPTY_FILE + (f" ({detail})" if detail else ""))
 
     def _malformed(self, stats: ReaderStats, label: str, line_no: int, message: str) -> None:
         if self.strict:
