@@ -594,3 +594,126 @@ def test_empty_files_of_the_other_sources_are_skipped_with_a_warning_or_named_in
     (tmp_path / "wikihow.csv").write_bytes(b"")
     result = build("wikihow", tmp_path / "wikihow.csv", tmp_path / "out-wikihow")
     assert result.exit_code == 1 and f"error: {tmp_path / 'wikihow.csv'}: the file is empty" in result.stderr
+
+
+# --- Stack Exchange: character references libxml2 refuses are repaired, not the row dropped ---------------------
+
+BAD_REFS = ["&#1;", "&#x1F;", "&#0;", "&#xD800;", "&#xFFFE;", "&#x110000;", "&#99999999999;", "\x01"]
+
+
+def _read_posts(path: Path, **settings):
+    """Candidates by id and the added-up reader stats of a Posts.xml read with ``min_answer_score`` 10."""
+    from lima_data.sources import ReaderStats
+    from lima_data.sources.stackexchange import StackExchangeSource
+    from tests.conftest import read_source
+
+    candidates, stats, shards = read_source(StackExchangeSource({"min_answer_score": 10, **settings}), [path])
+    total = ReaderStats(str(path))
+    for shard_stats in stats.values():
+        total.merge(shard_stats)
+    return {c.id: c for c in candidates}, total, shards
+
+
+def test_character_references_xml_refuses_are_repaired_in_whole_and_byte_range_reads(tmp_path, shared):
+    """A row holding ``&#1;``, ``&#xD800;``, ``&#x110000;``, ... (bodies pasted from binary files or Word) was
+    dropped whole as bad XML. Now each such character becomes U+FFFD, the row is read and counted as
+    ``repaired``; the same in the whole-file read and the byte-range read (the top answer fetched by offset),
+    and in a light question's title."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    clean, _, _ = _read_posts(shared / "stackexchange" / "coffee" / "Posts.xml")
+    answered = [c for c in clean.values() if c.response][:len(BAD_REFS)]
+    answer_ids = {str(c.meta["answer_id"]): ref for c, ref in zip(answered, BAD_REFS)}
+    light = next(c for c in clean.values() if not c.response)
+    changed = 0
+    for i, line in enumerate(lines):
+        found = re.search(r' Id="(\d+)"', line)
+        if found and found[1] in answer_ids:  # the top answer's body: its text is used
+            lines[i] = line.replace(' Body="', ' Body="' + answer_ids[found[1]], 1)
+            changed += 1
+        elif found and int(found[1]) == light.meta["question_id"]:  # a light question's title
+            lines[i] = line.replace(' Title="', ' Title="&#x2;', 1)
+    assert changed == len(BAD_REFS)
+    folder = tmp_path / "coffee"
+    folder.mkdir()
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    whole, whole_stats, _ = _read_posts(folder / "Posts.xml")
+    ranged, range_stats, shards = _read_posts(folder / "Posts.xml", shard_bytes=100_000)
+    assert len(shards) > 3
+    assert whole_stats.malformed == 0 and whole_stats.counts["repaired"] == len(BAD_REFS), whole_stats
+    assert range_stats.to_dict() == whole_stats.to_dict()
+    assert whole.keys() == clean.keys()
+    for candidate in answered:
+        for read in (whole, ranged):
+            assert read[candidate.id].response == "\ufffd" + candidate.response
+    assert whole[light.id].prompt == ranged[light.id].prompt == "\ufffd" + light.prompt
+
+
+def test_a_comment_with_a_character_reference_xml_refuses_is_repaired(tmp_path, shared):
+    """The same for Comments.xml (the ``stackexchange_dialogue`` source), on the real history_meta dump: every
+    comment given a ``&#1;`` was lost as bad XML; now the same chains are read, the character as U+FFFD."""
+    from lima_data.sources import ReaderStats
+    from lima_data.sources.stackexchange import StackExchangeDialogueSource
+    from tests.conftest import read_source
+
+    site = tmp_path / "history_meta"
+    site.mkdir()
+    for name in ("Posts.xml", "Comments.xml"):
+        (site / name).write_bytes((shared / "stackexchange" / "history_meta" / name).read_bytes())
+    clean, _, _ = read_source(StackExchangeDialogueSource(), [site])
+    lines = (site / "Comments.xml").read_text(encoding="utf-8-sig").split("\n")
+    rows = [i for i, line in enumerate(lines) if line.lstrip().startswith("<row ") and ' Text="' in line]
+    for i in rows:
+        lines[i] = lines[i].replace(' Text="', ' Text="&#1;', 1)
+    (site / "Comments.xml").write_text("\n".join(lines), encoding="utf-8")
+    repaired, stats, _ = read_source(StackExchangeDialogueSource(), [site])
+    total = ReaderStats("all")
+    for shard_stats in stats.values():
+        total.merge(shard_stats)
+    assert total.malformed == 0 and total.counts["repaired"] > 0, total
+    assert [c.id for c in repaired] == [c.id for c in clean] and clean
+    assert all(turn["content"].startswith("\ufffd") for turn in repaired[0].meta["turns"][2:]), repaired[0].meta
+
+
+# --- Stack Exchange: a Score that is no number reads the same parsed and unparsed -------------------------------
+
+def test_a_score_that_is_no_number_is_0_whether_the_row_is_parsed_or_read_light(tmp_path, shared):
+    """A Score that is no number was 0 in a row read without a parse (the regular expression finds no number:
+    absent) but made the row malformed when it was parsed (``int("abc")``), so one row was kept or lost by
+    which path read it. Both read it as 0, as a missing Score: the same candidates whether every row is parsed
+    (``min_answer_score`` None), only the ones that can pass are (10), or the file is read in byte ranges."""
+    import re
+
+    from lima_data.sources import ReaderStats
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    parents = re.findall(r'PostTypeId="2" ParentId="(\d+)"', text)
+    only = next(p for p in parents if parents.count(p) == 1)  # an answer alone: it stays its question's top
+    for i, line in enumerate(lines):
+        if f'PostTypeId="2" ParentId="{only}"' in line:
+            lines[i] = re.sub(r' Score="[^"]*"', ' Score="n/a"', line)
+            answer = i
+        elif f'<row Id="{only}" ' in line:
+            lines[i] = re.sub(r' Score="[^"]*"', ' Score="abc"', re.sub(r' AnswerCount="[^"]*"', ' AnswerCount="1.5"', line))
+    folder = tmp_path / "coffee"
+    folder.mkdir()
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    key = f"stackexchange/coffee.stackexchange.com/{only}"
+    reads = {}
+    for name, settings in (("parsed", {"min_answer_score": None}), ("light", {}),
+                           ("ranges", {"shard_bytes": 100_000})):
+        read, stats, _ = _read_posts(folder / "Posts.xml", **settings)
+        assert stats.malformed == 0, (name, stats.errors)
+        reads[name] = (read, stats)
+    parsed = reads["parsed"][0][key]
+    assert parsed.meta["question_score"] == 0 and parsed.score == 0 and parsed.meta["answer_count"] == 0
+    assert parsed.response and str(parsed.meta["answer_id"]) in lines[answer]
+    for name in ("light", "ranges"):
+        candidate = reads[name][0][key]
+        assert (candidate.meta["question_score"], candidate.score, candidate.meta["answer_id"]) == (
+            0, 0, parsed.meta["answer_id"]), name
+    assert reads["ranges"][1].to_dict() == reads["light"][1].to_dict()
+    assert reads["parsed"][1].counts == reads["light"][1].counts

@@ -122,7 +122,7 @@ class DialogueReader(RowStream):
             if _POST_ID.search(line) is None:
                 self._malformed(stats, comments_file.label, line_no, "comment row without a usable PostId")
                 continue
-            row = self._parse_row(line, line_no, comments_file.label, None)
+            row = self._parse_row(line, line_no, comments_file.label, None, repairs=stats)
             if row is None:
                 self._malformed(stats, comments_file.label, line_no, "bad XML in comment row")
                 continue
@@ -164,7 +164,7 @@ class DialogueReader(RowStream):
         questions: dict[int, dict[str, Any]] = {}
         early: dict[int, dict[str, str]] = {}
         for line_no, _, line in self._rows(posts, None, None, wanted):
-            row = self._parse_row(line, line_no, posts.label, None)
+            row = self._parse_row(line, line_no, posts.label, None, repairs=stats)
             if row is None:
                 self._malformed(stats, posts.label, line_no, "bad XML in a chained post")
                 continue

@@ -214,7 +214,7 @@ class StackExchangeReader(RowStream):
                     continue
                 answers.seek(found[2])
                 text = answers.readline().strip()
-                row = self._parse_row(text, found[3], label, None)
+                row = self._parse_row(text, found[3], label, None, repairs=stats)  # (counted as in one pass)
                 if row is None or "Body" not in row:
                     self._malformed(stats, label, found[3], "top answer row cannot be parsed")
                 yield _candidate(question, best, row if row is not None and "Body" in row else None)

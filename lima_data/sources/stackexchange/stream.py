@@ -37,6 +37,7 @@ from .rows import (
     _numbers,
     _plain_numbers,
     _question,
+    _repair_chars,
 )
 from .sites import SiteDump
 
@@ -269,9 +270,15 @@ class RowStream:
             raise InputError(label, message, line_no)
         stats.error(line_no, message)
 
-    def _parse_row(self, text: bytes, line_no: int, label: str, stats: ReaderStats | None) -> dict[str, str] | None:
+    def _parse_row(self, text: bytes, line_no: int, label: str, stats: ReaderStats | None,
+                   repairs: ReaderStats | None = None) -> dict[str, str] | None:
         """The attributes of one row line, or ``None`` (recorded in ``stats`` as malformed) when it is cut off or
-        bad XML. The row is not counted in ``stats.rows`` (:meth:`_rows` counts it)."""
+        bad XML. The row is not counted in ``stats.rows`` (:meth:`_rows` counts it).
+
+        A row libxml2 refuses is parsed again with every character XML 1.0 refuses (``&#1;``, ``&#xD800;``,
+        ...) turned into U+FFFD (:func:`.rows._repair_chars`); when that parses, the row is read and counted
+        as ``counts["repaired"]`` of ``stats`` (or of ``repairs``, for a caller that records malformed rows
+        itself). Only a failed parse pays for the repair."""
         if not text.endswith(b"/>"):
             if stats is not None:
                 self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
@@ -279,10 +286,27 @@ class RowStream:
         try:
             element = etree.fromstring(text, _PARSER)
         except etree.XMLSyntaxError as exc:
-            if stats is not None:
-                self._malformed(stats, label, line_no, f"bad XML: {_xml_reason(exc.msg)}")
-            return None
+            element = self._repaired_row(text)
+            if element is None:
+                if stats is not None:
+                    self._malformed(stats, label, line_no, f"bad XML: {_xml_reason(exc.msg)}")
+                return None
+            counted = stats if stats is not None else repairs
+            if counted is not None:
+                counted.count("repaired")
         return dict(element.attrib)
+
+    @staticmethod
+    def _repaired_row(text: bytes):
+        """The element of a row line that failed to parse, once its characters XML refuses are U+FFFD, or
+        ``None`` when it holds none or still fails (another fault: the original reason is reported)."""
+        repaired = _repair_chars(text)
+        if repaired is None:
+            return None
+        try:
+            return etree.fromstring(repaired, _PARSER)
+        except etree.XMLSyntaxError:
+            return None
 
     def _check_answer(self, numbers: dict[bytes, int], stats: ReaderStats, label: str, line_no: int) -> None:
         """Count an answer row that is not parsed (its numbers only), or record it as malformed."""
@@ -389,7 +413,7 @@ class RowStream:
             if post_type == QUESTION:
                 return post_type, post_id, _question(row, dump.domain)
             if post_type == ANSWER:
-                int(row["ParentId"]), int(row.get("Score", 0))
+                int(row["ParentId"])  # (its Score, if no number, is 0 as in a row read light: rows._number)
                 if "Body" not in row:
                     raise KeyError("Body")
             return post_type, post_id, None
