@@ -168,7 +168,11 @@ def _number(value: str | None, absent: int | None = None) -> int | None:
     ``" 5"``, 19 digits or more). So a ranked-only number (Score, AcceptedAnswerId) means the same in a parsed
     row and in one read light: a Score that is no number is 0, as a missing Score, whichever way the row is read
     (issue 15: a parsed row with ``Score="abc"`` was malformed while the same row read light scored 0)."""
-    return int(value) if value is not None and _WHOLE_NUMBER.fullmatch(value) else absent
+    if value is None:
+        return absent
+    if len(value) <= 18 and value.isdigit() and value.isascii():  # the usual case, without the regex
+        return int(value)
+    return int(value) if _WHOLE_NUMBER.fullmatch(value) else absent
 
 
 def _question(row: dict[str, str], site: str) -> dict[str, Any]:
