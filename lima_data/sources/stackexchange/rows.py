@@ -132,13 +132,16 @@ def _light_title(line: bytes, body: bool) -> tuple[str | None, str | None]:
     stop = line.find(b'"', start + 8) if start >= 0 else -1
     if stop < 0 or not body:
         return None, f"row without required attribute {'Title' if stop < 0 else 'Body'}"
-    title = line[start + 8:stop]
-    if b"&#" in title:  # a character XML refuses becomes U+FFFD, as in a parsed row (html.unescape drops some)
-        title = _repair_chars(title) or title
     try:
-        return html.unescape(title.decode("utf-8")), None
+        title = line[start + 8:stop].decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"bad XML: not UTF-8 ({exc.reason})"
+    if "&" not in title:  # (html.unescape's own first test, without the call)
+        return title, None
+    if "&#" in title:  # a character XML refuses becomes U+FFFD, as in a parsed row (html.unescape drops some)
+        repaired = _repair_chars(line[start + 8:stop])
+        title = title if repaired is None else repaired.decode("utf-8")
+    return html.unescape(title), None
 
 
 def _add_top_answer(meta: dict[str, Any], site: str, best: tuple | None, accepted: int | None) -> None:
