@@ -686,7 +686,6 @@ def test_a_score_that_is_no_number_is_0_whether_the_row_is_parsed_or_read_light(
     (``min_answer_score`` None), only the ones that can pass are (10), or the file is read in byte ranges."""
     import re
 
-    from lima_data.sources import ReaderStats
 
     text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
     lines = text.split("\n")
@@ -745,3 +744,60 @@ def test_comment_links_are_replaced_as_before_and_a_line_of_brackets_does_not_ha
         assert changes["links"] == 0
         text, changes = comment_markdown("[a](http://x" * 10_000 + ")")
     assert changes["links"] == 1 and text == "a"  # one link: its URL runs to the last ")"
+
+
+# --- A .7z cut short: the site is skipped with a warning, the other sites are read ------------------------------
+
+@pytest.mark.parametrize("backend", ["7-Zip", "py7zr"])
+def test_a_cut_7z_archive_in_a_multi_site_build_is_skipped_with_one_clear_warning(tmp_path, shared, monkeypatch,
+                                                                                   backend):
+    """A .7z keeps its index at its end, so a cut download cannot even be listed: the build over every site
+    stopped, with 7-Zip's message repeating the path ("ERROR: <path> : <path> Open ERROR: ..."). Now the archive
+    is skipped with one warning naming it and saying it is cut short, recorded in stats.json's readers; the
+    other sites are read; ``--strict`` stops with that one-line error."""
+    from lima_data.sources.stackexchange import sevenzip
+
+    if backend == "py7zr":
+        monkeypatch.setattr(sevenzip, "find_7zip", lambda: None)
+    elif sevenzip.find_7zip() is None:
+        pytest.skip("no 7-Zip binary")
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    data = (shared / "stackexchange" / "beer.stackexchange.com_2020" / "beer.stackexchange.com.7z").read_bytes()
+    archive = folder / "beer.stackexchange.com.7z"
+    archive.write_bytes(data[: len(data) // 2])
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.stderr.splitlines() if str(archive) in line)
+    assert warning.startswith(f"warning: {archive}: cannot open as a 7z archive") and warning.endswith(": skipped")
+    assert warning.count(str(archive)) == 1, warning
+    if backend == "7-Zip":
+        assert "cut short" in warning, warning
+    assert _reader_errors(tmp_path / "out")[str(archive)][0].startswith("cannot open as a 7z archive")
+    train = (tmp_path / "out" / "lima" / "train.jsonl").read_text().splitlines()
+    assert train and all(json.loads(line)["domain"] == "coffee.stackexchange.com" for line in train)
+    result = build("stackexchange", folder, tmp_path / "strict", "--strict")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.exit_code == 1 and len(errors) == 1 and errors[0].startswith(f"error: {archive}: cannot open")
+
+
+def test_the_dumps_other_archives_in_a_folder_are_skipped_not_the_end_of_the_build(tmp_path, shared):
+    """The public dump splits Stack Overflow into stackoverflow.com-Posts.7z, -Users.7z, -Comments.7z, ...: a
+    build over the dump's folder stopped at the first archive without a Posts.xml ("no Posts.xml in this
+    archive"). Found in a folder, such an archive is another file of the dump: skipped and listed; named alone,
+    it is still that error."""
+    import py7zr
+
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    users = folder / "stackoverflow.com-Users.7z"
+    with py7zr.SevenZipFile(users, "w") as archive:
+        archive.writestr((shared / "stackexchange" / "history_meta" / "Users.xml").read_bytes(), "Users.xml")
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "belong to no source being built and were skipped" in result.stderr and str(users) in result.stderr
+    assert (tmp_path / "out" / "lima" / "train.jsonl").read_text().strip()
+    result = build("stackexchange", users, tmp_path / "alone")
+    assert result.exit_code == 1 and f"error: {users}: no Posts.xml in this archive" in result.stderr
