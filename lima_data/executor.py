@@ -407,7 +407,12 @@ def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, d
         if empty and not dry_run:
             shown = ", ".join(display_path(p) for p in empty[:5])
             warn(f"{len(empty)} empty file(s) under the inputs were skipped: {shown}{', ...' if len(empty) > 5 else ''}")
-        others = [p for p in skipped if p not in empty]
+        broken = [p for p in skipped if not p.exists()]  # broken symbolic links (or loops): say so (issue 15)
+        if broken and not dry_run:
+            shown = ", ".join(display_path(p) for p in broken[:5])
+            warn(f"{len(broken)} broken symbolic link(s) under the inputs were skipped: {shown}"
+                 f"{', ...' if len(broken) > 5 else ''}")
+        others = [p for p in skipped if p not in empty and p not in broken]
         if others and not dry_run:
             shown = ", ".join(display_path(p) for p in others[:5])
             warn(f"{len(others)} file(s) under the inputs belong to no source being built and were skipped: "

@@ -801,3 +801,37 @@ def test_the_dumps_other_archives_in_a_folder_are_skipped_not_the_end_of_the_bui
     assert (tmp_path / "out" / "lima" / "train.jsonl").read_text().strip()
     result = build("stackexchange", users, tmp_path / "alone")
     assert result.exit_code == 1 and f"error: {users}: no Posts.xml in this archive" in result.stderr
+
+
+# --- Files a build could only skip silently or misname: broken links, UTF-16 -------------------------------------
+
+def test_broken_links_are_listed_and_utf16_files_are_named_as_utf16(tmp_path, shared):
+    """A broken symbolic link (or a link loop) under the inputs was skipped without a word (a dangling
+    ``genai/Posts.xml`` lost a whole site silently); a UTF-16 file (Windows tools write them) was "not an XML
+    file" or "not a dump of any source". Now the links are listed as broken and skipped (a loop no longer
+    reaches ``Path.resolve``'s RuntimeError), and a UTF-16 file is an error saying it is UTF-16."""
+    import os
+
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    (folder / "genai").mkdir()
+    os.symlink(folder / "nowhere.xml", folder / "genai" / "Posts.xml")
+    os.symlink(folder / "loop", folder / "loop")
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert (f"2 broken symbolic link(s) under the inputs were skipped: {folder / 'genai' / 'Posts.xml'}, "
+            f"{folder / 'loop'}") in result.stderr, result.stderr
+    manifest = json.loads((tmp_path / "out" / "lima" / "manifest.json").read_text())
+    assert str(folder / "loop") in manifest["skipped"]
+
+    text = (shared / "stackexchange" / "genai" / "Posts.xml").read_text(encoding="utf-8-sig")
+    utf16 = tmp_path / "utf16" / "genai"
+    utf16.mkdir(parents=True)
+    (utf16 / "Posts.xml").write_bytes(text.replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16"))
+    result = build("stackexchange", utf16.parent, tmp_path / "out-utf16")
+    assert result.exit_code == 1 and f"error: {utf16 / 'Posts.xml'}:1: the file is UTF-16" in result.stderr
+    authored = tmp_path / "authored.jsonl"
+    authored.write_bytes(AUTHORED.read_text(encoding="utf-8").encode("utf-16"))
+    result = build("authored", authored, tmp_path / "out-authored")
+    assert result.exit_code == 1 and f"error: {authored}: the file is UTF-16" in result.stderr

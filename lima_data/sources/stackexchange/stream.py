@@ -26,6 +26,7 @@ from lxml import etree
 from ...candidate import Candidate
 from ...errors import InputError
 from .. import EMPTY_FILE, ReaderStats
+from ..base import UTF16
 from . import sevenzip
 from .rows import (
     _PARSER,
@@ -183,8 +184,9 @@ class RowStream:
                         if line_no == 1 and first:
                             text = text.removeprefix(b"\xef\xbb\xbf")
                             if not text.startswith(b"<"):
-                                raise InputError(label, f"not an XML file (expected a Stack Exchange {name})",
-                                                 line_no)
+                                utf16 = text.startswith((b"\xff\xfe", b"\xfe\xff"))
+                                raise InputError(label, UTF16 if utf16 else
+                                                 f"not an XML file (expected a Stack Exchange {name})", line_no)
                         if not text:
                             continue
                         if text.startswith(b"<row"):
