@@ -835,3 +835,28 @@ def test_broken_links_are_listed_and_utf16_files_are_named_as_utf16(tmp_path, sh
     authored.write_bytes(AUTHORED.read_text(encoding="utf-8").encode("utf-16"))
     result = build("authored", authored, tmp_path / "out-authored")
     assert result.exit_code == 1 and f"error: {authored}: the file is UTF-16" in result.stderr
+
+
+def test_a_pushshift_month_cut_mid_frame_is_reported_as_truncated(tmp_path, shared):
+    """zstandard's stream reader ends a .zst cut inside a frame without an error: the build reported one
+    malformed row ("bad JSON: Unterminated string") and nothing about the file. Now the file is marked truncated
+    (stats.json) and the warning says it ends inside a zstd frame; a whole file, a cut-free one of two frames,
+    is not."""
+    from lima_data.sources.reddit import _zst_cut
+
+    data = (shared / "reddit" / "zst" / "RC_2005-12.zst").read_bytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "AskMen_submissions.zst").write_bytes((shared / "reddit" / "zst" / "AskMen_submissions.zst").read_bytes())
+    cut = folder / "RC_2005-12.zst"
+    cut.write_bytes(data[: len(data) // 2])
+    result = build("reddit", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"warning: {cut}: 1 malformed row(s) and the file is truncated" in result.stderr, result.stderr
+    assert "ends inside a zstd frame" in result.stderr
+    stats = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
+    assert [r["truncated"] for r in stats["readers"] if r["shard"] == str(cut)] == [True]
+    assert [r["truncated"] for r in stats["readers"] if r["shard"] != str(cut)] == [False]
+    two = tmp_path / "two.zst"
+    two.write_bytes(data + zstandard.ZstdCompressor().compress(b'{"id": "x"}\n'))
+    assert not _zst_cut(two) and not _zst_cut(shared / "reddit" / "zst" / "RC_2005-12.zst") and _zst_cut(cut)
