@@ -860,3 +860,70 @@ def test_a_pushshift_month_cut_mid_frame_is_reported_as_truncated(tmp_path, shar
     two = tmp_path / "two.zst"
     two.write_bytes(data + zstandard.ZstdCompressor().compress(b'{"id": "x"}\n'))
     assert not _zst_cut(two) and not _zst_cut(shared / "reddit" / "zst" / "RC_2005-12.zst") and _zst_cut(cut)
+
+
+# --- A dump rewritten by another tool: rows not one per line --------------------------------------------------
+
+def _rewritten_forms(source: Path, folder: Path) -> dict[str, Path]:
+    """The real Posts.xml ``source`` as other tools write it: ElementTree's ``tree.write()`` (every row on one
+    line) and a pretty-printer that wraps attributes over lines; each as ``folder/<form>/<site>/Posts.xml``."""
+    import re
+
+    from lxml import etree
+
+    tree = etree.parse(str(source))
+    for row in tree.getroot():
+        row.tail = None
+    tree.getroot().text = None
+    forms = {"one_line": etree.tostring(tree, xml_declaration=True, encoding="utf-8"),
+             "wrapped": re.sub(rb'" (?=[A-Z]\w*=")', b'"\n      ', source.read_bytes())}
+    paths = {}
+    for form, data in forms.items():
+        (folder / form / source.parent.name).mkdir(parents=True)
+        paths[form] = folder / form / source.parent.name / "Posts.xml"
+        paths[form].write_bytes(data)
+    return paths
+
+
+def test_a_posts_xml_whose_rows_are_not_one_per_line_reads_as_the_dump(tmp_path, shared):
+    """The reader reads the dump line by line; the same XML written by another tool (ElementTree: every row on
+    one line; attributes wrapped over lines) gave no row at all, silently ("0 malformed rows and the file is
+    truncated"): a whole site lost. Such a file is now rewritten one row per line (lxml iterparse, bounded
+    memory) and read: the same candidates and counts as the dump itself, also where the file would be split
+    into byte ranges (it is not) and inside a .7z."""
+    import py7zr
+
+    source = shared / "stackexchange" / "coffee" / "Posts.xml"
+    dump, dump_stats, _ = _read_posts(source)
+    for form, path in _rewritten_forms(source, tmp_path / "forms").items():
+        for settings in ({}, {"shard_bytes": 100_000}):
+            read, stats, shards = _read_posts(path, **settings)
+            assert len(shards) == 1, form
+            assert {k: c.to_dict() for k, c in read.items()} == {k: c.to_dict() for k, c in dump.items()}, form
+            assert stats.counts == dump_stats.counts and stats.malformed == 0 and not stats.truncated, (form, stats)
+    archive = tmp_path / "coffee.stackexchange.com.7z"
+    with py7zr.SevenZipFile(archive, "w") as out:
+        out.write(tmp_path / "forms" / "one_line" / "coffee" / "Posts.xml", "Posts.xml")
+    read, stats, _ = _read_posts(archive)
+    assert read.keys() == dump.keys() and stats.counts == dump_stats.counts
+
+
+def test_a_file_not_in_lines_that_is_not_well_formed_or_a_dialogue_dump_is_one_clear_error(tmp_path, shared):
+    """Rows that are not one per line cannot be told apart by lines: a file that is also bad XML, and (not
+    rewritten there) a dialogue's Posts.xml / Comments.xml, end in one error naming the file."""
+    from lima_data.errors import InputError
+    from lima_data.sources.stackexchange import StackExchangeDialogueSource
+    from tests.conftest import read_source
+
+    path = _rewritten_forms(shared / "stackexchange" / "coffee" / "Posts.xml", tmp_path)["one_line"]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"Posts.xml: its rows are not one per line .* not well-formed XML \(line 2"):
+        _read_posts(path)
+    site = tmp_path / "history_meta"
+    site.mkdir()
+    (site / "Posts.xml").write_bytes((shared / "stackexchange" / "history_meta" / "Posts.xml").read_bytes())
+    (site / "Comments.xml").write_bytes((shared / "stackexchange" / "history_meta" / "Comments.xml").read_bytes()
+                                        .replace(b"\r\n", b"\n").replace(b"\n  <row", b"<row"))
+    with pytest.raises(InputError, match=r"Comments.xml: its rows are not one per line"):
+        read_source(StackExchangeDialogueSource(), [site])

@@ -20,6 +20,7 @@ from ...errors import InputError
 from .. import ReaderStats
 from ..base import Shard
 from .dialogue_chains import build_chain
+from .lines import NOT_LINES, head_of, rows_one_per_line
 from .rows import ANSWER, QUESTION, _author, _numbers, _question
 from .sites import licence_for
 from .source import _posts_member
@@ -77,6 +78,9 @@ class DialogueReader(RowStream):
         """
         posts, comments_file = self._files(shard)
         site = shard.domain
+        for dump in (posts, comments_file):
+            if not dump.member and not rows_one_per_line(head_of(dump.path)):
+                raise InputError(dump.label, NOT_LINES)
 
         # Pass 1: numbers of every post, no XML parse.
         owners: dict[int, int] = {}  # question id -> asker

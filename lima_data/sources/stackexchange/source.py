@@ -20,6 +20,7 @@ from ...files import finish_folder, partial_folder
 from ..base import Shard, Source
 from ..base import discover as discover_shards
 from . import sevenzip
+from .lines import head_of, rows_one_per_line
 from .ranges import index_range, join_index, member_ranges, split_ranges, unpack_site
 from .reader import StackExchangeReader
 from .sites import SOURCE, site_domain
@@ -172,8 +173,8 @@ class StackExchangeSource(Source):
         out = []
         shard_bytes = self.settings["shard_bytes"]
         for shard in _one_per_site(shards, warn):
-            if shard.size <= shard_bytes:
-                out.append(shard)
+            if shard.size <= shard_bytes or (not shard.member and not rows_one_per_line(head_of(shard.path))):
+                out.append(shard)  # (a file not in lines is rewritten in lines by its one task: not split)
             elif shard.member:
                 count = -(-shard.size // shard_bytes)
                 warn(f"{shard.path.name}: its {shard.size / 2**30:.2f} GiB Posts.xml is unpacked once into the "

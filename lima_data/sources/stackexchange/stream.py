@@ -71,7 +71,7 @@ class RowStream:
     # -- byte streams -----------------------------------------------------------------------------------------
 
     def _open(self, dump: SiteDump):
-        if dump.member and self._spooled.get(dump) is not None:
+        if self._spooled.get(dump) is not None:  # an archive member decoded, or a file rewritten in lines
             return open(self._spooled[dump], "rb", buffering=_CHUNK)
         if dump.member:
             limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
