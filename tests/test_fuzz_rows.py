@@ -386,7 +386,7 @@ def test_fuzz_build_smoke(tmp_path):
         import fuzz_build
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
-    picked = ["body_deep", "charrefs", "numbers", "cell_numbers", "wh_categories", "deep_json"]
+    picked = ["body_deep", "charrefs", "numbers", "cell_numbers", "wh_categories", "deep_json", "file_cut_7z"]
     for source, kind, make in fuzz_build.cases("all"):
         if kind not in picked or (kind == "deep_json" and source != "authored"):
             continue
