@@ -927,3 +927,24 @@ def test_a_file_not_in_lines_that_is_not_well_formed_or_a_dialogue_dump_is_one_c
                                         .replace(b"\r\n", b"\n").replace(b"\n  <row", b"<row"))
     with pytest.raises(InputError, match=r"Comments.xml: its rows are not one per line"):
         read_source(StackExchangeDialogueSource(), [site])
+
+
+def test_a_file_error_raised_in_a_worker_process_names_the_file(tmp_path, shared):
+    """With ``--workers 2`` an InputError raised in a worker (a Posts.xml that is not XML) could not be
+    unpickled (pickle re-called ``__init__`` with the formatted message alone) and the build said "a worker
+    process died (killed, or out of memory?)". The error now crosses the process boundary whole."""
+    import pickle
+
+    from lima_data.errors import InputError
+
+    error = pickle.loads(pickle.dumps(InputError(tmp_path / "Posts.xml", "not an XML file", 1)))
+    assert (str(error), error.path, error.line) == (f"{tmp_path / 'Posts.xml'}:1: not an XML file",
+                                                    str(tmp_path / "Posts.xml"), 1)
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    (folder / "genai").mkdir()
+    (folder / "genai" / "Posts.xml").write_text("garbage\n")
+    result = build("stackexchange", folder, tmp_path / "out", "--workers", "2")
+    assert result.exit_code == 1, result.output
+    assert f"error: {folder / 'genai' / 'Posts.xml'}:1: not an XML file" in result.stderr, result.stderr
