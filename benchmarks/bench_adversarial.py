@@ -3,13 +3,16 @@
     PYTHONPATH=$PWD python benchmarks/bench_adversarial.py
 
 Before the fixes (commit 8cf24a7, same machine): strip_debris 9.0 s, <pre> 23.9 s, U+E000 26.8 s, 20,000 nested
-<b> 10.0 s, diff_marked over 60 s (killed), 1,000,000 nested <b> not run (hours). Each line is one call.
+<b> 10.0 s, diff_marked over 60 s (killed), 1,000,000 nested <b> not run (hours). comment_markdown's link pattern
+before its fix (commit 72ea613): 100,000 '[' 39.5 s, '[a](http://x' x 10,000 with no ')' 21.8 s. Each line is one
+call.
 """
 
 from __future__ import annotations
 
 import time
 
+from lima_data.filters.dialogue import comment_markdown
 from lima_data.report.html import diff_marked
 from lima_data.sources.wikihow import strip_debris
 from lima_data.text.markup import html_to_markdown
@@ -23,6 +26,8 @@ CASES = [
     ("html_to_markdown, 1,000,000 nested <b> (linear: bs4's parse)",
      lambda: html_to_markdown("<p>" + "<b>" * 1_000_000 + "x", prune_links=True)),
     ("diff_marked, 30,000 'x '", lambda: diff_marked("<p>hello</p> " + "x " * 30000, "hello " + "x " * 30000)),
+    ("comment_markdown, 100,000 '['", lambda: comment_markdown("[" * 100_000)),
+    ("comment_markdown, '[a](http://x' x 10,000, no ')'", lambda: comment_markdown("[a](http://x" * 10_000)),
 ]
 
 if __name__ == "__main__":

@@ -295,6 +295,62 @@ def json_mutation(rnd: random.Random, kind: str, row: dict, text_fields: list[st
     return json.dumps(row, default=str)
 
 
+#: Faults of a whole file, in a build over two sites (the other one intact): the kinds of damage a download, a
+#: Windows tool or a re-serialising script leaves (issue 15, "faults you have not seen").
+SE_FILE_KINDS = ["file_empty", "file_decl_only", "file_one_line", "file_wrapped", "file_utf16", "file_cut_7z",
+                 "file_cut_mid_row", "file_broken_link", "file_other_archive"]
+
+
+def se_file_case(rnd: random.Random, kind: str, srcs: list[Path], out: Path) -> Path:
+    """Two real sites under ``out``: one intact, one whose Posts.xml (or .7z) has the whole-file fault ``kind``."""
+    import os
+
+    import py7zr
+    from lxml import etree
+
+    good, bad = rnd.sample(srcs, 2)
+    (out / good.parent.name).mkdir(parents=True)
+    shutil.copy(good, out / good.parent.name / "Posts.xml")
+    target = out / bad.parent.name / "Posts.xml"
+    target.parent.mkdir(parents=True)
+    data = bad.read_bytes()
+    if kind == "file_empty":
+        data = b""
+    elif kind == "file_decl_only":
+        data = data.split(b"\n", 1)[0] + b"\n"
+    elif kind == "file_one_line":
+        tree = etree.parse(str(bad))
+        for row in tree.getroot():
+            row.tail = None
+        tree.getroot().text = None
+        data = etree.tostring(tree, xml_declaration=True, encoding="utf-8")
+    elif kind == "file_wrapped":
+        data = re.sub(rb'" (?=[A-Z]\w*=")', b'"\n      ', data)
+    elif kind == "file_utf16":
+        data = data.decode("utf-8-sig").replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16")
+    elif kind == "file_cut_mid_row":
+        rows = [m.start() for m in re.finditer(rb"<row ", data)]
+        data = data[: rnd.choice(rows[len(rows) // 2:]) + rnd.randrange(5, 200)]
+    elif kind in ("file_cut_7z", "file_other_archive"):
+        target.write_bytes(data)
+        archive = out / (f"{bad.parent.name}.stackexchange.com.7z" if kind == "file_cut_7z"
+                         else "stackoverflow.com-Users.7z")
+        with py7zr.SevenZipFile(archive, "w") as seven:
+            seven.write(target, "Posts.xml" if kind == "file_cut_7z" else "Users.xml")
+        shutil.rmtree(target.parent)
+        if kind == "file_cut_7z":
+            packed = archive.read_bytes()
+            archive.write_bytes(packed[: rnd.randrange(32, len(packed) - 1)])
+        return out
+    elif kind == "file_broken_link":
+        os.symlink(out / "nowhere.xml", target)
+        return out
+    else:
+        raise ValueError(kind)
+    target.write_bytes(data)
+    return out
+
+
 def zst_rows(path: Path) -> list[str]:
     with open(path, "rb") as fh:
         data = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh).read()
@@ -330,7 +386,10 @@ def reddit_zst_case(rnd: random.Random, kind: str, out: Path) -> Path:
         data = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
         if kind == "bad_json" and rnd.random() < 0.3:
             data = data[: len(data) * 2 // 3]  # truncated stream
-        (out_dir / name).write_bytes(zstandard.ZstdCompressor().compress(data))
+        packed = zstandard.ZstdCompressor().compress(data)
+        if kind == "bad_json" and rnd.random() < 0.3:
+            packed = packed[: rnd.randrange(len(packed) // 2, len(packed))]  # a download cut inside the frame
+        (out_dir / name).write_bytes(packed)
     # pair the submissions with comments: real comment rows pointed at them
     return out_dir
 
@@ -493,6 +552,7 @@ def cases(source: str) -> list[tuple[str, str, object]]:
     if source in ("stackexchange", "all"):
         srcs = [DATA / "stackexchange" / "coffee" / "Posts.xml", SAMPLES / "stackexchange" / "genai" / "Posts.xml"]
         out += [("stackexchange", k, lambda r, k, o, s=srcs: se_case(r, k, r.choice(s), o)) for k in SE_KINDS]
+        out += [("stackexchange", k, lambda r, k, o, s=srcs: se_file_case(r, k, s, o)) for k in SE_FILE_KINDS]
     if source in ("reddit", "all"):
         out += [("reddit", k, reddit_zst_case) for k in JSON_KINDS]
         out += [("reddit", k, reddit_csv_case) for k in CSV_KINDS]

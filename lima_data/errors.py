@@ -34,8 +34,15 @@ class InputError(LimaDataError):
     def __init__(self, path, message: str, line: int | None = None):
         self.path = path_text(path)
         self.line = line
+        self.reason = message
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):
+        """Pickled as its own arguments, so one raised in a worker process reaches the build whole: pickle's
+        default re-calls ``__init__`` with the formatted message alone, which failed, and the process pool
+        reported "a worker process died" instead of the file and what is wrong (issue 15, --workers 2)."""
+        return (type(self), (self.path, self.reason, self.line))
 
 
 class RecipeError(LimaDataError):

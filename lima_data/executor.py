@@ -372,6 +372,14 @@ class BuildPlan:
                 "skipped": [display_path(p) for p in self.skipped]}
 
 
+def _is_empty(path: Path) -> bool:
+    """The file has 0 bytes (an unreadable one is not called empty: its own error comes later)."""
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, dict[str, Any]], *, strict: bool,
                allow_empty: bool, dry_run: bool, warn: Callable[[str], None]) -> BuildPlan:
     """The plan stage: build each source's chain and reader, find its shards in ``inputs`` (or the recipe's
@@ -394,10 +402,20 @@ def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, d
     skipped: list[Path] = []
     if inputs:
         shards, skipped = discover(inputs, list(readers.values()), warn)
-        if skipped and not dry_run:
-            shown = ", ".join(display_path(p) for p in skipped[:5])
-            warn(f"{len(skipped)} file(s) under the inputs belong to no source being built and were skipped: "
-                 f"{shown}{', ...' if len(skipped) > 5 else ''} (all listed in manifest.json \"skipped\"; "
+        empty = [p for p in skipped if _is_empty(p)]  # no source can claim a 0-byte file: say so (issue 15)
+        if empty and not dry_run:
+            shown = ", ".join(display_path(p) for p in empty[:5])
+            warn(f"{len(empty)} empty file(s) under the inputs were skipped: {shown}{', ...' if len(empty) > 5 else ''}")
+        broken = [p for p in skipped if not p.exists()]  # broken symbolic links (or loops): say so (issue 15)
+        if broken and not dry_run:
+            shown = ", ".join(display_path(p) for p in broken[:5])
+            warn(f"{len(broken)} broken symbolic link(s) under the inputs were skipped: {shown}"
+                 f"{', ...' if len(broken) > 5 else ''}")
+        others = [p for p in skipped if p not in empty and p not in broken]
+        if others and not dry_run:
+            shown = ", ".join(display_path(p) for p in others[:5])
+            warn(f"{len(others)} file(s) under the inputs belong to no source being built and were skipped: "
+                 f"{shown}{', ...' if len(others) > 5 else ''} (all listed in manifest.json \"skipped\"; "
                  f"--dry-run shows which source claims which file)")
     else:
         shards = {}
@@ -544,4 +562,6 @@ def merge_results(plan: BuildPlan, results: list[TaskResult], report: Path,
                                   for e in stats.errors[:3])
                 warn(f"{stats.shard}: {stats.malformed} malformed row(s)"
                      f"{' and the file is truncated' if stats.truncated else ''} ({where})")
+            elif stats.errors:  # a problem of the whole file that did not stop the build, e.g. an empty one
+                warn(f"{stats.shard}: " + "; ".join(e["error"] for e in stats.errors[:3]))
     return merged

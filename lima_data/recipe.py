@@ -180,7 +180,7 @@ def display_path(path: Path) -> str:
     :func:`~lima_data.errors.path_text`)."""
     try:
         return PACKAGE_PREFIX + Path(path).resolve().relative_to(PACKAGE.resolve()).as_posix()
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):  # (RuntimeError: a symbolic-link loop, which is no bundled file)
         return path_text(path)
 
 

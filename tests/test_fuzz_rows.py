@@ -386,7 +386,7 @@ def test_fuzz_build_smoke(tmp_path):
         import fuzz_build
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
-    picked = ["body_deep", "charrefs", "numbers", "cell_numbers", "wh_categories", "deep_json"]
+    picked = ["body_deep", "charrefs", "numbers", "cell_numbers", "wh_categories", "deep_json", "file_cut_7z"]
     for source, kind, make in fuzz_build.cases("all"):
         if kind not in picked or (kind == "deep_json" and source != "authored"):
             continue
@@ -516,3 +516,435 @@ def test_html_with_a_long_run_of_spaces_in_code_or_of_private_use_marks_does_not
         assert markdown.endswith("a" + " " * 100_000 + "b\n```")  # code is kept as written
         markdown, _ = html_to_markdown(body + "<p>a" + "\ue000" * 100_000 + "b</p>", prune_links=True)
     assert markdown.startswith(html_to_markdown(body, prune_links=True)[0][:200])
+
+
+# --- Empty files: one empty shard is skipped with a warning naming it, not the end of the build -----------------
+
+def _reader_errors(out: Path) -> dict[str, list[str]]:
+    """``{shard: [error]}`` of report/stats.json's readers that recorded a problem."""
+    stats = json.loads((out / "lima" / "report" / "stats.json").read_text())
+    return {r["shard"]: [e["error"] for e in r["errors"]] for r in stats["readers"] if r["errors"]}
+
+
+@pytest.mark.parametrize("content", [b"", b'<?xml version="1.0" encoding="utf-8"?>\n', "7z"])
+def test_a_multi_site_build_with_one_empty_posts_xml_finishes_with_the_other_sites(tmp_path, shared, content):
+    """An empty Posts.xml (0 bytes, or only the XML declaration) or an empty .7z member stopped a build over
+    many sites ("the file is empty"). DESIGN.md section 5: the file is skipped with a warning naming it and
+    recorded in stats.json's readers; the other sites are read; ``--strict`` still stops with the error."""
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    if content == "7z":
+        import py7zr
+
+        (tmp_path / "Posts.xml").write_bytes(b"")
+        empty = folder / "empty.stackexchange.com.7z"
+        with py7zr.SevenZipFile(empty, "w") as archive:
+            archive.write(tmp_path / "Posts.xml", "Posts.xml")
+        label = f"{empty}!Posts.xml"
+    else:
+        (folder / "empty.stackexchange.com").mkdir()
+        empty = folder / "empty.stackexchange.com" / "Posts.xml"
+        empty.write_bytes(content)
+        label = str(empty)
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"warning: {label}: the file is empty" in result.stderr, result.stderr
+    assert any(e.startswith("the file is empty") for e in _reader_errors(tmp_path / "out")[label])
+    train = (tmp_path / "out" / "lima" / "train.jsonl").read_text().splitlines()
+    assert train and all(json.loads(line)["domain"] == "coffee.stackexchange.com" for line in train)
+    result = build("stackexchange", folder, tmp_path / "strict", "--strict")
+    assert result.exit_code == 1 and f"error: {label}: the file is empty" in result.stderr, result.stderr
+
+
+def test_empty_files_of_the_other_sources_are_skipped_with_a_warning_or_named_in_an_error(tmp_path, shared):
+    """The same for every source: an empty Pushshift month (0 bytes, or an empty zstd frame) and an empty
+    Super-NaturalInstructions task are skipped with ``<file>: the file is empty`` (an error with ``--strict``);
+    an empty file no source can recognise (a wikiHow CSV, an authored JSONL) is listed as an empty file skipped,
+    and named alone on the command line it is an error saying it is empty."""
+    folder = tmp_path / "reddit"
+    folder.mkdir()
+    (folder / "RC_2005-12.zst").write_bytes((shared / "reddit" / "zst" / "RC_2005-12.zst").read_bytes())
+    (folder / "RS_2005-11.zst").write_bytes(b"")
+    (folder / "RS_2005-12.zst").write_bytes(zstandard.ZstdCompressor().compress(b""))
+    result = build("reddit", folder, tmp_path / "out-reddit")
+    assert result.exit_code == 0, result.output
+    for name in ("RS_2005-11.zst", "RS_2005-12.zst"):
+        assert f"warning: {folder / name}: the file is empty: skipped" in result.stderr, result.stderr
+    errors = _reader_errors(tmp_path / "out-reddit")
+    assert errors[str(folder / "RS_2005-11.zst")] == ["the file is empty: skipped"]
+    assert str(folder / "RC_2005-12.zst") not in errors
+    result = build("reddit", folder, tmp_path / "strict-reddit", "--strict")
+    assert result.exit_code == 1 and f"error: {folder / 'RS_2005-11.zst'}: the file is empty" in result.stderr
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "task001_empty.json").write_text(" \n")
+    result = build("natural_instructions", tasks, tmp_path / "out-ni")
+    assert result.exit_code == 0 and f"{tasks / 'task001_empty.json'}: the file is empty: skipped" in result.stderr
+    result = build("natural_instructions", tasks, tmp_path / "strict-ni", "--strict")
+    assert result.exit_code == 1 and f"error: {tasks / 'task001_empty.json'}: the file is empty" in result.stderr
+
+    authored = tmp_path / "authored"
+    authored.mkdir()
+    (authored / "a.jsonl").write_text(AUTHORED.read_text(encoding="utf-8"), encoding="utf-8")
+    (authored / "b.jsonl").write_bytes(b"")
+    result = build("authored", authored, tmp_path / "out-authored")
+    assert result.exit_code == 0 and f"1 empty file(s) under the inputs were skipped: {authored / 'b.jsonl'}" in result.stderr
+    (tmp_path / "wikihow.csv").write_bytes(b"")
+    result = build("wikihow", tmp_path / "wikihow.csv", tmp_path / "out-wikihow")
+    assert result.exit_code == 1 and f"error: {tmp_path / 'wikihow.csv'}: the file is empty" in result.stderr
+
+
+# --- Stack Exchange: character references libxml2 refuses are repaired, not the row dropped ---------------------
+
+BAD_REFS = ["&#1;", "&#x1F;", "&#0;", "&#xD800;", "&#xFFFE;", "&#x110000;", "&#99999999999;", "\x01"]
+
+
+def _read_posts(path: Path, **settings):
+    """Candidates by id and the added-up reader stats of a Posts.xml read with ``min_answer_score`` 10."""
+    from lima_data.sources import ReaderStats
+    from lima_data.sources.stackexchange import StackExchangeSource
+    from tests.conftest import read_source
+
+    candidates, stats, shards = read_source(StackExchangeSource({"min_answer_score": 10, **settings}), [path])
+    total = ReaderStats(str(path))
+    for shard_stats in stats.values():
+        total.merge(shard_stats)
+    return {c.id: c for c in candidates}, total, shards
+
+
+def test_character_references_xml_refuses_are_repaired_in_whole_and_byte_range_reads(tmp_path, shared):
+    """A row holding ``&#1;``, ``&#xD800;``, ``&#x110000;``, ... (bodies pasted from binary files or Word) was
+    dropped whole as bad XML. Now each such character becomes U+FFFD, the row is read and counted as
+    ``repaired``; the same in the whole-file read and the byte-range read (the top answer fetched by offset),
+    and in a light question's title."""
+    import re
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    clean, _, _ = _read_posts(shared / "stackexchange" / "coffee" / "Posts.xml")
+    answered = [c for c in clean.values() if c.response][:len(BAD_REFS)]
+    answer_ids = {str(c.meta["answer_id"]): ref for c, ref in zip(answered, BAD_REFS)}
+    light = next(c for c in clean.values() if not c.response)
+    changed = 0
+    for i, line in enumerate(lines):
+        found = re.search(r' Id="(\d+)"', line)
+        if found and found[1] in answer_ids:  # the top answer's body: its text is used
+            lines[i] = line.replace(' Body="', ' Body="' + answer_ids[found[1]], 1)
+            changed += 1
+        elif found and int(found[1]) == light.meta["question_id"]:  # a light question's title
+            lines[i] = line.replace(' Title="', ' Title="&#x2;', 1)
+    assert changed == len(BAD_REFS)
+    folder = tmp_path / "coffee"
+    folder.mkdir()
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    whole, whole_stats, _ = _read_posts(folder / "Posts.xml")
+    ranged, range_stats, shards = _read_posts(folder / "Posts.xml", shard_bytes=100_000)
+    assert len(shards) > 3
+    assert whole_stats.malformed == 0 and whole_stats.counts["repaired"] == len(BAD_REFS), whole_stats
+    assert range_stats.to_dict() == whole_stats.to_dict()
+    assert whole.keys() == clean.keys()
+    for candidate in answered:
+        for read in (whole, ranged):
+            assert read[candidate.id].response == "\ufffd" + candidate.response
+    assert whole[light.id].prompt == ranged[light.id].prompt == "\ufffd" + light.prompt
+
+
+def test_a_comment_with_a_character_reference_xml_refuses_is_repaired(tmp_path, shared):
+    """The same for Comments.xml (the ``stackexchange_dialogue`` source), on the real history_meta dump: every
+    comment given a ``&#1;`` was lost as bad XML; now the same chains are read, the character as U+FFFD."""
+    from lima_data.sources import ReaderStats
+    from lima_data.sources.stackexchange import StackExchangeDialogueSource
+    from tests.conftest import read_source
+
+    site = tmp_path / "history_meta"
+    site.mkdir()
+    for name in ("Posts.xml", "Comments.xml"):
+        (site / name).write_bytes((shared / "stackexchange" / "history_meta" / name).read_bytes())
+    clean, _, _ = read_source(StackExchangeDialogueSource(), [site])
+    lines = (site / "Comments.xml").read_text(encoding="utf-8-sig").split("\n")
+    rows = [i for i, line in enumerate(lines) if line.lstrip().startswith("<row ") and ' Text="' in line]
+    for i in rows:
+        lines[i] = lines[i].replace(' Text="', ' Text="&#1;', 1)
+    (site / "Comments.xml").write_text("\n".join(lines), encoding="utf-8")
+    repaired, stats, _ = read_source(StackExchangeDialogueSource(), [site])
+    total = ReaderStats("all")
+    for shard_stats in stats.values():
+        total.merge(shard_stats)
+    assert total.malformed == 0 and total.counts["repaired"] > 0, total
+    assert [c.id for c in repaired] == [c.id for c in clean] and clean
+    assert all(turn["content"].startswith("\ufffd") for turn in repaired[0].meta["turns"][2:]), repaired[0].meta
+
+
+# --- Stack Exchange: a Score that is no number reads the same parsed and unparsed -------------------------------
+
+def test_a_score_that_is_no_number_is_0_whether_the_row_is_parsed_or_read_light(tmp_path, shared):
+    """A Score that is no number was 0 in a row read without a parse (the regular expression finds no number:
+    absent) but made the row malformed when it was parsed (``int("abc")``), so one row was kept or lost by
+    which path read it. Both read it as 0, as a missing Score: the same candidates whether every row is parsed
+    (``min_answer_score`` None), only the ones that can pass are (10), or the file is read in byte ranges."""
+    import re
+
+
+    text = (shared / "stackexchange" / "coffee" / "Posts.xml").read_text(encoding="utf-8-sig")
+    lines = text.split("\n")
+    parents = re.findall(r'PostTypeId="2" ParentId="(\d+)"', text)
+    only = next(p for p in parents if parents.count(p) == 1)  # an answer alone: it stays its question's top
+    for i, line in enumerate(lines):
+        if f'PostTypeId="2" ParentId="{only}"' in line:
+            lines[i] = re.sub(r' Score="[^"]*"', ' Score="n/a"', line)
+            answer = i
+        elif f'<row Id="{only}" ' in line:
+            lines[i] = re.sub(r' Score="[^"]*"', ' Score="abc"', re.sub(r' AnswerCount="[^"]*"', ' AnswerCount="1.5"', line))
+    folder = tmp_path / "coffee"
+    folder.mkdir()
+    (folder / "Posts.xml").write_text("\n".join(lines), encoding="utf-8")
+    key = f"stackexchange/coffee.stackexchange.com/{only}"
+    reads = {}
+    for name, settings in (("parsed", {"min_answer_score": None}), ("light", {}),
+                           ("ranges", {"shard_bytes": 100_000})):
+        read, stats, _ = _read_posts(folder / "Posts.xml", **settings)
+        assert stats.malformed == 0, (name, stats.errors)
+        reads[name] = (read, stats)
+    parsed = reads["parsed"][0][key]
+    assert parsed.meta["question_score"] == 0 and parsed.score == 0 and parsed.meta["answer_count"] == 0
+    assert parsed.response and str(parsed.meta["answer_id"]) in lines[answer]
+    for name in ("light", "ranges"):
+        candidate = reads[name][0][key]
+        assert (candidate.meta["question_score"], candidate.score, candidate.meta["answer_id"]) == (
+            0, 0, parsed.meta["answer_id"]), name
+    assert reads["ranges"][1].to_dict() == reads["light"][1].to_dict()
+    assert reads["parsed"][1].counts == reads["light"][1].counts
+
+
+def test_comment_links_are_replaced_as_before_and_a_line_of_brackets_does_not_hang(shared):
+    """The dialogue filter's Markdown-link pattern scanned from every ``[`` to the next ``]``: a comment line of
+    100,000 ``[`` (or of ``[a](http://x`` repeated) took ~40 s, growing as the square. The linear scanner
+    replaces the same links: checked against the old pattern on every real comment of the shared dumps and on
+    200,000 random strings of link pieces."""
+    import html as html_module
+    import re
+
+    from lima_data.filters.dialogue import _links_to_text, comment_markdown
+
+    old = re.compile(r"\[([^\]\n]+)\]\((?:https?|ftp)://[^)\s]+(?:\s+\"[^\"]*\")?\)")
+    texts = []
+    for site in ("history_meta", "bicycles_meta"):
+        xml = (shared / "stackexchange" / site / "Comments.xml").read_text(encoding="utf-8-sig")
+        texts += [html_module.unescape(t) for t in re.findall(r' Text="([^"]*)"', xml)]
+    assert sum(1 for t in texts if old.search(t)) > 50  # real comments with links
+    rnd = random.Random(15)
+    pieces = ["[", "]", "(", ")", "\n", " ", '"', "a", "http://", "ftp://", "https://", "](", "](http://x"]
+    texts += ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(16))) for _ in range(200_000)]
+    assert [_links_to_text(t) for t in texts] == [old.subn(r"\1", t) for t in texts]
+    with _no_hang():
+        assert comment_markdown("[" * 100_000)[0] == "[" * 100_000
+        text, changes = comment_markdown("[a](http://x" * 10_000)  # no ")": no link
+        assert changes["links"] == 0
+        text, changes = comment_markdown("[a](http://x" * 10_000 + ")")
+    assert changes["links"] == 1 and text == "a"  # one link: its URL runs to the last ")"
+
+
+# --- A .7z cut short: the site is skipped with a warning, the other sites are read ------------------------------
+
+@pytest.mark.parametrize("backend", ["7-Zip", "py7zr"])
+def test_a_cut_7z_archive_in_a_multi_site_build_is_skipped_with_one_clear_warning(tmp_path, shared, monkeypatch,
+                                                                                   backend):
+    """A .7z keeps its index at its end, so a cut download cannot even be listed: the build over every site
+    stopped, with 7-Zip's message repeating the path ("ERROR: <path> : <path> Open ERROR: ..."). Now the archive
+    is skipped with one warning naming it and saying it is cut short, recorded in stats.json's readers; the
+    other sites are read; ``--strict`` stops with that one-line error."""
+    from lima_data.sources.stackexchange import sevenzip
+
+    if backend == "py7zr":
+        monkeypatch.setattr(sevenzip, "find_7zip", lambda: None)
+    elif sevenzip.find_7zip() is None:
+        pytest.skip("no 7-Zip binary")
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    data = (shared / "stackexchange" / "beer.stackexchange.com_2020" / "beer.stackexchange.com.7z").read_bytes()
+    archive = folder / "beer.stackexchange.com.7z"
+    archive.write_bytes(data[: len(data) // 2])
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.stderr.splitlines() if str(archive) in line)
+    assert warning.startswith(f"warning: {archive}: cannot open as a 7z archive") and warning.endswith(": skipped")
+    assert warning.count(str(archive)) == 1, warning
+    if backend == "7-Zip":
+        assert "cut short" in warning, warning
+    assert _reader_errors(tmp_path / "out")[str(archive)][0].startswith("cannot open as a 7z archive")
+    train = (tmp_path / "out" / "lima" / "train.jsonl").read_text().splitlines()
+    assert train and all(json.loads(line)["domain"] == "coffee.stackexchange.com" for line in train)
+    result = build("stackexchange", folder, tmp_path / "strict", "--strict")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.exit_code == 1 and len(errors) == 1 and errors[0].startswith(f"error: {archive}: cannot open")
+
+
+def test_the_dumps_other_archives_in_a_folder_are_skipped_not_the_end_of_the_build(tmp_path, shared):
+    """The public dump splits Stack Overflow into stackoverflow.com-Posts.7z, -Users.7z, -Comments.7z, ...: a
+    build over the dump's folder stopped at the first archive without a Posts.xml ("no Posts.xml in this
+    archive"). Found in a folder, such an archive is another file of the dump: skipped and listed; named alone,
+    it is still that error."""
+    import py7zr
+
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    users = folder / "stackoverflow.com-Users.7z"
+    with py7zr.SevenZipFile(users, "w") as archive:
+        archive.writestr((shared / "stackexchange" / "history_meta" / "Users.xml").read_bytes(), "Users.xml")
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "belong to no source being built and were skipped" in result.stderr and str(users) in result.stderr
+    assert (tmp_path / "out" / "lima" / "train.jsonl").read_text().strip()
+    result = build("stackexchange", users, tmp_path / "alone")
+    assert result.exit_code == 1 and f"error: {users}: no Posts.xml in this archive" in result.stderr
+
+
+# --- Files a build could only skip silently or misname: broken links, UTF-16 -------------------------------------
+
+def test_broken_links_are_listed_and_utf16_files_are_named_as_utf16(tmp_path, shared):
+    """A broken symbolic link (or a link loop) under the inputs was skipped without a word (a dangling
+    ``genai/Posts.xml`` lost a whole site silently); a UTF-16 file (Windows tools write them) was "not an XML
+    file" or "not a dump of any source". Now the links are listed as broken and skipped (a loop no longer
+    reaches ``Path.resolve``'s RuntimeError), and a UTF-16 file is an error saying it is UTF-16."""
+    import os
+
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    (folder / "genai").mkdir()
+    os.symlink(folder / "nowhere.xml", folder / "genai" / "Posts.xml")
+    os.symlink(folder / "loop", folder / "loop")
+    result = build("stackexchange", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert (f"2 broken symbolic link(s) under the inputs were skipped: {folder / 'genai' / 'Posts.xml'}, "
+            f"{folder / 'loop'}") in result.stderr, result.stderr
+    manifest = json.loads((tmp_path / "out" / "lima" / "manifest.json").read_text())
+    assert str(folder / "loop") in manifest["skipped"]
+
+    text = (shared / "stackexchange" / "genai" / "Posts.xml").read_text(encoding="utf-8-sig")
+    utf16 = tmp_path / "utf16" / "genai"
+    utf16.mkdir(parents=True)
+    (utf16 / "Posts.xml").write_bytes(text.replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16"))
+    result = build("stackexchange", utf16.parent, tmp_path / "out-utf16")
+    assert result.exit_code == 1 and f"error: {utf16 / 'Posts.xml'}:1: the file is UTF-16" in result.stderr
+    authored = tmp_path / "authored.jsonl"
+    authored.write_bytes(AUTHORED.read_text(encoding="utf-8").encode("utf-16"))
+    result = build("authored", authored, tmp_path / "out-authored")
+    assert result.exit_code == 1 and f"error: {authored}: the file is UTF-16" in result.stderr
+
+
+def test_a_pushshift_month_cut_mid_frame_is_reported_as_truncated(tmp_path, shared):
+    """zstandard's stream reader ends a .zst cut inside a frame without an error: the build reported one
+    malformed row ("bad JSON: Unterminated string") and nothing about the file. Now the file is marked truncated
+    (stats.json) and the warning says it ends inside a zstd frame; a whole file, a cut-free one of two frames,
+    is not."""
+    from lima_data.sources.reddit import _zst_cut
+
+    data = (shared / "reddit" / "zst" / "RC_2005-12.zst").read_bytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "AskMen_submissions.zst").write_bytes((shared / "reddit" / "zst" / "AskMen_submissions.zst").read_bytes())
+    cut = folder / "RC_2005-12.zst"
+    cut.write_bytes(data[: len(data) // 2])
+    result = build("reddit", folder, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"warning: {cut}: 1 malformed row(s) and the file is truncated" in result.stderr, result.stderr
+    assert "ends inside a zstd frame" in result.stderr
+    stats = json.loads((tmp_path / "out" / "lima" / "report" / "stats.json").read_text())
+    assert [r["truncated"] for r in stats["readers"] if r["shard"] == str(cut)] == [True]
+    assert [r["truncated"] for r in stats["readers"] if r["shard"] != str(cut)] == [False]
+    two = tmp_path / "two.zst"
+    two.write_bytes(data + zstandard.ZstdCompressor().compress(b'{"id": "x"}\n'))
+    assert not _zst_cut(two) and not _zst_cut(shared / "reddit" / "zst" / "RC_2005-12.zst") and _zst_cut(cut)
+
+
+# --- A dump rewritten by another tool: rows not one per line --------------------------------------------------
+
+def _rewritten_forms(source: Path, folder: Path) -> dict[str, Path]:
+    """The real Posts.xml ``source`` as other tools write it: ElementTree's ``tree.write()`` (every row on one
+    line) and a pretty-printer that wraps attributes over lines; each as ``folder/<form>/<site>/Posts.xml``."""
+    import re
+
+    from lxml import etree
+
+    tree = etree.parse(str(source))
+    for row in tree.getroot():
+        row.tail = None
+    tree.getroot().text = None
+    forms = {"one_line": etree.tostring(tree, xml_declaration=True, encoding="utf-8"),
+             "wrapped": re.sub(rb'" (?=[A-Z]\w*=")', b'"\n      ', source.read_bytes())}
+    paths = {}
+    for form, data in forms.items():
+        (folder / form / source.parent.name).mkdir(parents=True)
+        paths[form] = folder / form / source.parent.name / "Posts.xml"
+        paths[form].write_bytes(data)
+    return paths
+
+
+def test_a_posts_xml_whose_rows_are_not_one_per_line_reads_as_the_dump(tmp_path, shared):
+    """The reader reads the dump line by line; the same XML written by another tool (ElementTree: every row on
+    one line; attributes wrapped over lines) gave no row at all, silently ("0 malformed rows and the file is
+    truncated"): a whole site lost. Such a file is now rewritten one row per line (lxml iterparse, bounded
+    memory) and read: the same candidates and counts as the dump itself, also where the file would be split
+    into byte ranges (it is not) and inside a .7z."""
+    import py7zr
+
+    source = shared / "stackexchange" / "coffee" / "Posts.xml"
+    dump, dump_stats, _ = _read_posts(source)
+    for form, path in _rewritten_forms(source, tmp_path / "forms").items():
+        for settings in ({}, {"shard_bytes": 100_000}):
+            read, stats, shards = _read_posts(path, **settings)
+            assert len(shards) == 1, form
+            assert {k: c.to_dict() for k, c in read.items()} == {k: c.to_dict() for k, c in dump.items()}, form
+            assert stats.counts == dump_stats.counts and stats.malformed == 0 and not stats.truncated, (form, stats)
+    archive = tmp_path / "coffee.stackexchange.com.7z"
+    with py7zr.SevenZipFile(archive, "w") as out:
+        out.write(tmp_path / "forms" / "one_line" / "coffee" / "Posts.xml", "Posts.xml")
+    read, stats, _ = _read_posts(archive)
+    assert read.keys() == dump.keys() and stats.counts == dump_stats.counts
+
+
+def test_a_file_not_in_lines_that_is_not_well_formed_or_a_dialogue_dump_is_one_clear_error(tmp_path, shared):
+    """Rows that are not one per line cannot be told apart by lines: a file that is also bad XML, and (not
+    rewritten there) a dialogue's Posts.xml / Comments.xml, end in one error naming the file."""
+    from lima_data.errors import InputError
+    from lima_data.sources.stackexchange import StackExchangeDialogueSource
+    from tests.conftest import read_source
+
+    path = _rewritten_forms(shared / "stackexchange" / "coffee" / "Posts.xml", tmp_path)["one_line"]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"Posts.xml: its rows are not one per line .* not well-formed XML \(line 2"):
+        _read_posts(path)
+    site = tmp_path / "history_meta"
+    site.mkdir()
+    (site / "Posts.xml").write_bytes((shared / "stackexchange" / "history_meta" / "Posts.xml").read_bytes())
+    (site / "Comments.xml").write_bytes((shared / "stackexchange" / "history_meta" / "Comments.xml").read_bytes()
+                                        .replace(b"\r\n", b"\n").replace(b"\n  <row", b"<row"))
+    with pytest.raises(InputError, match=r"Comments.xml: its rows are not one per line"):
+        read_source(StackExchangeDialogueSource(), [site])
+
+
+def test_a_file_error_raised_in_a_worker_process_names_the_file(tmp_path, shared):
+    """With ``--workers 2`` an InputError raised in a worker (a Posts.xml that is not XML) could not be
+    unpickled (pickle re-called ``__init__`` with the formatted message alone) and the build said "a worker
+    process died (killed, or out of memory?)". The error now crosses the process boundary whole."""
+    import pickle
+
+    from lima_data.errors import InputError
+
+    error = pickle.loads(pickle.dumps(InputError(tmp_path / "Posts.xml", "not an XML file", 1)))
+    assert (str(error), error.path, error.line) == (f"{tmp_path / 'Posts.xml'}:1: not an XML file",
+                                                    str(tmp_path / "Posts.xml"), 1)
+    folder = tmp_path / "in"
+    (folder / "coffee").mkdir(parents=True)
+    (folder / "coffee" / "Posts.xml").write_bytes((shared / "stackexchange" / "coffee" / "Posts.xml").read_bytes())
+    (folder / "genai").mkdir()
+    (folder / "genai" / "Posts.xml").write_text("garbage\n")
+    result = build("stackexchange", folder, tmp_path / "out", "--workers", "2")
+    assert result.exit_code == 1, result.output
+    assert f"error: {folder / 'genai' / 'Posts.xml'}:1: not an XML file" in result.stderr, result.stderr

@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import InputError
+
 #: At most this many malformed-row positions are kept per shard (all are counted).
 MAX_ERRORS_KEPT = 100
+#: What a file that holds no row at all is reported as (see :meth:`ReaderStats.empty`).
+EMPTY_FILE = "the file is empty"
 
 
 @dataclass
@@ -42,6 +46,22 @@ class ReaderStats:
             self.malformed += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append({"line": line, "error": message})
+
+    def empty(self, strict: bool, detail: str = "") -> None:
+        """Record that the shard holds no row at all: 0 bytes, only blank lines, an empty zstd frame or archive
+        member, or only an XML declaration (``detail`` says which, e.g. ``"only an XML declaration"``).
+
+        DESIGN.md section 5: one bad shard of a dump is counted and reported, not fatal, unless strict. So the
+        file is skipped: the problem is kept in ``errors`` (``line`` None; not a malformed row) and the build
+        warns naming the file (:func:`lima_data.executor.merge_results`) and goes on with the other files.
+
+        Raises:
+            InputError: ``strict``; the message names the file (``self.shard``) and says it is empty.
+        """
+        message = f"{EMPTY_FILE} ({detail})" if detail else EMPTY_FILE
+        if strict:
+            raise InputError(self.shard, message)
+        self.error(None, f"{message}: skipped", row=False)
 
     def merge(self, other: "ReaderStats") -> None:
         """Add ``other``'s counts (another byte range of the same file) to these."""

@@ -130,7 +130,13 @@ class Source:
     def json_objects(self, lines: Iterable[str], stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(line number, object)`` for each JSON-object line of ``lines``; blank lines are skipped, bad JSON and
         non-objects counted as malformed rows (or raised in strict mode). ``lines`` may be bytes (a file opened in
-        binary mode), so that a line that is not UTF-8 is one malformed row, not the end of the file."""
+        binary mode), so that a line that is not UTF-8 is one malformed row, not the end of the file. A file with
+        no line but blank ones (and no row counted by whoever fed ``lines``) is empty: :meth:`ReaderStats.empty`.
+
+        Raises:
+            InputError: strict mode, and a bad row or an empty file.
+        """
+        blank = True
         for line, raw in enumerate(lines, 1):
             if isinstance(raw, bytes):
                 try:
@@ -140,6 +146,7 @@ class Source:
                     continue
             if not raw.strip():
                 continue
+            blank = False
             try:
                 row = loads_json(raw)
             except json.JSONDecodeError as exc:
@@ -151,6 +158,8 @@ class Source:
                 self.malformed(stats, line, "not a JSON object")
                 continue
             yield line, row
+        if blank and not stats.rows:  # (a reader that skips rows unparsed counts them in ``rows``, e.g. Reddit's)
+            stats.empty(self.strict)
 
     def malformed(self, stats: ReaderStats, line: int | None, message: str) -> None:
         """Count a bad row (or raise it in strict mode)."""
@@ -246,7 +255,9 @@ def walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, bool]]:
             raise InputError(path, "not a regular file or folder (a FIFO, socket or device?); name a dump file "
                                    "or a folder of them")
         for child in sorted(path.rglob("*")):
-            if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+            # (a broken symbolic link, or a loop, is yielded too: :func:`discover` lists it as skipped, issue 15)
+            if ((child.is_file() or child.is_symlink() and not child.exists())
+                    and not any(part.startswith(".") for part in child.relative_to(path).parts)):
                 yield child, False
 
 
@@ -262,6 +273,9 @@ def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[
     found: dict[str, list[Shard]] = {s.name: [] for s in sources}
     skipped: list[Path] = []
     for path, explicit in walk(paths):
+        if not explicit and not path.exists():  # a broken symbolic link found in a folder: skipped, listed
+            skipped.append(path)
+            continue
         claimed = primary = False
         for source in sources:
             if primary and not source.companion:
@@ -273,10 +287,27 @@ def discover(paths: Iterable[str | Path], sources: list[Source], warn: Callable[
                 primary = primary or not source.companion
         if not claimed:
             if explicit:
+                if path.stat().st_size == 0:  # no source can tell an empty file's format (issue 15)
+                    raise InputError(path, "the file is empty")
+                if utf16(path):
+                    raise InputError(path, UTF16)
                 raise InputError(path, "not a dump of any source being built "
                                        f"({', '.join(s.name for s in sources)})")
             skipped.append(path)
     return {s.name: s.finalize(found[s.name], warn) for s in sources}, skipped
+
+
+#: What a UTF-16 file (Windows tools write them) is told: every source reads UTF-8.
+UTF16 = "the file is UTF-16; lima-data reads UTF-8 (convert it, e.g. iconv -f UTF-16 -t UTF-8)"
+
+
+def utf16(path: Path) -> bool:
+    """The file starts with a UTF-16 byte-order mark (FF FE or FE FF)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")
+    except OSError:
+        return False
 
 
 def peek_lines(path: Path, n: int = 1, limit: int = 1 << 16) -> list[str]:

@@ -49,11 +49,14 @@ class NaturalInstructionsSource(Source):
         for shard in shards:
             shard_stats = stats(shard)
             advance = progress(shard)
-            shard_stats.rows += 1
             if shard.size > self.settings["max_task_bytes"]:
                 raise InputError(shard.path, f"task file larger than max_task_bytes ({self.settings['max_task_bytes']})")
             try:
                 text = shard.path.read_text(encoding="utf-8-sig")
+                if not text.strip():  # skipped with a warning, as every source's empty file
+                    shard_stats.empty(self.strict)
+                    continue
+                shard_stats.rows += 1
                 task = loads_json(text)
             except json.JSONDecodeError as exc:
                 self.malformed(shard_stats, exc.lineno, f"bad JSON: {exc.msg}")

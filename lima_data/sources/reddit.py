@@ -74,6 +74,25 @@ def _open_text(shard: Shard):
     return io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace")
 
 
+def _zst_cut(path: Path) -> bool:
+    """The ``.zst`` file ends inside a zstd frame: a cut download (zstandard's stream reader ends such a file
+    without an error, its last line cut off). Decompresses the file once more, the output discarded (in 64 KiB
+    steps: bounded memory); called only for a file whose last line has no line end, so a good file never pays.
+    Pushshift files end every line, the last included, with a line end."""
+    decompressor = zstandard.ZstdDecompressor(max_window_size=2**31)
+    frame = None
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 16):
+                while chunk:
+                    frame = frame or decompressor.decompressobj()
+                    frame.decompress(chunk)
+                    chunk, frame = (frame.unused_data, None) if frame.eof else (b"", frame)
+    except (zstandard.ZstdError, OSError):
+        return False  # (damaged, not cut: its own error is reported by the read)
+    return frame is not None
+
+
 def _zst_first_keys(path: Path) -> set[str]:
     try:
         with open(path, "rb") as fh:
@@ -362,9 +381,12 @@ class RedditSource(Source):
     def _ndjson(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         wanted = [name.lower() for name in self.settings["subreddits"]]
 
+        last = [""]
+
         def prefiltered(text):
             # A row of a wanted subreddit has its name in the line (names are plain ASCII, never escaped in
             # JSON), so lines without any wanted name are counted and skipped unparsed; "" keeps line numbers.
+            raw = ""
             for raw in text:
                 lowered = raw.lower()
                 line = raw.strip()
@@ -375,12 +397,19 @@ class RedditSource(Source):
                         stats.rows += 1
                         stats.count("other_subreddits")
                     yield ""
+            last[0] = raw
 
         try:
             with _open_text(shard) as text:
                 yield from self.json_objects(prefiltered(text), stats)
         except zstandard.ZstdError as exc:
             raise InputError(shard.path, f"zstd decompression failed: {exc}") from None
+        if last[0] and not last[0].endswith("\n") and shard.path.suffix.lower() == ".zst" and _zst_cut(shard.path):
+            message = "the file ends inside a zstd frame (cut short: an interrupted download?)"
+            if self.strict:
+                raise InputError(shard.path, message)
+            stats.truncated = True
+            stats.error(None, message, row=False)
 
     def _csv(self, shard: Shard, stats: ReaderStats) -> Iterator[tuple[int, dict[str, Any]]]:
         for line, row in csv_rows(shard.path):

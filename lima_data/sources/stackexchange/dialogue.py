@@ -49,8 +49,16 @@ from ...candidate import Candidate
 from ...errors import InputError
 from ..base import Shard, Source
 from .dialogue_reader import SOURCE, DialogueReader, _sibling
+from .sevenzip import UnreadableArchive
 from .sites import site_domain
-from .source import StackExchangeSource, _one_per_site, _posts_member, _site_member
+from .source import (
+    UNREADABLE,
+    StackExchangeSource,
+    _one_per_site,
+    _site_member,
+    record_unreadable,
+    unreadable_archive,
+)
 
 
 class StackExchangeDialogueSource(Source):
@@ -78,10 +86,20 @@ class StackExchangeDialogueSource(Source):
 
     def claim(self, path: Path, explicit: bool) -> Shard | None:
         if path.suffix.lower() == ".7z":
-            comments = _site_member(path, "Comments.xml")
+            try:
+                comments = _site_member(path, "Comments.xml")
+            except UnreadableArchive:
+                if self.strict:
+                    raise
+                return unreadable_archive(path, SOURCE)  # (skipped with a warning, as by ``stackexchange``)
             if comments is None:
                 return None
-            _, posts_size = _posts_member(path)  # raises when the archive has no Posts.xml
+            posts = _site_member(path, "Posts.xml")
+            if posts is None:  # e.g. stackoverflow.com-Comments.7z: its posts are another archive
+                if explicit:
+                    raise InputError(path, "no Posts.xml in this archive (a dialogue needs both)")
+                return None
+            posts_size = posts[1]
             return Shard(SOURCE, path, "7z", comments[1] + 2 * posts_size, 1, comments[0], site_domain(path.name))
         if path.name.lower() == "comments.xml":
             posts = _sibling(path, "Posts.xml")
@@ -100,4 +118,7 @@ class StackExchangeDialogueSource(Source):
         reader = DialogueReader(strict=self.strict, max_turns=self.settings["max_turns"],
                                 min_answer_score=self.settings["min_answer_score"])
         for shard in shards:
+            if shard.kind == UNREADABLE:
+                record_unreadable(shard, stats(shard), lambda path: _site_member(path, "Comments.xml"))
+                continue
             yield from reader.read(shard, stats(shard), progress(shard))

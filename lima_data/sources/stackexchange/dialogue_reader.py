@@ -20,6 +20,7 @@ from ...errors import InputError
 from .. import ReaderStats
 from ..base import Shard
 from .dialogue_chains import build_chain
+from .lines import NOT_LINES, head_of, rows_one_per_line
 from .rows import ANSWER, QUESTION, _author, _numbers, _question
 from .sites import licence_for
 from .source import _posts_member
@@ -77,6 +78,9 @@ class DialogueReader(RowStream):
         """
         posts, comments_file = self._files(shard)
         site = shard.domain
+        for dump in (posts, comments_file):
+            if not dump.member and not rows_one_per_line(head_of(dump.path)):
+                raise InputError(dump.label, NOT_LINES)
 
         # Pass 1: numbers of every post, no XML parse.
         owners: dict[int, int] = {}  # question id -> asker
@@ -122,7 +126,7 @@ class DialogueReader(RowStream):
             if _POST_ID.search(line) is None:
                 self._malformed(stats, comments_file.label, line_no, "comment row without a usable PostId")
                 continue
-            row = self._parse_row(line, line_no, comments_file.label, None)
+            row = self._parse_row(line, line_no, comments_file.label, None, repairs=stats)
             if row is None:
                 self._malformed(stats, comments_file.label, line_no, "bad XML in comment row")
                 continue
@@ -164,7 +168,7 @@ class DialogueReader(RowStream):
         questions: dict[int, dict[str, Any]] = {}
         early: dict[int, dict[str, str]] = {}
         for line_no, _, line in self._rows(posts, None, None, wanted):
-            row = self._parse_row(line, line_no, posts.label, None)
+            row = self._parse_row(line, line_no, posts.label, None, repairs=stats)
             if row is None:
                 self._malformed(stats, posts.label, line_no, "bad XML in a chained post")
                 continue

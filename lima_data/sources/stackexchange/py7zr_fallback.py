@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from ...errors import InputError
-from .sevenzip import Member
+from .sevenzip import Member, UnreadableArchive
 
 
 def py7zr_members(archive: Path) -> list[Member]:
@@ -27,7 +27,7 @@ def py7zr_members(archive: Path) -> list[Member]:
             return [Member(info.filename, int(info.uncompressed or 0), encrypted)
                     for info in handle.list() if not info.is_directory]
     except Exception as exc:  # py7zr raises several types for a damaged archive
-        raise InputError(archive, f"cannot open as a 7z archive ({type(exc).__name__}: {exc})") from None
+        raise UnreadableArchive(archive, f"cannot open as a 7z archive ({type(exc).__name__}: {exc})") from None
 
 
 

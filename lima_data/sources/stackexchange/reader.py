@@ -21,11 +21,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ...candidate import Candidate
 from .. import ReaderStats
 from . import sevenzip
+from .lines import head_of, rewrite_in_lines, rows_one_per_line
 from .rows import ANSWER, QUESTION, _candidate, _numbers
 from .sites import SiteDump
 from .stream import _CHUNK, RowStream
@@ -89,6 +91,8 @@ class StackExchangeReader(RowStream):
         """
         if dump.member and dump.size <= SPOOL_BYTES:
             return self._read_spooled(dump, stats, progress)
+        if not dump.member and not rows_one_per_line(head_of(dump.path)):
+            return self._read_rewritten(dump, stats, progress, open(dump.path, "rb"))
         return self._read_two_passes(dump, stats, progress)
 
     def _read_two_passes(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
@@ -126,6 +130,20 @@ class StackExchangeReader(RowStream):
         for waiting in pending.values():  # the top answer row never came (cut file): nothing to answer with
             yield _candidate(waiting["question"], waiting["best"], None)
 
+    def _read_rewritten(self, dump: SiteDump, stats: ReaderStats, progress, stream) -> Iterator[Candidate]:
+        """:meth:`read` of a file whose rows are not one per line (another tool wrote it): ``stream`` (the file,
+        closed here) is rewritten one row per line into a temporary file (:func:`.lines.rewrite_in_lines`,
+        deleted after), which is read as the dump."""
+        fd, name = tempfile.mkstemp(prefix="lima-se-lines-", suffix=".xml")
+        try:
+            with stream, os.fdopen(fd, "wb") as out:
+                rewrite_in_lines(stream, out, "posts", dump.label)
+            self._spooled[dump] = name
+            yield from self._read_two_passes(dump, stats, progress)
+        finally:
+            self._spooled.pop(dump, None)
+            os.unlink(name)
+
     def _read_spooled(self, dump: SiteDump, stats: ReaderStats, progress) -> Iterator[Candidate]:
         """:meth:`read` of an archive member decompressed once into a temporary file (deleted after) instead of
         twice, once per pass: decoding (bzip2 in the dump's archives) is slower than parsing."""
@@ -134,6 +152,9 @@ class StackExchangeReader(RowStream):
             limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
             with os.fdopen(fd, "wb") as out, sevenzip.open_member(dump.path, dump.member, limit) as stream:
                 shutil.copyfileobj(stream, out, _CHUNK)
+            if not rows_one_per_line(head_of(Path(name))):
+                yield from self._read_rewritten(dump, stats, progress, open(name, "rb"))
+                return
             self._spooled[dump] = name
             yield from self._read_two_passes(dump, stats, progress)
         finally:
@@ -214,7 +235,7 @@ class StackExchangeReader(RowStream):
                     continue
                 answers.seek(found[2])
                 text = answers.readline().strip()
-                row = self._parse_row(text, found[3], label, None)
+                row = self._parse_row(text, found[3], label, None, repairs=stats)  # (counted as in one pass)
                 if row is None or "Body" not in row:
                     self._malformed(stats, label, found[3], "top answer row cannot be parsed")
                 yield _candidate(question, best, row if row is not None and "Body" in row else None)

@@ -33,9 +33,49 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 #: has one) is read as absent, as text that is no number always was, instead of ending the read or the build
 #: (issue 15, found by fuzzing: 2**70 stopped the polars join, 5,000 digits the file's read).
 _NUMBER_ATTRIBUTE = re.compile(rb' (Id|PostTypeId|ParentId|Score|AcceptedAnswerId)="(-?\d{1,18})"')
+#: A number as :data:`_NUMBER_ATTRIBUTE` reads one, for an attribute's parsed text (:func:`_number`).
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
 #: A reference to an entity XML does not predefine (the dump uses only these and character references); lxml
 #: refuses such a row, so a row read without lxml must be refused too.
 _UNDEFINED_ENTITY = re.compile(rb"&(?!(?:quot|amp|lt|gt|apos|#[0-9]+|#x[0-9a-fA-F]+);)[^;\s]{0,40};?")
+
+#: A numeric character reference, decimal or hex (a longer number than 8 digits is beyond U+10FFFF either way).
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+#: Raw bytes XML 1.0 refuses in a document: C0 controls other than tab, LF and CR, and U+FFFE / U+FFFF in UTF-8.
+_RAW_NOT_XML = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
+_REPLACEMENT_REF = b"&#xFFFD;"
+
+
+def _xml_char(code: int) -> bool:
+    """XML 1.0's ``Char`` production (section 2.2): tab, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD,
+    U+10000-U+10FFFF."""
+    return (0x20 <= code <= 0xD7FF or code in (0x9, 0xA, 0xD) or 0xE000 <= code <= 0xFFFD
+            or 0x10000 <= code <= 0x10FFFF)
+
+
+def _one_ref(found: re.Match) -> bytes:
+    digits = found[1] or found[2]
+    if len(digits.lstrip(b"0")) <= 8 and _xml_char(int(digits, 16 if found[1] else 10)):
+        return found[0]
+    return _REPLACEMENT_REF
+
+
+def _repair_chars(text: bytes) -> bytes | None:
+    """``text`` (a row line, or part of one) with every character XML 1.0 refuses replaced by U+FFFD, or
+    ``None`` when it holds none: character references to code points outside XML's ``Char`` production
+    (``&#1;``, ``&#x1F;``, ``&#0;``, lone surrogates ``&#xD800;``, ``&#xFFFE;``, numbers beyond U+10FFFF) and
+    the same characters written raw (C0 controls but tab / LF / CR; U+FFFE, U+FFFF).
+
+    libxml2 refuses a row holding one ("xmlParseCharRef: invalid xmlChar value 1"), so the whole row was lost,
+    yet real dumps have them (bodies pasted from binary files or Word documents, issue 15). U+FFFD (the Unicode
+    replacement character, what a decoder writes for input it cannot represent) rather than nothing: the text
+    keeps a visible mark where something was, words on either side are not joined, and the response filters see
+    that the text was damaged. Only rows that failed to parse are repaired (:meth:`.stream.RowStream._parse_row`),
+    so good rows cost nothing.
+    """
+    repaired = _CHAR_REF.sub(_one_ref, text) if b"&#" in text else text
+    repaired = _RAW_NOT_XML.sub(_REPLACEMENT_REF, repaired)
+    return None if repaired == text else repaired
 
 
 def _numbers(line: bytes) -> dict[bytes, int]:
@@ -93,9 +133,15 @@ def _light_title(line: bytes, body: bool) -> tuple[str | None, str | None]:
     if stop < 0 or not body:
         return None, f"row without required attribute {'Title' if stop < 0 else 'Body'}"
     try:
-        return html.unescape(line[start + 8:stop].decode("utf-8")), None
+        title = line[start + 8:stop].decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"bad XML: not UTF-8 ({exc.reason})"
+    if "&" not in title:  # (html.unescape's own first test, without the call)
+        return title, None
+    if "&#" in title:  # a character XML refuses becomes U+FFFD, as in a parsed row (html.unescape drops some)
+        repaired = _repair_chars(line[start + 8:stop])
+        title = title if repaired is None else repaired.decode("utf-8")
+    return html.unescape(title), None
 
 
 def _add_top_answer(meta: dict[str, Any], site: str, best: tuple | None, accepted: int | None) -> None:
@@ -119,19 +165,34 @@ def _light_candidate(site: str, question_id: int, score: int, title: str, accept
                      score=best[0] if best is not None else None, meta=meta)
 
 
+def _number(value: str | None, absent: int | None = None) -> int | None:
+    """A numeric attribute's parsed text read as a row read without a parse reads it (:data:`_NUMBER_ATTRIBUTE`):
+    a whole number of at most 18 digits, else ``absent`` (text that is no number: ``"abc"``, ``""``, ``"1.5"``,
+    ``" 5"``, 19 digits or more). So a ranked-only number (Score, AcceptedAnswerId) means the same in a parsed
+    row and in one read light: a Score that is no number is 0, as a missing Score, whichever way the row is read
+    (issue 15: a parsed row with ``Score="abc"`` was malformed while the same row read light scored 0)."""
+    if value is None:
+        return absent
+    if len(value) <= 18 and value.isdigit() and value.isascii():  # the usual case, without the regex
+        return int(value)
+    return int(value) if _WHOLE_NUMBER.fullmatch(value) else absent
+
+
 def _question(row: dict[str, str], site: str) -> dict[str, Any]:
-    """The fields of a question row that a Candidate needs. Raises KeyError / ValueError on a bad row."""
+    """The fields of a question row that a Candidate needs. Raises KeyError / ValueError on a bad row (a
+    missing Id, Title or Body, an Id that is no number); ``Score``, ``AcceptedAnswerId`` and ``AnswerCount``
+    that are no number are read as absent (:func:`_number`)."""
     question_id = int(row["Id"])
     return {
         "id": question_id,
         "site": site,
         "title": row["Title"],
         "body": row["Body"],
-        "score": int(row.get("Score", 0)),
+        "score": _number(row.get("Score"), 0),
         "tags": parse_tags(row.get("Tags")),
         "created": row.get("CreationDate"),
-        "accepted_answer_id": int(row["AcceptedAnswerId"]) if row.get("AcceptedAnswerId") else None,
-        "answer_count": int(row.get("AnswerCount", 0) or 0),
+        "accepted_answer_id": _number(row.get("AcceptedAnswerId")),
+        "answer_count": _number(row.get("AnswerCount"), 0),
         "owner_user_id": row.get("OwnerUserId"),
         "owner_display_name": row.get("OwnerDisplayName"),
         "licence": licence_for(row.get("CreationDate"), row.get("ContentLicense")),

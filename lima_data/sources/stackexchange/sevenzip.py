@@ -105,7 +105,7 @@ def list_members(archive: Path) -> list[Member]:
         raise InputError(archive, f"cannot run 7-Zip ({binary}): {exc.strerror}") from None
     text = proc.stdout.decode("utf-8", errors="replace")
     if proc.returncode != 0:
-        raise InputError(archive, f"cannot open as a 7z archive ({_tail(proc.stderr) or _tail(proc.stdout)})")
+        raise UnreadableArchive(archive, f"cannot open as a 7z archive: {_open_reason(proc.stderr or proc.stdout, archive)}")
     members = []
     for block in text.replace("\r\n", "\n").split("\n\n"):
         fields = dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
@@ -117,6 +117,30 @@ def list_members(archive: Path) -> list[Member]:
             size = 0
         members.append(Member(fields["Path"], size, fields.get("Encrypted") == "+"))
     return members
+
+
+class UnreadableArchive(InputError):
+    """A ``.7z`` that cannot be opened at all (cut short, damaged index, not 7z): :func:`list_members` and the
+    py7zr fallback raise it, so a build can skip that one site (not an encrypted archive or one without the
+    member: those open, and are refused on purpose)."""
+
+
+def _open_reason(data: bytes, archive: Path) -> str:
+    """What 7-Zip says about an archive it cannot open, without its noise: it repeats the archive's path (the
+    message names it once) and wraps the reason in ``ERROR: ... Open ERROR: Cannot open the file as [7z]
+    archive ERRORS: <reason>``. ``Unexpected end of archive`` (a 7z file keeps its index at the end, so a cut
+    download cannot even be listed) gets a hint."""
+    text = _tail(data, 2000).replace(str(archive), "")
+    for marker in ("ERRORS:", "ERROR:"):
+        if marker in text:
+            reason = text.rsplit(marker, 1)[1].strip(" :")
+            if reason:
+                text = reason
+                break
+    text = text.strip(" :") or "not a 7z archive"
+    if "unexpected end" in text.lower():
+        text += " (the file is cut short: an interrupted download?)"
+    return text[-300:]
 
 
 def _tail(data: bytes, limit: int = 300) -> str:

@@ -20,6 +20,7 @@ from ...files import finish_folder, partial_folder
 from ..base import Shard, Source
 from ..base import discover as discover_shards
 from . import sevenzip
+from .lines import head_of, rows_one_per_line
 from .ranges import index_range, join_index, member_ranges, split_ranges, unpack_site
 from .reader import StackExchangeReader
 from .sites import SOURCE, site_domain
@@ -52,11 +53,38 @@ def _posts_member(archive_path: Path) -> tuple[str, int]:
     return found
 
 
+#: The kind of a shard for an archive that cannot be opened (see :func:`unreadable_archive`).
+UNREADABLE = "7z_unreadable"
+
+
+def unreadable_archive(path: Path, source: str = SOURCE) -> Shard:
+    """A shard for a ``.7z`` that cannot be opened (cut short, not 7z), found outside strict mode: DESIGN.md
+    section 5, one bad shard of a dump is reported, not fatal, so a build over many sites reads the others. Its
+    task records why in the reader stats (:func:`record_unreadable`): a warning naming the file, and an error in
+    report/stats.json ``readers``."""
+    return Shard(source, path, UNREADABLE, 0, 1, None, site_domain(path.name))
+
+
+def record_unreadable(shard: Shard, stats, open_archive: Callable[[Path], object]) -> None:
+    """Record in ``stats`` why ``shard`` (:func:`unreadable_archive`) cannot be read: ``open_archive(path)``
+    (e.g. listing its members) raises the reason again; it is kept as an error (not a malformed row).
+
+    Raises:
+        InputError: the archive opens now (it changed since the build started): read it in a new build.
+    """
+    try:
+        open_archive(shard.path)
+    except InputError as exc:
+        stats.error(None, f"{str(exc).removeprefix(exc.path + ': ')}: skipped", row=False)
+        return
+    raise InputError(shard.path, "the archive changed while the build ran; build again")
+
+
 def _one_per_site(shards: list[Shard], warn: Callable[[str], None]) -> list[Shard]:
-    """``shards`` sorted by site, one per site: of a site given twice, the first path in sorted order is read and
-    ``warn`` is told of the other."""
+    """``shards`` sorted by site, one per site: of a site given twice, the first path in sorted order is read (an
+    archive that cannot be opened only when the site has no other) and ``warn`` is told of the other."""
     by_site: dict[str, Shard] = {}
-    for shard in sorted(shards, key=lambda d: (d.domain, str(d.path))):
+    for shard in sorted(shards, key=lambda d: (d.domain, d.kind == UNREADABLE, str(d.path))):
         if shard.domain in by_site:
             warn(f"site {shard.domain} given twice: reading {by_site[shard.domain].path}, skipping {shard.path}")
             continue
@@ -72,10 +100,10 @@ def discover(paths: Iterable[str | Path], warn: Callable[[str], None] = lambda m
     ``warn`` is told.
 
     Raises:
-        InputError: a path does not exist, or holds no Stack Exchange dump.
+        InputError: a path does not exist, or holds no Stack Exchange dump, or an archive that cannot be opened.
     """
     paths = list(paths)
-    found, _ = discover_shards(paths, [StackExchangeSource()], warn)
+    found, _ = discover_shards(paths, [StackExchangeSource(strict=True)], warn)  # (an unreadable archive: raised)
     if not found[SOURCE]:
         raise InputError(", ".join(map(str, paths)),
                          "no Stack Exchange dump here (expected a .7z archive, a Posts.xml, or a folder of them)")
@@ -123,7 +151,17 @@ class StackExchangeSource(Source):
 
     def claim(self, path: Path, explicit: bool) -> Shard | None:
         if path.suffix.lower() == ".7z":
-            member, size = _posts_member(path)
+            try:
+                found = _site_member(path, "Posts.xml")
+            except sevenzip.UnreadableArchive:
+                if self.strict:
+                    raise
+                return unreadable_archive(path)
+            if found is None:  # another file of the dump (stackoverflow.com-Users.7z, ...): not a site's posts
+                if explicit:
+                    raise InputError(path, "no Posts.xml in this archive")
+                return None
+            member, size = found
             return Shard(SOURCE, path, "7z", size, 2, member, site_domain(path.name))
         if path.name.lower() == "posts.xml" or (explicit and path.suffix.lower() == ".xml"
                                                 and path.name.lower() not in OTHER_DUMP_FILES):
@@ -135,8 +173,8 @@ class StackExchangeSource(Source):
         out = []
         shard_bytes = self.settings["shard_bytes"]
         for shard in _one_per_site(shards, warn):
-            if shard.size <= shard_bytes:
-                out.append(shard)
+            if shard.size <= shard_bytes or (not shard.member and not rows_one_per_line(head_of(shard.path))):
+                out.append(shard)  # (a file not in lines is rewritten in lines by its one task: not split)
             elif shard.member:
                 count = -(-shard.size // shard_bytes)
                 warn(f"{shard.path.name}: its {shard.size / 2**30:.2f} GiB Posts.xml is unpacked once into the "
@@ -243,7 +281,9 @@ class StackExchangeSource(Source):
     def read(self, shards, stats, progress) -> Iterator[Candidate]:
         reader = StackExchangeReader(min_answer_score=self.settings["min_answer_score"], strict=self.strict)
         for shard in shards:
-            if shard.is_range:
+            if shard.kind == UNREADABLE:
+                record_unreadable(shard, stats(shard), lambda path: _posts_member(path))
+            elif shard.is_range:
                 top, first_line, local = self._range_top(shard)
                 yield from reader.read_range(local, stats(shard), top, first_line, progress(shard))
             else:

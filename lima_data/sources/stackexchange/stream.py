@@ -25,7 +25,8 @@ from lxml import etree
 
 from ...candidate import Candidate
 from ...errors import InputError
-from .. import ReaderStats
+from .. import EMPTY_FILE, ReaderStats
+from ..base import UTF16
 from . import sevenzip
 from .rows import (
     _PARSER,
@@ -37,6 +38,7 @@ from .rows import (
     _numbers,
     _plain_numbers,
     _question,
+    _repair_chars,
 )
 from .sites import SiteDump
 
@@ -69,7 +71,7 @@ class RowStream:
     # -- byte streams -----------------------------------------------------------------------------------------
 
     def _open(self, dump: SiteDump):
-        if dump.member and self._spooled.get(dump) is not None:
+        if self._spooled.get(dump) is not None:  # an archive member decoded, or a file rewritten in lines
             return open(self._spooled[dump], "rb", buffering=_CHUNK)
         if dump.member:
             limit = self.max_decompressed_bytes or (dump.size + (1 << 20))
@@ -182,8 +184,9 @@ class RowStream:
                         if line_no == 1 and first:
                             text = text.removeprefix(b"\xef\xbb\xbf")
                             if not text.startswith(b"<"):
-                                raise InputError(label, f"not an XML file (expected a Stack Exchange {name})",
-                                                 line_no)
+                                utf16 = text.startswith((b"\xff\xfe", b"\xfe\xff"))
+                                raise InputError(label, UTF16 if utf16 else
+                                                 f"not an XML file (expected a Stack Exchange {name})", line_no)
                         if not text:
                             continue
                         if text.startswith(b"<row"):
@@ -224,10 +227,9 @@ class RowStream:
             cursor["lines"] = line_no - first_line + 1
         if not first:
             pass
-        elif line_no == 0:
-            raise InputError(label, "the file is empty")
-        elif not opened:
-            raise InputError(label, f"not a {name}: no <{root}> root element")
+        elif line_no == 0 or not opened:  # nothing, or only an XML declaration (any other line raised above)
+            self._empty(label, stats, "" if line_no == 0 else f"only an XML declaration, no <{root}> element")
+            return
         if last and not closed and stats is not None:
             stats.truncated = True
             message = f"the file ends at line {line_no} without </{root}> (truncated?)"
@@ -252,14 +254,33 @@ class RowStream:
 
         return pick
 
+    def _empty(self, label: str, stats: ReaderStats | None, detail: str) -> None:
+        """A whole file (or archive member) that holds no row: raise in strict mode, else record it in ``stats``
+        (:meth:`ReaderStats.empty`: the file is skipped with a warning naming it; a pass without ``stats``
+        skips it silently, the pass with them records it).
+
+        Raises:
+            InputError: ``strict``, naming the file.
+        """
+        if stats is not None:
+            stats.empty(self.strict, detail)
+        elif self.strict:
+            raise InputError(label, EMPTY_FILE + (f" ({detail})" if detail else ""))
+
     def _malformed(self, stats: ReaderStats, label: str, line_no: int, message: str) -> None:
         if self.strict:
             raise InputError(label, message, line_no)
         stats.error(line_no, message)
 
-    def _parse_row(self, text: bytes, line_no: int, label: str, stats: ReaderStats | None) -> dict[str, str] | None:
+    def _parse_row(self, text: bytes, line_no: int, label: str, stats: ReaderStats | None,
+                   repairs: ReaderStats | None = None) -> dict[str, str] | None:
         """The attributes of one row line, or ``None`` (recorded in ``stats`` as malformed) when it is cut off or
-        bad XML. The row is not counted in ``stats.rows`` (:meth:`_rows` counts it)."""
+        bad XML. The row is not counted in ``stats.rows`` (:meth:`_rows` counts it).
+
+        A row libxml2 refuses is parsed again with every character XML 1.0 refuses (``&#1;``, ``&#xD800;``,
+        ...) turned into U+FFFD (:func:`.rows._repair_chars`); when that parses, the row is read and counted
+        as ``counts["repaired"]`` of ``stats`` (or of ``repairs``, for a caller that records malformed rows
+        itself). Only a failed parse pays for the repair."""
         if not text.endswith(b"/>"):
             if stats is not None:
                 self._malformed(stats, label, line_no, "row is cut off (no closing '/>')")
@@ -267,10 +288,27 @@ class RowStream:
         try:
             element = etree.fromstring(text, _PARSER)
         except etree.XMLSyntaxError as exc:
-            if stats is not None:
-                self._malformed(stats, label, line_no, f"bad XML: {_xml_reason(exc.msg)}")
-            return None
+            element = self._repaired_row(text)
+            if element is None:
+                if stats is not None:
+                    self._malformed(stats, label, line_no, f"bad XML: {_xml_reason(exc.msg)}")
+                return None
+            counted = stats if stats is not None else repairs
+            if counted is not None:
+                counted.count("repaired")
         return dict(element.attrib)
+
+    @staticmethod
+    def _repaired_row(text: bytes):
+        """The element of a row line that failed to parse, once its characters XML refuses are U+FFFD, or
+        ``None`` when it holds none or still fails (another fault: the original reason is reported)."""
+        repaired = _repair_chars(text)
+        if repaired is None:
+            return None
+        try:
+            return etree.fromstring(repaired, _PARSER)
+        except etree.XMLSyntaxError:
+            return None
 
     def _check_answer(self, numbers: dict[bytes, int], stats: ReaderStats, label: str, line_no: int) -> None:
         """Count an answer row that is not parsed (its numbers only), or record it as malformed."""
@@ -377,7 +415,7 @@ class RowStream:
             if post_type == QUESTION:
                 return post_type, post_id, _question(row, dump.domain)
             if post_type == ANSWER:
-                int(row["ParentId"]), int(row.get("Score", 0))
+                int(row["ParentId"])  # (its Score, if no number, is 0 as in a row read light: rows._number)
                 if "Body" not in row:
                     raise KeyError("Body")
             return post_type, post_id, None
