@@ -405,7 +405,8 @@ def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, d
         empty = [p for p in skipped if _is_empty(p)]  # no source can claim a 0-byte file: say so (issue 15)
         if empty and not dry_run:
             shown = ", ".join(display_path(p) for p in empty[:5])
-            warn(f"{len(empty)} empty file(s) under the inputs were skipped: {shown}{', ...' if len(empty) > 5 else ''}")
+            warn(f"{len(empty)} empty file(s) under the inputs were skipped: {shown}"
+                 f"{', ...' if len(empty) > 5 else ''}")
         broken = [p for p in skipped if not p.exists()]  # broken symbolic links (or loops): say so (issue 15)
         if broken and not dry_run:
             shown = ", ".join(display_path(p) for p in broken[:5])
