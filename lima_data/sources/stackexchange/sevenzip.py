@@ -105,7 +105,8 @@ def list_members(archive: Path) -> list[Member]:
         raise InputError(archive, f"cannot run 7-Zip ({binary}): {exc.strerror}") from None
     text = proc.stdout.decode("utf-8", errors="replace")
     if proc.returncode != 0:
-        raise UnreadableArchive(archive, f"cannot open as a 7z archive: {_open_reason(proc.stderr or proc.stdout, archive)}")
+        reason = _open_reason(proc.stderr or proc.stdout, archive)
+        raise UnreadableArchive(archive, f"cannot open as a 7z archive: {reason}")
     members = []
     for block in text.replace("\r\n", "\n").split("\n\n"):
         fields = dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
