@@ -380,6 +380,11 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
+def _first_few(paths: list[Path]) -> str:
+    """The first five of ``paths`` for a warning, then ``, ...`` when there are more."""
+    return ", ".join(display_path(p) for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
+
+
 def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, dict[str, Any]], *, strict: bool,
                allow_empty: bool, dry_run: bool, warn: Callable[[str], None]) -> BuildPlan:
     """The plan stage: build each source's chain and reader, find its shards in ``inputs`` (or the recipe's
@@ -402,22 +407,18 @@ def plan_build(recipe: Recipe, sources: list[str], inputs, curation: dict[str, d
     skipped: list[Path] = []
     if inputs:
         shards, skipped = discover(inputs, list(readers.values()), warn)
-        empty = [p for p in skipped if _is_empty(p)]  # no source can claim a 0-byte file: say so (issue 15)
-        if empty and not dry_run:
-            shown = ", ".join(display_path(p) for p in empty[:5])
-            warn(f"{len(empty)} empty file(s) under the inputs were skipped: {shown}"
-                 f"{', ...' if len(empty) > 5 else ''}")
-        broken = [p for p in skipped if not p.exists()]  # broken symbolic links (or loops): say so (issue 15)
-        if broken and not dry_run:
-            shown = ", ".join(display_path(p) for p in broken[:5])
-            warn(f"{len(broken)} broken symbolic link(s) under the inputs were skipped: {shown}"
-                 f"{', ...' if len(broken) > 5 else ''}")
-        others = [p for p in skipped if p not in empty and p not in broken]
-        if others and not dry_run:
-            shown = ", ".join(display_path(p) for p in others[:5])
-            warn(f"{len(others)} file(s) under the inputs belong to no source being built and were skipped: "
-                 f"{shown}{', ...' if len(others) > 5 else ''} (all listed in manifest.json \"skipped\"; "
-                 f"--dry-run shows which source claims which file)")
+        if not dry_run:  # what no source claims, said by kind: empty, broken links, other files (issue 15)
+            empty, broken, others = [], [], []
+            for p in skipped:
+                (broken if not p.exists() else empty if _is_empty(p) else others).append(p)
+            if empty:
+                warn(f"{len(empty)} empty file(s) under the inputs were skipped: {_first_few(empty)}")
+            if broken:
+                warn(f"{len(broken)} broken symbolic link(s) under the inputs were skipped: {_first_few(broken)}")
+            if others:
+                warn(f"{len(others)} file(s) under the inputs belong to no source being built and were skipped: "
+                     f"{_first_few(others)} (all listed in manifest.json \"skipped\"; --dry-run shows which source "
+                     f"claims which file)")
     else:
         shards = {}
         for source, reader in readers.items():
